@@ -1,0 +1,316 @@
+"""driftgate.yaml: the environments, where their desired state lives, how it
+is applied, and who must approve.
+
+`load_config()` finds the file (``--config``, then ``DRIFTGATE_CONFIG``, then
+``./driftgate.yaml``), merges ``defaults`` into every environment, validates
+with pydantic and raises `ConfigError` with one line per problem, each naming
+the environment and the field. Unknown keys are errors: a typo must not
+silently switch off a safety setting. Called by the CLI and by the flow.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import posixpath
+import re
+from datetime import timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from driftgate.errors import ConfigError
+
+CONFIG_ENV_VAR = "DRIFTGATE_CONFIG"
+DEFAULT_CONFIG_NAME = "driftgate.yaml"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'90s', '5m', '1h', '2d' or a number of seconds -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration: use e.g. 30s, 5m, 1h or a number of seconds")
+    number, unit = match.groups()
+    return timedelta(seconds=float(number) * _UNIT_SECONDS[unit])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(Strict):
+    """Where the desired state lives: a Git repository, a ref and a subpath."""
+
+    repo: str = Field(description="URL, or a path (relative to driftgate.yaml)")
+    ref: str = "main"
+    path: str = "."
+    credentials: str | None = Field(default=None, description="GitCredentials block name")
+    require_signed_commits: bool = False
+    allowed_signers: list[str] = Field(
+        default_factory=list,
+        description="armored public keys, or files holding them (relative to driftgate.yaml)",
+    )
+    allowed_signers_block: str | None = Field(default=None, description="SigningKeys block name")
+
+    @field_validator("path")
+    @classmethod
+    def _path_stays_inside(cls, value: str) -> str:
+        return safe_subpath(value)
+
+    @field_validator("ref")
+    @classmethod
+    def _ref_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("ref must name a branch, a tag or a commit")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _signers_when_required(self) -> "Source":
+        if self.require_signed_commits and not (self.allowed_signers or self.allowed_signers_block):
+            raise ValueError(
+                "require_signed_commits is on but no allowed_signers or allowed_signers_block is given"
+            )
+        return self
+
+
+def safe_subpath(value: str) -> str:
+    """Normalise a repository subpath; refuse one that leaves the repository."""
+    raw = value.strip() or "."
+    if raw.startswith("/") or raw.startswith("\\"):
+        raise ValueError(f"path {value!r} must be relative to the repository root")
+    normal = posixpath.normpath(raw.replace("\\", "/"))
+    if normal == ".." or normal.startswith("../"):
+        raise ValueError(f"path {value!r} escapes the repository (it climbs out with '..')")
+    return normal
+
+
+class AnsibleTarget(Strict):
+    """Hosts managed by an Ansible playbook from the bundle."""
+
+    kind: Literal["ansible"]
+    playbook: str = "site.yml"
+    inventory: str | None = Field(default=None, description="inventory file in the bundle")
+    hosts: dict[str, dict[str, Any]] | None = Field(
+        default=None, description="inline hosts: name -> host vars"
+    )
+    vars: dict[str, Any] = Field(default_factory=dict, description="extra vars for every run")
+    ssh: str | None = Field(default=None, description="AnsibleSSH block name")
+    timeout: Duration = Field(default=timedelta(minutes=30), description="per ansible run")
+
+    @field_validator("playbook", "inventory")
+    @classmethod
+    def _inside_bundle(cls, value: str | None) -> str | None:
+        return None if value is None else safe_subpath(value)
+
+    @model_validator(mode="after")
+    def _one_inventory(self) -> "AnsibleTarget":
+        if self.inventory and self.hosts is not None:
+            raise ValueError("give either inventory (a file) or hosts (inline), not both")
+        if not self.inventory and self.hosts is None:
+            raise ValueError("give an inventory file or inline hosts")
+        if self.hosts is not None and not self.hosts:
+            raise ValueError("hosts is empty: name at least one host")
+        return self
+
+
+Target = Annotated[AnsibleTarget, Field(discriminator="kind")]
+
+
+class ApprovalMode(str, Enum):
+    NEVER = "never"
+    RISKY = "risky"
+    ALWAYS = "always"
+
+
+class ApprovalPolicy(Strict):
+    mode: ApprovalMode = ApprovalMode.RISKY
+    timeout: Duration = timedelta(hours=1)
+    risky_tasks: list[str] = Field(
+        default_factory=list, description="glob patterns of task names that always need approval"
+    )
+
+
+class Schedule(Strict):
+    interval: Duration | None = None
+    cron: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Schedule":
+        if (self.interval is None) == (self.cron is None):
+            raise ValueError("give exactly one of interval or cron")
+        return self
+
+
+class SyncSettings(Strict):
+    schedule: Schedule | None = None
+
+
+class DriftSettings(Strict):
+    schedule: Schedule | None = None
+    self_heal: Literal["report", "sync-if-safe", "sync"] = "report"
+
+
+class RenderSettings(Strict):
+    """driftgate's own templating, before Ansible sees the bundle."""
+
+    values: dict[str, Any] = Field(default_factory=dict, description="values for the templates")
+    templates: list[str] = Field(
+        default_factory=list,
+        description="globs of *.j2 files (relative to source.path) that driftgate renders; "
+        "an inventory ending in .j2 is always rendered. Ansible's own templates/ are not listed here.",
+    )
+
+
+class Environment(Strict):
+    """One environment: a source, how to render it, where to apply it."""
+
+    name: str
+    source: Source
+    render: RenderSettings = RenderSettings()
+    target: Target
+    approval: ApprovalPolicy = ApprovalPolicy()
+    production: bool = False
+    sync: SyncSettings = SyncSettings()
+    drift: DriftSettings = DriftSettings()
+
+
+class Config(Strict):
+    path: Path = Field(description="the driftgate.yaml this came from")
+    environments: dict[str, Environment]
+
+    def environment(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise ConfigError(
+                f"environment {name!r} is not in {self.path} (known: {known})"
+            ) from None
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--config, then $DRIFTGATE_CONFIG, then ./driftgate.yaml."""
+    for candidate, origin in (
+        (explicit, "--config"),
+        (os.environ.get(CONFIG_ENV_VAR), CONFIG_ENV_VAR),
+    ):
+        if candidate:
+            path = Path(candidate).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"config file {path} (from {origin}) does not exist")
+            return path.resolve()
+    path = Path.cwd() / DEFAULT_CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError(
+            f"no {DEFAULT_CONFIG_NAME} in {Path.cwd()}: pass --config FILE or set {CONFIG_ENV_VAR}"
+        )
+    return path
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Find, parse and validate driftgate.yaml; raise ConfigError listing every problem."""
+    path = find_config(explicit)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: Any, path: Path) -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping with 'environments'")
+    problems = [f"unknown key {key!r} at the top level" for key in raw if key not in ("defaults", "environments")]
+    defaults = raw.get("defaults") or {}
+    envs_raw = raw.get("environments")
+    if not isinstance(envs_raw, dict) or not envs_raw:
+        problems.append("'environments' must map at least one environment name to its settings")
+        envs_raw = {}
+    if not isinstance(defaults, dict):
+        problems.append("'defaults' must be a mapping")
+        defaults = {}
+
+    environments: dict[str, Environment] = {}
+    for name, body in envs_raw.items():
+        if not isinstance(body, dict):
+            problems.append(f"environment {name!r}: must be a mapping of settings")
+            continue
+        merged = _deep_merge(defaults, body)
+        merged["name"] = str(name)
+        _resolve_local_paths(merged, path.parent)
+        try:
+            environments[str(name)] = Environment.model_validate(merged)
+        except ValidationError as exc:
+            problems.extend(f"environment {name!r}: {_describe(err)}" for err in exc.errors())
+    if problems:
+        header = f"{path} is invalid ({len(problems)} problem{'s' if len(problems) > 1 else ''}):"
+        raise ConfigError("\n  ".join([header, *problems]), problems)
+    return Config(path=path, environments=environments)
+
+
+def _describe(err: dict[str, Any]) -> str:
+    # Drop the discriminator tag pydantic puts in the location ("target.ansible.playbook").
+    loc = [str(p) for p in err["loc"] if p != "ansible"]
+    where = ".".join(loc) or "(environment)"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling)"
+    elif err["type"] == "union_tag_invalid":
+        message = f"unknown kind {err.get('input', {}).get('kind')!r}: use 'ansible'"
+    elif err["type"] == "union_tag_not_found":
+        message = "missing 'kind' (use 'ansible')"
+    return f"{where}: {message}"
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _resolve_local_paths(env: dict[str, Any], base: Path) -> None:
+    """A relative repository path or key file is relative to driftgate.yaml, not the cwd."""
+    source = env.get("source")
+    if not isinstance(source, dict):
+        return
+    repo = source.get("repo")
+    if isinstance(repo, str) and is_local_repo(repo) and not Path(repo).expanduser().is_absolute():
+        source["repo"] = str((base / repo).resolve())
+    signers = source.get("allowed_signers")
+    if isinstance(signers, list):
+        source["allowed_signers"] = [
+            s if not isinstance(s, str) or "BEGIN PGP" in s else str((base / s).resolve())
+            for s in signers
+        ]
+
+
+def is_local_repo(repo: str) -> bool:
+    """True for a filesystem path; False for URLs and scp-style git@host:path."""
+    if "://" in repo:
+        return repo.startswith("file://")
+    return not re.match(r"^[\w.-]+@[\w.-]+:", repo)

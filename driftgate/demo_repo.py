@@ -1,0 +1,101 @@
+"""The demo's throwaway world: a Git repository with an Ansible playbook, a
+"host" folder it manages on localhost, and a driftgate.yaml for it.
+
+Used by `driftgate demo` and by the tests (which build on the same repository
+so the demo's story is tested too).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+import yaml
+
+PLAYBOOK = """\
+- name: demo web host
+  hosts: all
+  gather_facts: false
+  vars_files: [vars.yml]
+  tasks:
+    - name: app directory
+      ansible.builtin.file:
+        path: "{{ demo_root }}/app"
+        state: directory
+        mode: "0755"
+
+    - name: welcome page
+      ansible.builtin.copy:
+        dest: "{{ demo_root }}/app/index.html"
+        content: "<h1>Hello from driftgate ({{ environment_name }})</h1>\\n"
+        mode: "0644"
+
+    - name: connection limit
+      ansible.builtin.lineinfile:
+        path: "{{ demo_root }}/app/app.conf"
+        regexp: "^max_connections"
+        line: "max_connections = {{ max_connections }}"
+        create: true
+        mode: "0644"
+"""
+
+
+@dataclass(frozen=True)
+class DemoWorld:
+    root: Path
+    repo: Path
+    host_root: Path
+    config: Path
+
+    @property
+    def config_line(self) -> Path:
+        return self.host_root / "app" / "app.conf"
+
+
+def create_demo_world(root: Path, *, environment: str = "demo", approval: str = "risky") -> DemoWorld:
+    """Create (afresh) the repo, the host folder and driftgate.yaml under ``root``."""
+    if root.exists():
+        shutil.rmtree(root)
+    repo_dir, host_root = root / "repo", root / "host"
+    repo_dir.mkdir(parents=True)
+    host_root.mkdir()
+    repo = git.Repo.init(repo_dir, initial_branch="main")
+    with repo.config_writer() as cfg:
+        cfg.set_value("user", "name", "Demo Developer")
+        cfg.set_value("user", "email", "dev@example.com")
+        cfg.set_value("commit", "gpgsign", "false")
+    ansible_dir = repo_dir / "ansible"
+    ansible_dir.mkdir()
+    (ansible_dir / "site.yml").write_text(PLAYBOOK)
+    (ansible_dir / "vars.yml").write_text(yaml.safe_dump({"max_connections": 100}))
+    repo.index.add(["ansible/site.yml", "ansible/vars.yml"])
+    repo.index.commit("demo: web host with a connection limit of 100")
+
+    config = {
+        "environments": {
+            environment: {
+                "source": {"repo": "./repo", "ref": "main", "path": "ansible"},
+                "target": {
+                    "kind": "ansible",
+                    "playbook": "site.yml",
+                    "hosts": {"localhost": {"ansible_connection": "local"}},
+                    "vars": {"demo_root": str(host_root), "environment_name": environment},
+                },
+                "approval": {"mode": approval, "timeout": "10m"},
+            }
+        }
+    }
+    config_path = root / "driftgate.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return DemoWorld(root=root, repo=repo_dir, host_root=host_root, config=config_path)
+
+
+def commit_change(repo_dir: Path, path: str, content: str, message: str) -> str:
+    """Write one file in the demo repository and commit it; returns the SHA."""
+    repo = git.Repo(repo_dir)
+    (repo_dir / path).parent.mkdir(parents=True, exist_ok=True)
+    (repo_dir / path).write_text(content)
+    repo.index.add([path])
+    return repo.index.commit(message).hexsha

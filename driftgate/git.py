@@ -1,0 +1,302 @@
+"""fetch: bring an environment's source to one exported commit.
+
+`fetch()` keeps a mirror clone per repository under ``$DRIFTGATE_HOME/repos``
+(cloned once, fetched incrementally afterwards), resolves the ref (branch, tag
+or commit) to a commit SHA, optionally verifies the commit's GPG signature
+against the allowed keys, and exports the subpath at that commit to
+``$DRIFTGATE_HOME/checkouts`` (immutable per commit and path, so reused).
+
+Credentials come in as a `GitAuth` (the task loads it from a block) and reach
+git through environment variables only: never in a URL, a config file or an
+error message. Called by the fetch task and by the CLI's read-only plan.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from driftgate import home
+from driftgate.config import Source, is_local_repo
+from driftgate.errors import PermanentError, TransientError
+from driftgate.models import Checkout, Stage
+from driftgate.secrets import Masker
+
+log = logging.getLogger(__name__)
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+# stderr fragments of failures that may go away on their own.
+_TRANSIENT = (
+    "could not resolve host",
+    "connection timed out",
+    "connection refused",
+    "operation timed out",
+    "early eof",
+    "the remote end hung up unexpectedly",
+    "rpc failed",
+    "http 5",
+    "returned error: 5",
+    "temporary failure",
+    "cannot lock ref",
+    "unable to access",
+)
+
+
+@dataclass(frozen=True)
+class GitAuth:
+    """Credentials for one repository, loaded from a GitCredentials block."""
+
+    username: str = "git"
+    token: str | None = None
+    ssh_private_key: str | None = None
+    known_hosts: str | None = None
+
+    def secrets(self) -> list[str | None]:
+        return [self.token, self.ssh_private_key]
+
+
+def fetch(
+    source: Source,
+    *,
+    environment: str,
+    auth: GitAuth | None = None,
+    signing_keys: list[str] | None = None,
+) -> Checkout:
+    """Resolve ``source.ref`` to a commit and export ``source.path`` at it."""
+    masker = Masker(auth.secrets() if auth else ())
+    where = f"environment {environment!r}"
+    if is_local_repo(source.repo):
+        local = Path(source.repo.removeprefix("file://")).expanduser()
+        if not local.exists():
+            raise PermanentError(
+                f"{where}: repository {local} does not exist: fix source.repo in driftgate.yaml",
+                stage=Stage.FETCH,
+            )
+    with _git_env(auth) as env:
+        mirror = _update_mirror(source, env, masker, where)
+        commit = _resolve(mirror, source.ref, source.repo, where)
+        signed_by = None
+        if source.require_signed_commits:
+            signed_by = verify_signature(mirror, commit, signing_keys or [], where=where)
+    directory = _export(mirror, commit, source.path, where)
+    return Checkout(
+        repo=masker(source.repo),
+        ref=source.ref,
+        commit=commit,
+        path=source.path,
+        directory=directory,
+        signed_by=signed_by,
+    )
+
+
+def _cache_dir(repo: str) -> Path:
+    return home.subdir("repos") / hashlib.sha256(repo.encode()).hexdigest()[:20]
+
+
+def _update_mirror(source: Source, env: dict[str, str], masker: Masker, where: str) -> git.Repo:
+    path = _cache_dir(source.repo)
+    try:
+        if not (path / "HEAD").exists():
+            # Clone beside the cache and rename, so a crash never leaves half a mirror.
+            staging = Path(tempfile.mkdtemp(prefix="clone-", dir=path.parent))
+            try:
+                git.Repo.clone_from(source.repo, staging / "m", mirror=True, env=env)
+                if path.exists():
+                    shutil.rmtree(path)
+                (staging / "m").rename(path)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            return git.Repo(path)
+        mirror = git.Repo(path)
+        if _SHA.match(source.ref) and _has_commit(mirror, source.ref):
+            return mirror  # a pinned commit never changes: no need to ask the remote
+        mirror.git.fetch("origin", "--prune", "--tags", env=env)
+        return mirror
+    except git.GitCommandError as exc:
+        stderr = masker(str(exc.stderr or exc)).strip()
+        detail = stderr.splitlines()[-1] if stderr else "git failed"
+        message = f"{where}: cannot fetch {masker(source.repo)}: {detail}"
+        if any(fragment in stderr.lower() for fragment in _TRANSIENT) and not is_local_repo(source.repo):
+            raise TransientError(message, stage=Stage.FETCH) from None
+        raise PermanentError(
+            message + " (check source.repo and its credentials)", stage=Stage.FETCH
+        ) from None
+
+
+def _has_commit(repo: git.Repo, sha: str) -> bool:
+    try:
+        repo.git.cat_file("-e", f"{sha}^{{commit}}")
+        return True
+    except git.GitCommandError:
+        return False
+
+
+def _resolve(mirror: git.Repo, ref: str, repo: str, where: str) -> str:
+    # A mirror keeps branches as refs/heads/*; try branch, then tag, then anything git accepts.
+    for candidate in (f"refs/heads/{ref}", f"refs/tags/{ref}", ref):
+        try:
+            return mirror.git.rev_parse("--verify", "--quiet", f"{candidate}^{{commit}}")
+        except git.GitCommandError:
+            continue
+    raise PermanentError(
+        f"{where}: ref {ref!r} is not a branch, tag or commit of {repo}: fix source.ref",
+        stage=Stage.FETCH,
+    )
+
+
+def verify_signature(mirror: git.Repo, commit: str, armored_keys: list[str], *, where: str) -> str:
+    """Return who signed ``commit``; refuse if it is unsigned or signed by a key not allowed.
+
+    The commit is checked against a throwaway keyring that holds only the
+    allowed keys, so any good signature is by definition an allowed one.
+    """
+    short = commit[:12]
+    if not armored_keys:
+        raise PermanentError(
+            f"{where}: signed commits are required but no allowed signer key could be loaded",
+            stage=Stage.FETCH,
+        )
+    with tempfile.TemporaryDirectory(prefix="driftgate-gpg-") as gnupghome:
+        env = {**os.environ, "GNUPGHOME": gnupghome}
+        for key in armored_keys:
+            imported = subprocess.run(
+                ["gpg", "--batch", "--import"], input=key.encode(), env=env, capture_output=True
+            )
+            if imported.returncode != 0:
+                raise PermanentError(
+                    f"{where}: an allowed_signers entry is not a valid armored public key",
+                    stage=Stage.FETCH,
+                )
+        result = subprocess.run(
+            ["git", "verify-commit", "--raw", commit],
+            cwd=mirror.git_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+    status = _gpg_status(result.stderr)
+    if "VALIDSIG" in status and "GOODSIG" in status and result.returncode == 0:
+        fingerprint = status["VALIDSIG"].split()[-1]
+        uid = status["GOODSIG"].split(" ", 1)[1] if " " in status["GOODSIG"] else ""
+        return f"{uid} ({fingerprint})".strip()
+    if "NO_PUBKEY" in status or "ERRSIG" in status:
+        keyid = (status.get("NO_PUBKEY") or status["ERRSIG"]).split()[0]
+        raise PermanentError(
+            f"{where}: commit {short} is signed by key {keyid}, which is not an allowed signer: "
+            "sign with an allowed key or add that key to allowed_signers",
+            stage=Stage.FETCH,
+        )
+    for bad in ("BADSIG", "EXPKEYSIG", "REVKEYSIG", "EXPSIG"):
+        if bad in status:
+            raise PermanentError(
+                f"{where}: commit {short} has a {bad} signature ({status[bad]}): refusing it",
+                stage=Stage.FETCH,
+            )
+    raise PermanentError(
+        f"{where}: commit {short} is not signed, and this environment requires signed commits",
+        stage=Stage.FETCH,
+    )
+
+
+def _gpg_status(stderr: str) -> dict[str, str]:
+    status: dict[str, str] = {}
+    for line in stderr.splitlines():
+        if line.startswith("[GNUPG:] "):
+            keyword, _, rest = line[9:].partition(" ")
+            status.setdefault(keyword, rest)
+    return status
+
+
+def _export(mirror: git.Repo, commit: str, subpath: str, where: str) -> Path:
+    """Write the tree at ``commit:subpath`` to a directory, once per (commit, path)."""
+    key = hashlib.sha256(f"{commit}:{subpath}".encode()).hexdigest()[:20]
+    target = home.subdir("checkouts") / f"{commit[:12]}-{key}"
+    if target.is_dir():
+        return target
+    tree = mirror.commit(commit).tree
+    if subpath != ".":
+        try:
+            tree = tree / subpath
+        except KeyError:
+            raise PermanentError(
+                f"{where}: path {subpath!r} does not exist at commit {commit[:12]}: fix source.path",
+                stage=Stage.FETCH,
+            ) from None
+        if tree.type != "tree":
+            raise PermanentError(
+                f"{where}: path {subpath!r} at commit {commit[:12]} is a file, not a directory",
+                stage=Stage.FETCH,
+            )
+    staging = Path(tempfile.mkdtemp(prefix="export-", dir=target.parent))
+    try:
+        for item in tree.traverse():
+            relative = Path(item.path).relative_to(tree.path) if subpath != "." else Path(item.path)
+            _write_item(item, staging / relative, staging, where)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _write_item(item: git.objects.Object, dest: Path, root: Path, where: str) -> None:
+    if item.type == "tree":
+        dest.mkdir(parents=True, exist_ok=True)
+    elif item.type == "blob":
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if item.mode == 0o120000:  # symlink: keep it only if it stays inside the bundle
+            link = item.data_stream.read().decode()
+            if not (dest.parent / link).resolve().is_relative_to(root.resolve()):
+                raise PermanentError(
+                    f"{where}: symlink {item.path} points outside the repository ({link})",
+                    stage=Stage.FETCH,
+                )
+            dest.symlink_to(link)
+            return
+        with open(dest, "wb") as out:
+            item.stream_data(out)
+        if item.mode & 0o111:
+            dest.chmod(0o755)
+    # submodules (type "commit") are not followed: the bundle is what this repo holds.
+
+
+@contextmanager
+def _git_env(auth: GitAuth | None) -> Iterator[dict[str, str]]:
+    """Environment for git: never prompt; pass credentials without writing them to config."""
+    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true"}
+    if auth is None:
+        yield env
+        return
+    if auth.token:
+        basic = base64.b64encode(f"{auth.username}:{auth.token}".encode()).decode()
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0="http.extraHeader",
+            GIT_CONFIG_VALUE_0=f"Authorization: Basic {basic}",
+        )
+    if not auth.ssh_private_key:
+        yield env
+        return
+    with tempfile.TemporaryDirectory(prefix="driftgate-ssh-") as tmp:
+        key = Path(tmp) / "key"
+        key.touch(mode=0o600)
+        key.write_text(auth.ssh_private_key.rstrip("\n") + "\n")
+        options = ["-o IdentitiesOnly=yes", "-o BatchMode=yes", "-o StrictHostKeyChecking=yes"]
+        if auth.known_hosts:
+            known = Path(tmp) / "known_hosts"
+            known.write_text(auth.known_hosts)
+            options.append(f"-o UserKnownHostsFile={known}")
+        env["GIT_SSH_COMMAND"] = " ".join(["ssh", f"-i {key}", *options])
+        yield env
