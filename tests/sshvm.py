@@ -39,6 +39,7 @@ Usage::
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import fcntl
@@ -205,10 +206,10 @@ def ensure_sshd(*, install: bool = True) -> str:
             policy.chmod(0o755)
         try:
             if not _apt_updated:
-                _run(["apt-get", "update"], timeout=600, env=env)
+                _run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "update"], timeout=600, env=env)
                 _apt_updated = True
             res = _run(
-                ["apt-get", "install", "-y", "--no-install-recommends", "openssh-server"],
+                ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends", "openssh-server"],
                 timeout=900, env=env, check=False,
             )
         finally:
@@ -758,16 +759,9 @@ def ssh_hosts(n: int = 2, *, name: str = "host", user: str = "root") -> Iterator
         fleet.close()
 
 
-@functools.cache
-def _register_atexit() -> None:
-    import atexit
-
-    def _close_all() -> None:
-        for fleet in list(_live.values()):
-            with contextlib.suppress(Exception):
-                fleet.close()
-
-    atexit.register(_close_all)
-
-
-_register_atexit()
+@atexit.register
+def _close_all() -> None:
+    """Last resort for fleets still open at interpreter exit (not on SIGKILL: see clean_stale)."""
+    for fleet in list(_live.values()):
+        with contextlib.suppress(Exception):
+            fleet.close()
