@@ -14,9 +14,11 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from driftgate import home
+from driftgate.errors import TransientError
 from driftgate.models import Mode, Outcome, RunRecord, Stage
 
 
@@ -58,12 +60,18 @@ class Store:
     def record(self, run: RunRecord) -> int:
         """Append one run; returns its id."""
         row = Run(**run.model_dump(mode="python"), duration_s=run.duration_s)
-        with Session(self.engine) as session:
-            session.add(row)
-            session.commit()
-            session.refresh(row)
-            assert row.id is not None
-            return row.id
+        try:
+            with Session(self.engine) as session:
+                session.add(row)
+                session.commit()
+                session.refresh(row)
+        except OperationalError as exc:  # locked or unreachable database: worth a retry
+            raise TransientError(
+                f"cannot write the record of {run.environment!r} to the database: {exc.orig}",
+                stage=Stage.RECORD,
+            ) from None
+        assert row.id is not None
+        return row.id
 
     def history(self, environment: str | None = None, *, limit: int = 50) -> list[StoredRun]:
         """Runs newest first, optionally for one environment."""

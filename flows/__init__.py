@@ -1,0 +1,1 @@
+"""Prefect flows: the reconcile DAG, composed from tasks/. Imported lazily by the CLI."""

@@ -1,0 +1,18 @@
+"""Thin Prefect tasks around the engine: one per stage of the reconcile DAG.
+
+Each task loads nothing of its own and decides nothing: it calls one engine
+function and returns its typed result. Retries (transient failures only),
+timeouts and caching are set here, not in the engine. Used by flows/.
+"""
+
+from tasks.stages import apply_changes, decide_gate, diff_live, fetch_source, load_access, record_run, render_bundle
+
+__all__ = [
+    "apply_changes",
+    "decide_gate",
+    "diff_live",
+    "fetch_source",
+    "load_access",
+    "record_run",
+    "render_bundle",
+]

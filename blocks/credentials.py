@@ -1,0 +1,104 @@
+"""The Block types and the loader that turns them into an engine `Access`."""
+
+from __future__ import annotations
+
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr
+
+from driftgate.access import Access, config_signing_keys
+from driftgate.ansible import SSHAccess
+from driftgate.config import Environment
+from driftgate.errors import PermanentError
+from driftgate.git import GitAuth
+from driftgate.models import Stage
+from driftgate.secrets import Masker
+
+
+class GitCredentials(Block):
+    """How to read a Git repository: an HTTPS token, or an SSH key."""
+
+    _block_type_name = "driftgate Git credentials"
+    _description = "Read access to a Git repository for driftgate (HTTPS token or SSH key)."
+
+    username: str = Field(default="git", description="HTTPS user name (ignored for SSH)")
+    token: SecretStr | None = Field(default=None, description="HTTPS token or password")
+    ssh_private_key: SecretStr | None = Field(default=None, description="SSH private key (PEM/OpenSSH)")
+    known_hosts: str | None = Field(default=None, description="known_hosts lines for the Git server")
+
+
+class AnsibleSSH(Block):
+    """How Ansible reaches remote hosts: a user, a key, and their host keys."""
+
+    _block_type_name = "driftgate Ansible SSH"
+    _description = "SSH user, private key and known_hosts for hosts managed by driftgate."
+
+    user: str = Field(default="root", description="remote user")
+    private_key: SecretStr = Field(description="SSH private key")
+    known_hosts: str = Field(description="known_hosts lines: host-key checking is always on")
+
+
+class SigningKeys(Block):
+    """Public keys whose signatures driftgate accepts on commits."""
+
+    _block_type_name = "driftgate signing keys"
+    _description = "Armored OpenPGP public keys allowed to sign deployed commits."
+
+    public_keys: list[str] = Field(description="armored public key blocks")
+
+
+class DriftgateDatabase(Block):
+    """Where the record lives, when it is not the default SQLite file."""
+
+    _block_type_name = "driftgate database"
+    _description = "SQLAlchemy URL of driftgate's record (e.g. postgresql+psycopg://...)."
+
+    url: SecretStr = Field(description="database URL, with its password")
+
+
+BLOCK_TYPES: tuple[type[Block], ...] = (GitCredentials, AnsibleSSH, SigningKeys, DriftgateDatabase)
+
+
+def register_block_types() -> list[str]:
+    """Make the types appear on the Prefect UI's Blocks page; returns their slugs."""
+    for block_type in BLOCK_TYPES:
+        block_type.register_type_and_schema()
+    return [b.get_block_type_slug() for b in BLOCK_TYPES]
+
+
+def _load(block_type: type[Block], name: str, env: Environment, field: str) -> Block:
+    try:
+        return block_type.load(name)
+    except ValueError as exc:
+        raise PermanentError(
+            f"environment {env.name!r}: {field} names block {name!r}, which cannot be loaded "
+            f"({exc}); create a {block_type.get_block_type_slug()} block with that name",
+            stage=Stage.CONFIG,
+        ) from None
+
+
+def load_access(env: Environment) -> Access:
+    """Everything ``env`` needs to reach its source and hosts, from its blocks."""
+    masker = Masker()
+    git_auth = ssh = None
+    keys = config_signing_keys(env)
+    if env.source.credentials:
+        creds = _load(GitCredentials, env.source.credentials, env, "source.credentials")
+        git_auth = GitAuth(
+            username=creds.username,
+            token=creds.token.get_secret_value() if creds.token else None,
+            ssh_private_key=creds.ssh_private_key.get_secret_value() if creds.ssh_private_key else None,
+            known_hosts=creds.known_hosts,
+        )
+        masker.add(*git_auth.secrets())
+    if env.target.ssh:
+        block = _load(AnsibleSSH, env.target.ssh, env, "target.ssh")
+        ssh = SSHAccess(
+            user=block.user,
+            private_key=block.private_key.get_secret_value(),
+            known_hosts=block.known_hosts,
+        )
+        masker.add(ssh.private_key)
+    if env.source.allowed_signers_block:
+        signers = _load(SigningKeys, env.source.allowed_signers_block, env, "source.allowed_signers_block")
+        keys.extend(signers.public_keys)
+    return Access(git=git_auth, ssh=ssh, signing_keys=keys, masker=masker)

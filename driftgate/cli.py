@@ -1,0 +1,354 @@
+"""`driftgate`: the command line (typer + rich).
+
+Contracts other tools rely on (keep them):
+
+- ``plan ENV``: exit 0 in sync, 2 changes pending, 1 error; ``--output json``
+  holds environment, revision, plan_hash and changes (action, target, name, risky).
+- ``sync ENV [--yes]``: runs the reconcile flow; exit 0 on success, 1 on
+  failure or rejection.
+- ``history [ENV]``: newest first, text or JSON.
+
+``plan`` and ``history`` run the engine directly (no Prefect import), so they
+answer in a few seconds. ``sync``, ``approve``/``reject`` and ``blocks``
+import Prefect lazily; they use the server named by ``PREFECT_API_URL`` when
+set, otherwise Prefect starts a temporary one (slow: 10-20 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.syntax import Syntax
+from rich.table import Table
+
+from driftgate import ansible, git, render
+from driftgate.access import Access, local_access, uses_blocks
+from driftgate.config import Environment, load_config
+from driftgate.errors import ConfigError, DriftgateError
+from driftgate.models import Mode, Outcome, Plan
+from driftgate.runlog import RunLog
+from driftgate.store import Store, StoredRun
+
+app = typer.Typer(
+    help="GitOps as Prefect workflows: reconcile environments to Git, with approval gates and a record.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+blocks_app = typer.Typer(help="Prefect blocks for credentials and connection settings.", no_args_is_help=True)
+app.add_typer(blocks_app, name="blocks")
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+ConfigOption = typer.Option(None, "--config", "-c", help="driftgate.yaml (default: $DRIFTGATE_CONFIG, then ./driftgate.yaml)")
+OutputOption = typer.Option("text", "--output", "-o", help="text or json")
+
+
+def _fail(message: str, *, output: str = "text", **extra: Any) -> NoReturn:
+    if output == "json":
+        print(json.dumps({"error": message, **extra}, indent=2))
+    else:
+        err_console.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(EXIT_ERROR)
+
+
+def _check_output(output: str) -> None:
+    if output not in ("text", "json"):
+        _fail(f"--output must be text or json, not {output!r}")
+
+
+# ---------------------------------------------------------------- plan
+
+
+@app.command()
+def plan(
+    environment: str = typer.Argument(..., help="environment name from driftgate.yaml"),
+    config: Path | None = ConfigOption,
+    output: str = OutputOption,
+) -> None:
+    """Show what a sync would change (read-only). Exit 0 in sync, 2 changes pending, 1 error."""
+    _check_output(output)
+    try:
+        env = load_config(config).environment(environment)
+    except ConfigError as exc:  # nothing ran: an invalid file is no run of any environment
+        _fail(str(exc), output=output, problems=exc.problems)
+    run = RunLog(environment, mode=Mode.PLAN, trigger="cli")
+    result: Plan | None = None
+    try:
+        access = _access(env)
+        run.masker = access.masker
+        run.checkout = git.fetch(env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys)
+        bundle = render.render_bundle(env, run.checkout)
+        result = run.plan = ansible.check(env, bundle, ssh=access.ssh, masker=access.masker)
+    except DriftgateError as exc:
+        run.fail(exc)
+    except Exception as exc:  # a bug: still recorded, then shown with its traceback
+        run.fail(exc)
+        Store().record(run.finish())
+        raise
+    record = run.finish()
+    Store().record(record)
+    if result is None:
+        _fail(record.reason, output=output, environment=environment, stage=record.failed_stage and record.failed_stage.value)
+    if output == "json":
+        print(json.dumps(plan_json(result, ref=record.ref), indent=2))
+    else:
+        _print_plan(result, ref=record.ref)
+    raise typer.Exit(EXIT_OK if result.in_sync else EXIT_CHANGES)
+
+
+def _access(env: Environment) -> Access:
+    if not uses_blocks(env):
+        return local_access(env)
+    from blocks import load_access  # needs the Prefect API: only when blocks are named
+
+    return load_access(env)
+
+
+def plan_json(result: Plan, *, ref: str = "") -> dict[str, Any]:
+    return {
+        "environment": result.environment,
+        "revision": result.revision,
+        "ref": ref,
+        "plan_hash": result.plan_hash,
+        "in_sync": result.in_sync,
+        "risky": result.risky,
+        "hosts": list(result.hosts),
+        "changes": [c.model_dump(mode="json") for c in result.changes],
+    }
+
+
+def _print_plan(result: Plan, *, ref: str = "") -> None:
+    where = f"[bold]{escape(result.environment)}[/] at [cyan]{result.revision[:12]}[/]" + (f" ({escape(ref)})" if ref else "")
+    if result.in_sync:
+        console.print(f"[green]✓ In sync:[/] {where}, {len(result.hosts)} host(s), nothing to change.")
+        return
+    risky = sum(c.risky for c in result.changes)
+    console.print(
+        f"[yellow]● {len(result.changes)} change(s) pending[/] for {where}"
+        + (f", [bold red]{risky} risky[/]" if risky else "")
+        + f"  (plan {result.plan_hash[:12]})"
+    )
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column in ("host", "task", "action", "risky"):
+        table.add_column(column)
+    for change in result.changes:
+        table.add_row(escape(change.target), escape(change.name), change.action.value, "[red]yes[/]" if change.risky else "")
+    console.print(table)
+    for change in result.changes:
+        if change.diff:
+            console.print(f"\n[bold]{escape(change.target)}: {escape(change.name)}[/]")
+            console.print(Syntax(change.diff, "diff", theme="ansi_dark", background_color="default"))
+
+
+# ---------------------------------------------------------------- sync
+
+
+@app.command()
+def sync(
+    environment: str = typer.Argument(..., help="environment name from driftgate.yaml"),
+    config: Path | None = ConfigOption,
+    yes: bool = typer.Option(False, "--yes", "-y", help="approve a plan that would pause for approval (recorded)"),
+    trigger: str = typer.Option("cli", help="recorded as the run's trigger"),
+) -> None:
+    """Reconcile ENV now (fetch, render, diff, gate, apply, record). Exit 0 on success, 1 on failure or rejection."""
+    config_path = _validated_config_path(config, environment)
+    _prefect_defaults()
+    from flows.reconcile import reconcile
+
+    console.print(f"[dim]running the reconcile flow for {escape(environment)} on {_api_description()}…[/]")
+    state = reconcile(
+        environment=environment, config=str(config_path), trigger=trigger, auto_approve=yes, return_state=True
+    )
+    flow_run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
+    record = _record_of(flow_run_id)
+    if record is None:
+        _fail(f"the flow ended {state.type.value} without a record: {state.message}")
+    _print_run(record)
+    url = _flow_run_url(flow_run_id)
+    if url:
+        console.print(f"[dim]Prefect UI: {url}[/]")
+    raise typer.Exit(EXIT_OK if record.outcome in (Outcome.APPLIED, Outcome.IN_SYNC) else EXIT_ERROR)
+
+
+def _validated_config_path(config: Path | None, environment: str) -> Path:
+    """Validate before anything starts: a bad file must not cost a Prefect start-up."""
+    try:
+        cfg = load_config(config)
+        cfg.environment(environment)
+    except ConfigError as exc:
+        _fail(str(exc))
+    return cfg.path
+
+
+def _prefect_defaults() -> None:
+    """Settings that make the CLI pleasant unless the user chose otherwise (set
+    before Prefect is imported, which reads them once)."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    # A temporary server takes 8-20 s to start here; Prefect's default gives up at 20 s.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _api_description() -> str:
+    url = os.environ.get("PREFECT_API_URL")
+    return f"the Prefect server at {url}" if url else "a temporary Prefect server (set PREFECT_API_URL to use yours)"
+
+
+def _flow_run_url(flow_run_id: str | None) -> str | None:
+    api = os.environ.get("PREFECT_API_URL")
+    if not (api and flow_run_id):
+        return None
+    return f"{api.removesuffix('/').removesuffix('/api')}/runs/flow-run/{flow_run_id}"
+
+
+def _record_of(flow_run_id: str | None) -> StoredRun | None:
+    for run in Store().history(limit=200):
+        if flow_run_id and run.flow_run_id == flow_run_id:
+            return run
+    return None
+
+
+_OUTCOME_STYLE = {
+    Outcome.APPLIED: "green",
+    Outcome.IN_SYNC: "green",
+    Outcome.DRIFT: "yellow",
+    Outcome.REJECTED: "magenta",
+    Outcome.FAILED: "red",
+}
+
+
+def _print_run(run: StoredRun) -> None:
+    style = _OUTCOME_STYLE[run.outcome]
+    console.print(
+        f"[{style} bold]{run.outcome.value}[/]: {escape(run.environment)} at [cyan]{run.commit[:12] or '-'}[/]"
+        f" — {len(run.changes)} change(s), record #{run.id}, {run.duration_s:.1f} s"
+    )
+    if run.approval and run.approval.get("required"):
+        a = run.approval
+        console.print(f"  approval: {a['decision']} by {escape(a.get('approver') or '-')}: {escape(a.get('reason') or '')}")
+    for host in run.hosts:
+        console.print(
+            f"  {escape(host['host'])}: changed={host['changed']} ok={host['ok']} failed={host['failed']}"
+            f" unreachable={host['unreachable']}"
+        )
+    if run.failed_stage:
+        console.print(f"  [red]stopped at {run.failed_stage.value} ({run.failed_stage.reason}):[/] {escape(run.reason)}")
+
+
+# ---------------------------------------------------------------- history
+
+
+@app.command()
+def history(
+    environment: str | None = typer.Argument(None, help="only this environment"),
+    output: str = OutputOption,
+    limit: int = typer.Option(20, help="at most this many runs"),
+) -> None:
+    """Recorded runs, newest first."""
+    _check_output(output)
+    runs = Store().history(environment, limit=limit)
+    if output == "json":
+        print(json.dumps([r.model_dump(mode="json") for r in runs], indent=2))
+        return
+    if not runs:
+        console.print("no runs recorded yet" + (f" for {escape(environment)}" if environment else ""))
+        return
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    for column in ("#", "started (UTC)", "environment", "mode", "outcome", "commit", "changes", "approval", "by", "trigger"):
+        table.add_column(column)
+    for run in runs:
+        approval = run.approval or {}
+        table.add_row(
+            str(run.id),
+            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            escape(run.environment),
+            run.mode.value,
+            f"[{_OUTCOME_STYLE[run.outcome]}]{run.outcome.value}[/]",
+            run.commit[:12] or "-",
+            str(len(run.changes)),
+            f"{approval.get('decision')} ({escape(approval.get('approver') or '-')})" if approval.get("required") else "-",
+            escape(run.requested_by),
+            escape(run.trigger),
+        )
+    console.print(table)
+
+
+# ---------------------------------------------------------------- approvals
+
+
+@app.command()
+def approve(
+    environment: str = typer.Argument(..., help="environment whose paused run to approve"),
+    approver: str = typer.Option(None, help="who approves (default: $DRIFTGATE_USER or your login)"),
+    reason: str = typer.Option("", help="kept in the record"),
+) -> None:
+    """Approve the paused sync of ENV (the same as the form in the Prefect UI)."""
+    _answer(environment, "approve", approver, reason)
+
+
+@app.command()
+def reject(
+    environment: str = typer.Argument(..., help="environment whose paused run to reject"),
+    approver: str = typer.Option(None, help="who rejects (default: $DRIFTGATE_USER or your login)"),
+    reason: str = typer.Option("", help="kept in the record"),
+) -> None:
+    """Reject the paused sync of ENV: nothing is applied and the run ends as rejected."""
+    _answer(environment, "reject", approver, reason)
+
+
+def _answer(environment: str, decision: str, approver: str | None, reason: str) -> None:
+    from driftgate.runlog import current_user
+
+    _prefect_defaults()
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail("set PREFECT_API_URL to the Prefect server where the paused run lives")
+    from flows.approval import answer_paused_run
+
+    try:
+        run_name = answer_paused_run(environment, decision=decision, approver=approver or current_user(), reason=reason)
+    except LookupError as exc:
+        _fail(str(exc))
+    console.print(f"{decision}d the paused run {escape(run_name)} of {escape(environment)}")
+
+
+# ---------------------------------------------------------------- blocks, demo
+
+
+@blocks_app.command("register")
+def blocks_register() -> None:
+    """Register driftgate's block types so they appear on the Prefect UI's Blocks page."""
+    _prefect_defaults()
+    from blocks import register_block_types
+
+    for slug in register_block_types():
+        console.print(f"registered block type [bold]{slug}[/]")
+
+
+@app.command()
+def demo(
+    workdir: Path = typer.Option(Path(".demo"), help="throwaway folder for the demo's repo, host and record"),
+    port: int = typer.Option(4200, help="port of the demo's Prefect server (the next free one is used if taken)"),
+) -> None:
+    """Walk through a GitOps loop on this machine: plan, sync, drift, plan, sync, history."""
+    from driftgate.demo import run_demo
+
+    raise typer.Exit(run_demo(workdir.resolve(), port=port))
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,85 @@
+"""reconcile: bring one environment to what Git says, as a DAG of tasks.
+
+    fetch -> render -> diff -> gate (pause for approval?) -> apply -> record
+
+Every run ends in the record, failed, rejected and no-op runs too (the
+``finally``). The flow's final state says how it ended: Completed (applied or
+in sync), Failed (with the stage and reason), or Cancelled named "Rejected".
+Run by `driftgate sync`, by deployments, and by the tests.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.states import Cancelled, Completed, Failed, State
+
+from driftgate.config import load_config
+from driftgate.errors import DriftgateError
+from driftgate.models import Approval, Decision, Mode, Outcome
+from driftgate.runlog import RunLog
+from flows.approval import wait_for_approval
+from tasks import (
+    apply_changes,
+    decide_gate,
+    diff_live,
+    fetch_source,
+    load_access,
+    record_run,
+    render_bundle,
+)
+
+
+@flow(name="reconcile", flow_run_name="{environment}", log_prints=False)
+def reconcile(
+    environment: str,
+    config: str | None = None,
+    trigger: str = "manual",
+    requested_by: str | None = None,
+    auto_approve: bool = False,
+) -> State:
+    """Reconcile ``environment`` from ``config`` (driftgate.yaml; default lookup if None).
+
+    ``auto_approve`` approves a plan that would pause (``driftgate sync --yes``);
+    the record names who did.
+    """
+    logger = get_run_logger()
+    run = RunLog(
+        environment, mode=Mode.SYNC, trigger=trigger, requested_by=requested_by, flow_run_id=str(flow_run.id)
+    )
+    try:
+        env = load_config(config).environment(environment)
+        access = load_access(env)
+        run.masker = access.masker
+        run.checkout = fetch_source(env, access)
+        bundle = render_bundle(env, run.checkout)
+        run.plan = diff_live(env, bundle, access)
+        if decide_gate(env, run.plan):
+            run.approval = (
+                Approval(
+                    required=True,
+                    decision=Decision.APPROVE,
+                    approver=run.requested_by,
+                    reason="approved in advance (sync --yes)",
+                    plan_hash=run.plan.plan_hash,
+                )
+                if auto_approve
+                else wait_for_approval(run.plan, env.approval.timeout)
+            )
+        if not run.plan.in_sync and (run.approval is None or run.approval.approved):
+            run.result = apply_changes(env, bundle, access)
+    except DriftgateError as exc:
+        run.fail(exc)
+    except Exception as exc:  # a bug or an unforeseen failure: record it, then let Prefect show it
+        run.fail(exc)
+        record_run(run.finish())
+        raise
+    record = run.finish()
+    record_id = record_run(record)
+    summary = f"record #{record_id}: {record.outcome.value}"
+    logger.info("%s at %s", summary, record.commit[:12] or "no commit")
+    if record.outcome == Outcome.REJECTED:
+        return Cancelled(name="Rejected", message=f"{summary}: {record.approval and record.approval.get('reason')}")
+    if record.outcome == Outcome.FAILED:
+        return Failed(message=f"{summary}: {record.failed_stage and record.failed_stage.value}: {record.reason}")
+    return Completed(message=summary)

@@ -1,0 +1,91 @@
+"""The stage tasks. Names are what a person reads in the Prefect UI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from driftgate import ansible, git, policy, render, report
+from driftgate.access import Access, local_access, uses_blocks
+from driftgate.config import Environment
+from driftgate.errors import is_transient
+from driftgate.models import ApplyResult, Bundle, Checkout, Plan, RunRecord
+from driftgate.store import Store
+
+
+def _only_transient(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Retry a task only when its failure may go away by itself."""
+    try:
+        state.result()
+    except Exception as exc:  # the task's own exception, re-raised by result()
+        return is_transient(exc)
+    return False
+
+
+# Inputs hold credentials: never hash them into cache keys or persist them.
+_common: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+_transient_retries: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_condition_fn": _only_transient,
+}
+
+
+@task(name="credentials", **_common)
+def load_access(env: Environment) -> Access:
+    if not uses_blocks(env):
+        return local_access(env)
+    from blocks import load_access as from_blocks
+
+    return from_blocks(env)
+
+
+@task(name="fetch", **_common, **_transient_retries)
+def fetch_source(env: Environment, access: Access) -> Checkout:
+    return git.fetch(env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys)
+
+
+@task(name="render", **_common)
+def render_bundle(env: Environment, checkout: Checkout) -> Bundle:
+    return render.render_bundle(env, checkout)
+
+
+@task(name="diff", **_common, **_transient_retries)
+def diff_live(env: Environment, bundle: Bundle, access: Access) -> Plan:
+    plan = ansible.check(env, bundle, ssh=access.ssh, masker=access.masker)
+    create_markdown_artifact(
+        key=f"plan-{_slug(env.name)}", markdown=report.plan_markdown(plan), description="driftgate plan"
+    )
+    return plan
+
+
+@task(name="gate", **_common)
+def decide_gate(env: Environment, plan: Plan) -> bool:
+    """Whether this plan must wait for a person; the pause itself is in the flow."""
+    return policy.needs_approval(plan, env.approval)
+
+
+# No retries: applying again is not what was approved; a new run re-plans instead.
+@task(name="apply", **_common)
+def apply_changes(env: Environment, bundle: Bundle, access: Access) -> ApplyResult:
+    return ansible.apply(env, bundle, ssh=access.ssh, masker=access.masker)
+
+
+@task(name="record", **_common, **_transient_retries)
+def record_run(run: RunRecord) -> int:
+    record_id = Store().record(run)
+    create_markdown_artifact(
+        key=f"record-{_slug(run.environment)}",
+        markdown=report.run_markdown(run, record_id),
+        description="driftgate record",
+    )
+    return record_id
+
+
+def _slug(name: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    return "".join(ch if ch.isalnum() else "-" for ch in name.lower())
