@@ -45,7 +45,9 @@ app = typer.Typer(
 blocks_app = typer.Typer(help="Prefect blocks for credentials and connection settings.", no_args_is_help=True)
 app.add_typer(blocks_app, name="blocks")
 
-console = Console(highlight=False, soft_wrap=True)
+# Piped output (CI, the demo, tests) gets a wide console instead of rich's 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2

@@ -1,0 +1,165 @@
+"""`driftgate demo`: a whole GitOps loop on this machine, narrated.
+
+Creates a throwaway world (a Git repository with an Ansible playbook, a
+"host" folder on localhost, a driftgate.yaml), starts a local Prefect server
+on SQLite, and runs the real CLI step by step: plan, sync, a hand edit on the
+host, plan (the drift), sync (corrected), a new commit, sync, history. Each
+step is a real `driftgate` process, printed as a person would type it. Called
+by the CLI's `demo` command (`make demo`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+
+from driftgate.demo_repo import DemoWorld, commit_change, create_demo_world
+
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+ENVIRONMENT = "demo"
+
+
+def run_demo(workdir: Path, *, port: int = 4200) -> int:
+    """Run the demo in ``workdir`` (recreated); returns the exit code."""
+    started = time.monotonic()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    world = create_demo_world(workdir / "world", environment=ENVIRONMENT)
+    prefect_home = workdir / "prefect"
+    port = _free_port(port)
+    env = {
+        **os.environ,
+        "DRIFTGATE_HOME": str(workdir / "home"),
+        "DRIFTGATE_CONFIG": str(world.config),
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "COLUMNS": "120",
+    }
+    console.print(
+        Panel.fit(
+            "[bold]driftgate demo[/]: Git is the truth for a host; driftgate makes the host match it.\n"
+            f"Git repository: {world.repo}   (playbook ansible/site.yml, vars ansible/vars.yml)\n"
+            f"The \"host\":     {world.host_root}   (localhost, managed by Ansible)\n"
+            f"Config:         {world.config}",
+        )
+    )
+    with _prefect_server(env, port, workdir / "prefect-server.log") as wait_for_server:
+        _say("1. What would a sync change? The host is empty, so: everything.")
+        _driftgate(env, "plan", ENVIRONMENT, expect=2)
+
+        _say("2. Sync: the reconcile flow runs fetch → render → diff → gate → apply → record in Prefect.")
+        wait_for_server()
+        _driftgate(env, "sync", ENVIRONMENT, expect=0)
+        _show_file(world)
+
+        _say("3. Someone edits the host by hand (a config line), behind Git's back.")
+        world.config_line.write_text("max_connections = 5\n")
+        _show_file(world)
+
+        _say("4. plan detects exactly that drift:")
+        _driftgate(env, "plan", ENVIRONMENT, expect=2)
+
+        _say("5. sync corrects it:")
+        _driftgate(env, "sync", ENVIRONMENT, expect=0)
+        _show_file(world)
+
+        _say("6. A developer commits a change in Git (max_connections: 200); sync rolls it out:")
+        sha = commit_change(world.repo, "ansible/vars.yml", "max_connections: 200\n", "raise the connection limit to 200")
+        console.print(f"[dim]  git commit {sha[:12]} \"raise the connection limit to 200\"[/]")
+        _driftgate(env, "sync", ENVIRONMENT, expect=0)
+        _show_file(world)
+
+        _say("7. The record: every run, with its commit, outcome and approval.")
+        _driftgate(env, "history", expect=0)
+    elapsed = time.monotonic() - started
+    console.print(
+        Panel.fit(
+            f"Done in {elapsed:.0f} s. The runs are in the Prefect UI too. To look at them:\n\n"
+            "  [bold]make ui[/]   (a Prefect server on the demo's database, PREFECT_HOME=" f"{prefect_home})\n\n"
+            "then open [bold]http://127.0.0.1:4200/runs[/] — each sync is a 'reconcile' flow run named "
+            f"'{ENVIRONMENT}'\nwith its tasks and the plan and record artifacts. Stop the server with Ctrl-C.",
+            title="next",
+        )
+    )
+    return 0
+
+
+def _say(text: str) -> None:
+    console.print(f"\n[bold blue]{text}[/]")
+
+
+def _driftgate(env: dict[str, str], *args: str, expect: int) -> None:
+    console.print(f"[bold]$ driftgate {' '.join(args)}[/]")
+    executable = Path(sys.executable).with_name("driftgate")
+    command = [str(executable)] if executable.exists() else [sys.executable, "-m", "driftgate.cli"]
+    result = subprocess.run([*command, *args], env=env)
+    if result.returncode != expect:
+        console.print(f"[red]demo stopped: `driftgate {' '.join(args)}` exited {result.returncode}, expected {expect}[/]")
+        raise SystemExit(1)
+    console.print(f"[dim]  (exit code {result.returncode})[/]")
+
+
+def _show_file(world: DemoWorld) -> None:
+    text = world.config_line.read_text().strip() if world.config_line.exists() else "(missing)"
+    console.print(f"[dim]  host file {world.config_line.relative_to(world.root)}:[/] {text}")
+
+
+def _free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
+@contextmanager
+def _prefect_server(env: dict[str, str], port: int, log_path: Path) -> Iterator[callable]:
+    """A local Prefect server (SQLite under PREFECT_HOME) for the demo's flow runs.
+
+    It starts in the background while the first (read-only) plan runs; the
+    caller waits for it only when a step needs it.
+    """
+    server_env = {**env, "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
+    server_env.pop("PREFECT_API_URL")
+    prefect = Path(sys.executable).with_name("prefect")
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([str(prefect), "server", "start"], env=server_env, stdout=log, stderr=log)
+    health = f"http://127.0.0.1:{port}/api/health"
+
+    def wait_for_server(timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"the Prefect server stopped (exit {process.returncode}); see {log_path}")
+            try:
+                with urllib.request.urlopen(health, timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise SystemExit(f"the Prefect server did not answer within {timeout:.0f} s; see {log_path}")
+
+    try:
+        yield wait_for_server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
