@@ -1,0 +1,76 @@
+"""Shared fixtures: a private DRIFTGATE_HOME per test, the demo world (a real
+Git repository with an Ansible playbook for localhost), and one Prefect test
+server for the whole session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+# Set before Prefect is imported anywhere: offline, quiet, patient start-up.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+from driftgate.demo_repo import DemoWorld, create_demo_world  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DRIFTGATE = Path(sys.executable).with_name("driftgate")
+
+
+@pytest.fixture(autouse=True)
+def driftgate_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own cache, renders and record."""
+    home = tmp_path / "dg-home"
+    monkeypatch.setenv("DRIFTGATE_HOME", str(home))
+    for name in ("DRIFTGATE_DATABASE_URL", "DRIFTGATE_CONFIG", "DRIFTGATE_USER"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> DemoWorld:
+    return create_demo_world(tmp_path / "world")
+
+
+def edit_config(world: DemoWorld, **environment_overrides: object) -> None:
+    """Merge settings into the demo environment of driftgate.yaml."""
+    data = yaml.safe_load(world.config.read_text())
+    env = data["environments"]["demo"]
+    for key, value in environment_overrides.items():
+        if isinstance(value, dict) and isinstance(env.get(key), dict):
+            env[key] = {**env[key], **value}
+        else:
+            env[key] = value
+    world.config.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Prefect test server for the session, with its own PREFECT_HOME so
+    cached results cannot leak in from elsewhere. Yields the API URL."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with temporary_settings({PREFECT_HOME: home, PREFECT_LOCAL_STORAGE_PATH: home / "storage"}):
+        with prefect_test_harness(server_startup_timeout=120):
+            yield str(PREFECT_API_URL.value())
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """The real console script, in its own process."""
+    return subprocess.run(
+        [str(DRIFTGATE), *args],
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

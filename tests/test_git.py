@@ -1,0 +1,151 @@
+"""fetch against real Git repositories: cache, refs, bad input, signed commits with real gpg keys."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import git
+import pytest
+
+from driftgate.config import Source
+from driftgate.demo_repo import DemoWorld, commit_change
+from driftgate.errors import PermanentError, TransientError, is_transient
+from driftgate.git import GitAuth, fetch
+from driftgate.models import Stage
+
+
+def source(world: DemoWorld, **overrides: object) -> Source:
+    return Source(**{"repo": str(world.repo), "ref": "main", "path": "ansible", **overrides})
+
+
+def test_clones_once_then_fetches_incrementally(world: DemoWorld, driftgate_home: Path) -> None:
+    first = fetch(source(world), environment="demo")
+    assert first.commit == git.Repo(world.repo).head.commit.hexsha
+    assert (first.directory / "site.yml").read_text().startswith("- name: demo web host")
+    mirrors = list((driftgate_home / "repos").iterdir())
+    assert len(mirrors) == 1
+    marker = mirrors[0] / "driftgate-test-marker"
+    marker.write_text("same clone")
+
+    new_sha = commit_change(world.repo, "ansible/vars.yml", "max_connections: 7\n", "seven")
+    second = fetch(source(world), environment="demo")
+    assert second.commit == new_sha != first.commit
+    assert (second.directory / "vars.yml").read_text() == "max_connections: 7\n"
+    assert marker.exists(), "the mirror was cloned again instead of fetched"
+    assert list((driftgate_home / "repos").iterdir()) == mirrors
+
+
+def test_refs_branch_tag_and_commit(world: DemoWorld) -> None:
+    repo = git.Repo(world.repo)
+    tagged = repo.head.commit.hexsha
+    repo.create_tag("v1.0")
+    repo.create_head("release", tagged)
+    later = commit_change(world.repo, "ansible/vars.yml", "max_connections: 1\n", "later")
+    assert fetch(source(world, ref="v1.0"), environment="demo").commit == tagged
+    assert fetch(source(world, ref="release"), environment="demo").commit == tagged
+    assert fetch(source(world, ref="main"), environment="demo").commit == later
+    assert fetch(source(world, ref=tagged), environment="demo").commit == tagged
+    assert fetch(source(world, ref=tagged[:10]), environment="demo").commit == tagged
+
+
+def test_unknown_ref_is_a_clear_permanent_error(world: DemoWorld) -> None:
+    with pytest.raises(PermanentError) as caught:
+        fetch(source(world, ref="no-such-branch"), environment="demo")
+    assert "environment 'demo': ref 'no-such-branch' is not a branch, tag or commit" in str(caught.value)
+    assert caught.value.stage == Stage.FETCH and caught.value.reason == "FetchFailed"
+
+
+def test_missing_local_repository(tmp_path: Path) -> None:
+    with pytest.raises(PermanentError, match=r"environment 'x': repository .*nowhere does not exist"):
+        fetch(Source(repo=str(tmp_path / "nowhere")), environment="x")
+
+
+def test_unreachable_remote_is_transient_and_masks_credentials() -> None:
+    # Port 9 on loopback: nothing listens, the connection is refused at once.
+    url = "http://deploy:hunter2hunter2@127.0.0.1:9/platform/deploy.git"
+    with pytest.raises(TransientError) as caught:
+        fetch(Source(repo=url), environment="web", auth=GitAuth(token="s3cr3t-token-value"))
+    message = str(caught.value)
+    assert is_transient(caught.value)
+    assert "environment 'web': cannot fetch http://***@127.0.0.1:9/platform/deploy.git" in message
+    assert "hunter2" not in message and "s3cr3t" not in message
+
+
+def test_subpath_missing_or_a_file(world: DemoWorld) -> None:
+    with pytest.raises(PermanentError, match=r"path 'k8s' does not exist at commit"):
+        fetch(source(world, path="k8s"), environment="demo")
+    with pytest.raises(PermanentError, match=r"is a file, not a directory"):
+        fetch(source(world, path="ansible/site.yml"), environment="demo")
+
+
+def test_subpath_escaping_the_repository_is_refused() -> None:
+    with pytest.raises(ValueError, match="escapes the repository"):
+        Source(repo="./r", path="ansible/../../secrets")
+
+
+def test_symlink_out_of_the_repository_is_refused(world: DemoWorld) -> None:
+    repo = git.Repo(world.repo)
+    os.symlink("/etc/passwd", world.repo / "ansible" / "passwd")
+    repo.index.add(["ansible/passwd"])
+    repo.index.commit("sneaky link")
+    with pytest.raises(PermanentError, match=r"symlink ansible/passwd points outside the repository"):
+        fetch(source(world), environment="demo")
+
+
+# ---------------------------------------------------------------- signatures
+
+
+def _gpg(home: Path, *args: str, input: bytes | None = None) -> str:
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    result = subprocess.run(["gpg", "--batch", *args], env=env, input=input, capture_output=True, check=True)
+    return result.stdout.decode()
+
+
+@pytest.fixture
+def signer(tmp_path: Path) -> tuple[Path, str, str]:
+    """A real keyring with two keys: (GNUPGHOME, allowed fingerprint, other fingerprint)."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    fingerprints = []
+    for uid in ("Release Bot <release@example.com>", "Mallory <mallory@example.com>"):
+        _gpg(home, "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never")
+        listing = _gpg(home, "--with-colons", "--list-keys", uid)
+        fingerprints.append(next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr")))
+    return home, fingerprints[0], fingerprints[1]
+
+
+def _signed_commit(world: DemoWorld, home: Path, fingerprint: str | None, message: str) -> str:
+    (world.repo / "ansible" / "vars.yml").write_text(f"max_connections: {len(message)}\n")
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    subprocess.run(["git", "add", "-A"], cwd=world.repo, check=True)
+    sign = [f"-S{fingerprint}"] if fingerprint else ["--no-gpg-sign"]
+    subprocess.run(["git", "commit", "-q", *sign, "-m", message], cwd=world.repo, env=env, check=True)
+    return git.Repo(world.repo).head.commit.hexsha
+
+
+def test_signed_commits(world: DemoWorld, signer: tuple[Path, str, str]) -> None:
+    home, allowed, other = signer
+    allowed_key = _gpg(home, "--armor", "--export", allowed)
+    signed_source = source(world, require_signed_commits=True, allowed_signers=[allowed_key])
+
+    good = _signed_commit(world, home, allowed, "signed by the release key")
+    checkout = fetch(signed_source, environment="prod", signing_keys=[allowed_key])
+    assert checkout.commit == good
+    assert checkout.signed_by == f"Release Bot <release@example.com> ({allowed})"
+
+    by_other = _signed_commit(world, home, other, "signed by someone else")
+    with pytest.raises(PermanentError) as caught:
+        fetch(signed_source, environment="prod", signing_keys=[allowed_key])
+    assert f"commit {by_other[:12]} is signed by key {other[-16:]}, which is not an allowed signer" in str(caught.value)
+
+    unsigned = _signed_commit(world, home, None, "not signed")
+    with pytest.raises(PermanentError) as caught:
+        fetch(signed_source, environment="prod", signing_keys=[allowed_key])
+    assert f"environment 'prod': commit {unsigned[:12]} is not signed" in str(caught.value)
+
+
+def test_signing_key_that_is_not_a_key(world: DemoWorld) -> None:
+    with pytest.raises(PermanentError, match="not a valid armored public key"):
+        fetch(source(world, require_signed_commits=True, allowed_signers=["x"]), environment="p", signing_keys=["garbage"])
