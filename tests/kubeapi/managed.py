@@ -119,7 +119,8 @@ def server_side_apply(live: dict[str, Any] | None, config: dict[str, Any], *, ma
     merged = apply_merge(base, config, schema)
     if me is not None:
         others = set().union(*(e.fields for e in entries if e is not me))
-        for p in sorted(me.fields - applied, key=len, reverse=True):
+        # Parents first: removing a list item takes its (unowned) children with it.
+        for p in sorted(me.fields - applied, key=len):
             if any(has_prefix(q, p) for q in others):
                 continue
             remove_at(merged, p, schema)
