@@ -488,6 +488,12 @@ def test_crd_becomes_established_and_serves_custom_resources(api_client, dyn, ns
         widgets.create(namespace=ns, body={"apiVersion": f"{group}/v1", "kind": "Widget",
                                            "metadata": {"name": "bad"}, "spec": {"size": "x"}})
     assert exc.value.status == 422
+    with pytest.raises(ApiException) as exc:  # kubectl's default: fieldValidation=Strict
+        client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+            group, "v1", ns, "widgets", {"apiVersion": f"{group}/v1", "kind": "Widget",
+                                         "metadata": {"name": "strict"}, "spec": {"junk": 1}},
+            field_validation="Strict")
+    assert exc.value.status == 400 and 'unknown field "spec.junk"' in body_of(exc.value)["message"]
     applied = ssa(dyn, {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1"},
                         "spec": {"size": 5}}, ns, "gitops", force=True)
     assert applied["spec"]["size"] == 5 and applied["metadata"]["generation"] == 2

@@ -54,6 +54,7 @@ class Options:
 
     dry_run: bool = False
     field_manager: str = ""
+    field_validation: str = ""  # Strict | Warn | Ignore (the real default is Warn)
     force: bool = False
     user_agent: str = ""
 
@@ -207,11 +208,18 @@ class Cluster:
                new: dict[str, Any], opts: Options, *, apply: bool) -> dict[str, Any]:
         """Shared tail of every write: server metadata, defaults, validation, storage."""
         if rt.custom and rt.schema:
-            prune_unknown(new, rt.schema)
+            self._prune(rt, new, opts)
         self._finish(rt, old, new, opts)
         apply_defaults(rt, new, old, self.allocator)
         validate(rt, new, old)
         return new
+
+    @staticmethod
+    def _prune(rt: ResourceType, obj: dict[str, Any], opts: Options) -> None:
+        dropped = prune_unknown(obj, rt.schema or {})
+        if dropped and opts.field_validation == "Strict":
+            fields = ", ".join(f'unknown field "{p}"' for p in dropped)
+            raise bad_request(f"strict decoding error: {fields}")
 
     # -- reads -------------------------------------------------------------------------
     def get(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
@@ -419,7 +427,7 @@ class Cluster:
             config.setdefault("metadata", {})["name"] = name
             self._prepare_metadata(rt, config, namespace)
             if rt.custom and rt.schema:
-                prune_unknown(config, rt.schema)
+                self._prune(rt, config, opts)
             schema = schema_for(rt)
             base = None
             if live is not None:

@@ -561,27 +561,31 @@ def _schema_causes(obj: dict[str, Any], schema: dict[str, Any]) -> Causes:
     return causes
 
 
-def prune_unknown(obj: dict[str, Any], schema: dict[str, Any]) -> None:
-    """Drop fields the structural schema does not know (the real server prunes them)."""
+def prune_unknown(obj: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """Drop fields the structural schema does not know (the real server prunes them);
+    returns their paths (``spec.junk``) for ``fieldValidation=Strict``/``Warn``."""
+    dropped: list[str] = []
 
-    def walk(value: Any, node: dict[str, Any]) -> None:
+    def walk(value: Any, node: dict[str, Any], path: str) -> None:
         if node.get("x-kubernetes-preserve-unknown-fields"):
             return
         if isinstance(value, dict):
             props = node.get("properties")
             extra = node.get("additionalProperties")
             for k in list(value):
+                sub = f"{path}.{k}"
                 if props and k in props:
-                    walk(value[k], props[k])
+                    walk(value[k], props[k], sub)
                 elif isinstance(extra, dict):
-                    walk(value[k], extra)
+                    walk(value[k], extra, sub)
                 elif extra is True:
                     continue
                 elif props is not None or node.get("type") == "object":
                     del value[k]
+                    dropped.append(sub)
         elif isinstance(value, list) and isinstance(node.get("items"), dict):
-            for item in value:
-                walk(item, node["items"])
+            for n, item in enumerate(value):
+                walk(item, node["items"], f"{path}[{n}]")
 
     for key in list(obj):
         if key in ("apiVersion", "kind", "metadata"):
@@ -590,8 +594,10 @@ def prune_unknown(obj: dict[str, Any], schema: dict[str, Any]) -> None:
         if sub is None:
             if not schema.get("x-kubernetes-preserve-unknown-fields"):
                 del obj[key]
+                dropped.append(key)
         else:
-            walk(obj[key], sub)
+            walk(obj[key], sub, key)
+    return dropped
 
 
 def _schema_defaults(obj: dict[str, Any], schema: dict[str, Any]) -> None:

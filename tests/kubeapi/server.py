@@ -244,7 +244,12 @@ class KubeAPIServer:
         if dry not in (None, "", "All"):
             raise bad_request(f'Invalid dry run value: "{dry}": supported values: "All"')
         force = query.get("force")
+        validation = query.get("fieldValidation", "")
+        if validation not in ("", "Strict", "Warn", "Ignore"):
+            raise bad_request(f'fieldValidation: Unsupported value: "{validation}": supported '
+                              'values: "Ignore", "Strict", "Warn"')
         return Options(dry_run=dry == "All", field_manager=query.get("fieldManager", ""),
+                       field_validation=validation,
                        force=_truthy(force),
                        user_agent=request.headers.get("User-Agent", ""))
 
