@@ -24,7 +24,7 @@ import urllib3
 import yaml
 
 kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client, config, dynamic, watch  # noqa: E402
+from kubernetes import client, dynamic, watch  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 
 from tests.kubeapi import NEVER_READY, READY_AFTER, KubeAPIDouble, kube_target  # noqa: E402

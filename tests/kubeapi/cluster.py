@@ -204,8 +204,8 @@ class Cluster:
             self.registry.register_crd(obj)
         self.controller.observe(rt, obj)
 
-    def _build(self, rt: ResourceType, namespace: str, old: dict[str, Any] | None,
-               new: dict[str, Any], opts: Options, *, apply: bool) -> dict[str, Any]:
+    def _build(self, rt: ResourceType, old: dict[str, Any] | None, new: dict[str, Any],
+               opts: Options) -> dict[str, Any]:
         """Shared tail of every write: server metadata, defaults, validation, storage."""
         if rt.custom and rt.schema:
             self._prune(rt, new, opts)
@@ -235,8 +235,7 @@ class Cluster:
     def list(self, rt: ResourceType, namespace: str | None, query: dict[str, str]
              ) -> dict[str, Any]:
         """A ``<Kind>List`` honouring selectors, ``limit`` and ``continue``."""
-        if rt.namespaced and namespace is not None:
-            self._check_namespace_for_list(namespace)
+        # (a missing namespace lists as empty, as on the real server)
         label = parse_label_selector(query.get("labelSelector"))
         field = parse_field_selector(query.get("fieldSelector"), rt.kind)
         with self.store.lock:
@@ -267,10 +266,6 @@ class Cluster:
         return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta,
                 "items": page}
 
-    def _check_namespace_for_list(self, namespace: str) -> None:
-        # The real server lists an empty collection for a missing namespace.
-        return None
-
     # -- create ------------------------------------------------------------------------
     def create(self, rt: ResourceType, namespace: str, body: Any, opts: Options
                ) -> dict[str, Any]:
@@ -290,7 +285,7 @@ class Cluster:
             if self.store.get(rt.key, meta.get("namespace", ""), meta["name"]) is not None:
                 raise already_exists(rt.plural, meta["name"], rt.group)
             meta.pop("managedFields", None)
-            new = self._build(rt, namespace, None, obj, opts, apply=False)
+            new = self._build(rt, None, obj, opts)
             new = managed.record_update(None, new, manager=opts.manager, schema=schema_for(rt),
                                         api_version=rt.api_version, now=now_rfc3339(),
                                         ignore_status=rt.status_subresource)
@@ -346,7 +341,7 @@ class Cluster:
             meta = new["metadata"]
             meta.pop("resourceVersion", None)
         else:
-            new = self._build(rt, namespace, live, obj, opts, apply=False)
+            new = self._build(rt, live, obj, opts)
         new = managed.record_update(live, new, manager=opts.manager, schema=schema_for(rt),
                                     api_version=rt.api_version, now=now_rfc3339(),
                                     ignore_status=rt.status_subresource,
@@ -440,7 +435,7 @@ class Cluster:
             merged["metadata"]["name"] = name
             self._prepare_metadata(rt, merged, namespace)
             mf = merged["metadata"].get("managedFields")
-            new = self._build(rt, namespace, live, merged, opts, apply=True)
+            new = self._build(rt, live, merged, opts)
             if mf is not None:
                 new["metadata"]["managedFields"] = mf
             if live is None:

@@ -15,7 +15,7 @@ import ipaddress
 import re
 from typing import Any, Callable
 
-from .errors import ApiError, bad_request, invalid
+from .errors import bad_request, invalid
 from .resources import ResourceType
 
 Causes = list[tuple[str, str, str]]
@@ -340,7 +340,7 @@ def _metadata_causes(obj: dict[str, Any]) -> Causes:
                 raise bad_request(f"json: cannot unmarshal {type(v).__name__} into Go struct field "
                                   f"ObjectMeta.metadata.{key} of type string")
             if key == "labels" and (len(v) > 63 or not _LABEL_VALUE.match(v)):
-                causes.append(("FieldValueInvalid", f"metadata.labels", f'Invalid value: "{v}": '
+                causes.append(("FieldValueInvalid", "metadata.labels", f'Invalid value: "{v}": '
                                "a valid label must be an empty string or consist of alphanumeric "
                                "characters, '-', '_' or '.', and must start and end with an "
                                "alphanumeric character"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
@@ -176,6 +176,3 @@ class Registry:
         with self._lock:
             self._crd_types.clear()
 
-
-def kinds_of(types: Iterable[ResourceType]) -> set[str]:
-    return {t.kind for t in types}

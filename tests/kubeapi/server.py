@@ -443,12 +443,12 @@ class KubeAPIServer:
 
 
 def _check_media_type(ctype: str) -> None:
-    """Only JSON and YAML bodies are understood. Protobuf/CBOR get 415, on which client-go
-    (e.g. ``kubectl create``) falls back to JSON — the real server would decode them."""
+    """JSON and YAML bodies are understood (protobuf only for the kinds in
+    :mod:`tests.kubeapi.protobuf`); CBOR and other protobuf bodies get 415."""
     if ctype in ("application/vnd.kubernetes.protobuf", "application/cbor"):
-        raise ApiError("UnsupportedMediaType", f"the body of the request was in an unknown "
-                       f"format - accepted media types include: application/json, "
-                       f"application/yaml")
+        raise ApiError("UnsupportedMediaType", "the body of the request was in an unknown "
+                       "format - accepted media types include: application/json, "
+                       "application/yaml")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -582,7 +582,7 @@ class KubeAPIDouble:
 
     def api_client(self):  # -> kubernetes.client.ApiClient
         """A ``kubernetes.client.ApiClient`` configured for this double."""
-        from kubernetes import client, config
+        from kubernetes import config
         return config.new_client_from_config(config_file=self.kubeconfig_path)
 
     # -- requests ----------------------------------------------------------------------
