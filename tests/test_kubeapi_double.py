@@ -27,7 +27,8 @@ kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client, dynamic, watch  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
 
-from tests.kubeapi import NEVER_READY, READY_AFTER, KubeAPIDouble, kube_target  # noqa: E402
+from tests.kubeapi import NEVER_READY, READY_AFTER, kube_target  # noqa: E402
+from tests.kubeapi.fixtures import kube_double_factory  # noqa: E402,F401
 from tests.kubeapi.server import free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -723,11 +724,17 @@ def test_kube_target_prefers_a_real_cluster_kubeconfig(tmp_path, monkeypatch):
         assert client.CoreV1Api(t.api_client()).read_namespace("default").metadata.name == "default"
 
 
-def test_in_process_double_is_independent_and_resettable():
-    with KubeAPIDouble(namespace_defaults=False) as api:
-        core = client.CoreV1Api(api.api_client())
-        core.create_namespaced_config_map("default", cm("x", {}))
-        assert api.get_object("v1", "ConfigMap", "x", "default")["metadata"]["name"] == "x"
-        api.reset()
-        assert api.get_object("v1", "ConfigMap", "x", "default") is None
-        assert api.requests == []
+def test_in_process_doubles_are_independent_and_resettable(kube_double_factory):
+    one = kube_double_factory(namespace_defaults=False)
+    two = kube_double_factory()
+    assert one.url != two.url
+    core = client.CoreV1Api(one.api_client())
+    core.create_namespaced_config_map("default", cm("x", {}))
+    assert one.get_object("v1", "ConfigMap", "x", "default")["metadata"]["name"] == "x"
+    assert two.get_object("v1", "ConfigMap", "x", "default") is None
+    with pytest.raises(ApiException) as exc:
+        core.delete_namespace("default")
+    assert exc.value.status == 403
+    one.reset()
+    assert one.get_object("v1", "ConfigMap", "x", "default") is None
+    assert one.requests == []

@@ -466,6 +466,10 @@ class Cluster:
                       "details": {"name": name, "group": rt.group, "kind": rt.plural,
                                   "uid": live["metadata"]["uid"]}}
             if rt.kind == "Namespace" and not rt.custom:
+                if name in ("default", "kube-system", "kube-public"):
+                    raise ApiError("Forbidden", f'namespaces "{name}" is forbidden: this '
+                                   "namespace may not be deleted",
+                                   details={"name": name, "kind": "namespaces"})
                 return self._delete_namespace(rt, live, opts)
             if live["metadata"].get("finalizers"):
                 if live["metadata"].get("deletionTimestamp"):

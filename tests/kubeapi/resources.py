@@ -72,6 +72,7 @@ BUILTINS: list[ResourceType] = [
     _b("", "v1", "serviceaccounts", "ServiceAccount", short=["sa"]),
     _b("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=["pvc"], status=True),
     _b("", "v1", "pods", "Pod", short=["po"], cat=_ALL, status=True),
+    _b("", "v1", "events", "Event", short=["ev"]),
     _b("apps", "v1", "deployments", "Deployment", short=["deploy"], cat=_ALL, gen=True,
        status=True, scale=True),
     _b("apps", "v1", "statefulsets", "StatefulSet", short=["sts"], cat=_ALL, gen=True,
