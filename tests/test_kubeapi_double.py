@@ -649,6 +649,10 @@ def test_kubectl_server_side_apply_conflicts_and_force(target, ns, tmp_path):
     assert live["data"] == {"mode": "green"}
     assert ("kubectl", "Apply") not in managers(live)  # its only field was taken over
 
+    # server-side printing: kubectl shows the columns the server's Table defines
+    header = kubectl(target, "get", "deploy", "kweb", "-n", ns).stdout.splitlines()[0].split()
+    assert header == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    wait_for(lambda: "2/2" in kubectl(target, "get", "deploy", "kweb", "-n", ns).stdout, 10)
     names = kubectl(target, "get", "deploy,cm", "-n", ns, "-o", "name").stdout.split()
     assert {"deployment.apps/kweb", "configmap/kcfg"} <= set(names)
     kubectl(target, "delete", "-f", str(manifest))

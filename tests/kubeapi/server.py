@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import discovery, protobuf
+from . import discovery, protobuf, tables
 from .cluster import APPLY_TYPES, Cluster, Options
 from .controller import ControllerSettings
 from .errors import ApiError, bad_request, not_found
@@ -263,12 +263,22 @@ class KubeAPIServer:
             raise ApiError("NotFound", "the server could not find the requested resource")
         if verb == "watch":
             return await self._watch(request, route, query)
+        accept = request.headers.get("Accept", "")
         if verb == "list":
-            return self._json(c.list(rt, route.namespace, query))
+            listed = c.list(rt, route.namespace, query)
+            if tables.wants_table(accept):
+                meta = {k: v for k, v in listed["metadata"].items() if k != "resourceVersion"}
+                return self._json(self._table(rt, listed["items"], query,
+                                              listed["metadata"]["resourceVersion"], meta))
+            return self._json(listed)
         if verb == "get":
             if route.subresource == "scale":
                 return self._json(c.get_scale(rt, ns, route.name))
-            return self._json(c.get(rt, ns, route.name))
+            obj = c.get(rt, ns, route.name)
+            if tables.wants_table(accept) and not route.subresource:
+                return self._json(self._table(rt, [obj], query,
+                                              obj["metadata"]["resourceVersion"]))
+            return self._json(obj)
         opts = self._options(request, query)
         if verb == "create":
             if route.namespace is None and rt.namespaced:
@@ -303,6 +313,20 @@ class KubeAPIServer:
             return self._json(c.delete_collection(rt, route.namespace, query, body, opts))
         raise ApiError("MethodNotAllowed", "the server does not allow this method on the "
                        "requested resource")
+
+    def _table(self, rt: ResourceType, objects: list[dict[str, Any]], query: dict[str, str],
+               resource_version: str, list_meta: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+        columns = None
+        if rt.custom:
+            crd = self.cluster.store.get(("apiextensions.k8s.io", "customresourcedefinitions"),
+                                         "", f"{rt.plural}.{rt.group}") or {}
+            for v in (crd.get("spec") or {}).get("versions") or []:
+                if v.get("name") == rt.version:
+                    columns = v.get("additionalPrinterColumns")
+        return tables.table(rt, objects, resource_version=resource_version,
+                            include=query.get("includeObject", "Metadata"),
+                            printer_columns=columns, list_meta=list_meta)
 
     def _non_resource(self, path: str, request: web.Request) -> web.Response:
         if request.method != "GET":
@@ -358,9 +382,13 @@ class KubeAPIServer:
         def matches(obj: dict[str, Any], ns: str) -> bool:
             return (namespace is None or ns == namespace) and label(obj) and field(obj)
 
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+
         async def send(kind: str, obj: dict[str, Any]) -> None:
             obj = dict(obj)
             obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+            if as_table and kind != "BOOKMARK":
+                obj = self._table(rt, [obj], query, obj["metadata"].get("resourceVersion", ""))
             await resp.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
 
         rv_param = query.get("resourceVersion") or ""
