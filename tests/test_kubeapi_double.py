@@ -275,6 +275,10 @@ def test_replace_conflicts_on_stale_resource_version_and_generation(core, apps, 
     assert scaled.metadata.generation == 2
     same = apps.patch_namespaced_deployment("gen", ns, {"spec": {"replicas": 4}})
     assert same.metadata.resource_version == scaled.metadata.resource_version  # no-op write
+    scale = apps.patch_namespaced_deployment_scale("gen", ns, {"spec": {"replicas": 1}})
+    assert scale.kind == "Scale" and scale.spec.replicas == 1
+    after = apps.read_namespaced_deployment("gen", ns)
+    assert after.spec.replicas == 1 and after.metadata.generation == 3
 
 
 def test_patch_types_and_immutable_fields(api_client, core, apps, ns):

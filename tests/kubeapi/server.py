@@ -32,6 +32,7 @@ from . import discovery, protobuf, tables
 from .cluster import APPLY_TYPES, Cluster, Options
 from .controller import ControllerSettings
 from .errors import ApiError, bad_request, not_found
+from .merge import json_merge_patch, json_patch
 from .faults import FaultRule, Faults, Request, RequestLog, default_reason
 from .resources import ResourceType
 from .store import Event
@@ -64,6 +65,7 @@ class KubeAPIServer:
         self.address = "127.0.0.1:0"
         self._changed: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.closing = False  # set on shutdown: open watches end
         cluster.store.add_listener(self._on_store_change)
 
     # -- wiring ------------------------------------------------------------------------
@@ -80,6 +82,8 @@ class KubeAPIServer:
         self._ticker = asyncio.create_task(self._tick_forever())
 
     async def _cleanup(self, app: web.Application) -> None:
+        self.closing = True
+        self._wake()
         self._ticker.cancel()
 
     async def _tick_forever(self) -> None:
@@ -295,8 +299,10 @@ class KubeAPIServer:
             raw = await request.read()
             if route.subresource == "scale":
                 scale = c.get_scale(rt, ns, route.name)
-                from .merge import json_merge_patch
-                patched = json_merge_patch(scale, json.loads(raw or b"{}"))
+                body = json.loads(raw or b"{}")
+                patched = json_patch(scale, body) if isinstance(body, list) \
+                    else json_merge_patch(scale, body)
+                patched.get("metadata", {}).pop("resourceVersion", None)
                 return self._json(c.set_scale(rt, ns, route.name, patched, opts))
             existed = verb == "apply" and c.store.get(rt.key, ns, route.name) is not None
             obj = c.patch(rt, ns, route.name, raw, ctype, opts, route.subresource)
@@ -414,7 +420,7 @@ class KubeAPIServer:
                     query.get("sendInitialEvents")):
                 await send("BOOKMARK", {"metadata": {"resourceVersion": str(last), "annotations":
                                         {"k8s.io/initial-events-end": "true"}}})
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not self.closing:
                 events: list[Event] = c.store.events_since(last, [rt.key])
                 for ev in events:
                     last = ev.rv
@@ -562,7 +568,7 @@ class KubeAPIDouble:
         asyncio.set_event_loop(loop)
         try:
             self._runner = web.AppRunner(self.server.app(), access_log=None,
-                                         handle_signals=False)
+                                         handle_signals=False, shutdown_timeout=0.5)
             loop.run_until_complete(self._runner.setup())
             loop.run_until_complete(web.SockSite(self._runner, sock).start())
         except BaseException as exc:  # noqa: BLE001
@@ -576,6 +582,8 @@ class KubeAPIDouble:
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None:
+            self.server.closing = True
+            self._loop.call_soon_threadsafe(self.server._wake)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._thread = None
