@@ -2,8 +2,8 @@
 
 `wait_for_approval()` pauses the flow run with `pause_flow_run(wait_for_input=
 ApprovalInput)` and turns the answer, a rejection or a timeout into an
-`Approval` for one exact plan (its hash). Called from the reconcile flow's
-body, because only a flow can pause.
+`Approval` for one exact plan (its hash); `gate()` decides whether to wait
+at all. Called from the reconcile flow's body, because only a flow can pause.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from prefect.states import Running
 from pydantic import Field
 
 from driftgate import report
+from driftgate.config import Environment
 from driftgate.models import Approval, Decision, Plan
 from driftgate.runlog import now
 
@@ -33,6 +34,29 @@ class ApprovalInput(RunInput):
     decision: Decision = Field(description="approve or reject this exact plan")
     approver: str = Field(min_length=1, description="who decides (your name or login)")
     reason: str = Field(default="", description="why; kept in the record")
+
+
+def gate(env: Environment, plan: Plan, *, needs_approval: bool, auto_approve: bool, requester: str) -> Approval | None:
+    """The gate's decision on ``plan``: None when there is nothing to apply."""
+    if plan.in_sync:
+        return None
+    if not needs_approval:
+        return Approval(
+            required=False,
+            decision=Decision.APPROVE,
+            reason=f"approval mode {env.approval.mode.value!r}: no approval needed for this plan",
+            plan_hash=plan.plan_hash,
+        )
+    if auto_approve:
+        return Approval(
+            required=True,
+            decision=Decision.APPROVE,
+            approver=requester,
+            reason="approved in advance (sync --yes)",
+            plan_hash=plan.plan_hash,
+            decided_at=now(),
+        )
+    return wait_for_approval(plan, env.approval.timeout)
 
 
 def wait_for_approval(plan: Plan, timeout: timedelta) -> Approval:

@@ -2,8 +2,8 @@
 
     fetch -> render -> diff -> gate (pause for approval?) -> apply -> record
 
-Every run ends in the record, failed, rejected and no-op runs too (the
-``finally``). The flow's final state says how it ended: Completed (applied or
+Every run ends in the record, failed, rejected and no-op runs too (both
+exits below record). The flow's final state says how it ended: Completed (applied or
 in sync), Failed (with the stage and reason), or Cancelled named "Rejected".
 Run by `driftgate sync`, by deployments, and by the tests.
 """
@@ -16,9 +16,9 @@ from prefect.states import Cancelled, Completed, Failed, State
 
 from driftgate.config import load_config
 from driftgate.errors import DriftgateError
-from driftgate.models import Approval, Decision, Mode, Outcome
+from driftgate.models import Mode, Outcome
 from driftgate.runlog import RunLog
-from flows.approval import wait_for_approval
+from flows.approval import gate
 from tasks import (
     apply_changes,
     decide_gate,
@@ -54,19 +54,11 @@ def reconcile(
         run.checkout = fetch_source(env, access)
         bundle = render_bundle(env, run.checkout)
         run.plan = diff_live(env, bundle, access)
-        if decide_gate(env, run.plan):
-            run.approval = (
-                Approval(
-                    required=True,
-                    decision=Decision.APPROVE,
-                    approver=run.requested_by,
-                    reason="approved in advance (sync --yes)",
-                    plan_hash=run.plan.plan_hash,
-                )
-                if auto_approve
-                else wait_for_approval(run.plan, env.approval.timeout)
-            )
-        if not run.plan.in_sync and (run.approval is None or run.approval.approved):
+        needs_approval = decide_gate(env, run.plan)
+        run.approval = gate(
+            env, run.plan, needs_approval=needs_approval, auto_approve=auto_approve, requester=run.requested_by
+        )
+        if run.approval is not None and run.approval.approved:
             run.result = apply_changes(env, bundle, access)
     except DriftgateError as exc:
         run.fail(exc)

@@ -18,6 +18,11 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
+# Prefect's test utilities add a second FileFinder path hook (via beartype's
+# import hooks); ansible's collection loader refuses to import after that
+# ("need exactly one FileFinder import hook"). Load ansible first.
+import ansible.inventory.manager  # noqa: E402,F401
+
 from driftgate.demo_repo import DemoWorld, create_demo_world  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,157 @@
+"""diff and apply with real ansible-runner against localhost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftgate import ansible
+from driftgate.config import load_config
+from driftgate.demo_repo import DemoWorld, commit_change
+from driftgate.errors import PermanentError, TransientError
+from driftgate.git import fetch
+from driftgate.models import Action, Stage
+from driftgate.render import render_bundle
+from driftgate.secrets import Masker
+from tests.conftest import edit_config
+
+
+def stages(world: DemoWorld):
+    env = load_config(world.config).environment("demo")
+    return env, render_bundle(env, fetch(env.source, environment="demo"))
+
+
+def test_first_plan_apply_then_in_sync(world: DemoWorld, driftgate_home: Path) -> None:
+    env, bundle = stages(world)
+    plan = ansible.check(env, bundle)
+    assert [(c.target, c.name, c.action) for c in plan.changes] == [
+        ("localhost", "app directory", Action.CREATE),
+        ("localhost", "welcome page", Action.CREATE),
+        ("localhost", "connection limit", Action.UPDATE),
+    ]
+    assert "+max_connections = 100" in plan.changes[2].diff
+    assert not world.config_line.exists(), "check mode must not change the host"
+    assert plan.plan_hash == ansible.check(env, bundle).plan_hash  # stable over identical content
+
+    result = ansible.apply(env, bundle)
+    assert result.succeeded and result.changed == 3
+    assert [t.status for t in result.hosts[0].tasks] == ["changed", "changed", "changed"]
+    assert world.config_line.read_text() == "max_connections = 100\n"
+
+    again = ansible.check(env, bundle)
+    assert again.in_sync and again.plan_hash != plan.plan_hash
+    assert list((driftgate_home / "runs").iterdir()) == [], "run directories (artifacts) must not stay on disk"
+
+
+def test_drift_is_exactly_the_hand_edit(world: DemoWorld) -> None:
+    env, bundle = stages(world)
+    ansible.apply(env, bundle)
+    world.config_line.write_text("max_connections = 5\n")
+    plan = ansible.check(env, bundle)
+    assert [(c.name, c.action) for c in plan.changes] == [("connection limit", Action.UPDATE)]
+    assert "-max_connections = 5" in plan.changes[0].diff and "+max_connections = 100" in plan.changes[0].diff
+
+
+def test_a_diff_without_change_is_not_drift(world: DemoWorld) -> None:
+    playbook = (world.repo / "ansible/site.yml").read_text() + (
+        "    - name: reported but unchanged\n"
+        "      ansible.builtin.copy:\n"
+        "        dest: \"{{ demo_root }}/note.txt\"\n"
+        "        content: \"x\\n\"\n"
+        "      changed_when: false\n"
+    )
+    commit_change(world.repo, "ansible/site.yml", playbook, "a task that never reports a change")
+    env, bundle = stages(world)
+    ansible.apply(env, bundle)
+    (world.host_root / "note.txt").write_text("edited\n")
+    plan = ansible.check(env, bundle)
+    assert plan.in_sync, plan.changes
+
+
+def test_deletion_and_unpredictable_modules_are_risky(world: DemoWorld) -> None:
+    playbook = (world.repo / "ansible/site.yml").read_text() + (
+        "    - name: remove the old page\n"
+        "      ansible.builtin.file:\n"
+        "        path: \"{{ demo_root }}/old.html\"\n"
+        "        state: absent\n"
+        "    - name: restart by hand\n"
+        "      ansible.builtin.command: \"true\"\n"
+    )
+    commit_change(world.repo, "ansible/site.yml", playbook, "risky tasks")
+    (world.host_root / "old.html").write_text("old\n")
+    env, bundle = stages(world)
+    risky = {c.name: (c.action, c.risky) for c in ansible.check(env, bundle).changes}
+    assert risky["remove the old page"] == (Action.DELETE, True)
+    assert risky["welcome page"] == (Action.CREATE, False)
+    # command does not run in check mode: it is skipped, so it cannot be a change here
+    assert "restart by hand" not in risky
+
+
+def test_risky_tasks_by_name(world: DemoWorld) -> None:
+    edit_config(world, approval={"risky_tasks": ["connection *"]})
+    env, bundle = stages(world)
+    assert {c.name for c in ansible.check(env, bundle).changes if c.risky} == {"connection limit"}
+
+
+def test_failed_task_in_apply_is_reported_per_host_and_task(world: DemoWorld) -> None:
+    playbook = (world.repo / "ansible/site.yml").read_text() + (
+        "    - name: needs a missing file\n"
+        "      ansible.builtin.copy:\n"
+        "        src: /nonexistent/driftgate-test-file\n"
+        "        dest: \"{{ demo_root }}/copied\"\n"
+    )
+    commit_change(world.repo, "ansible/site.yml", playbook, "a failing task")
+    env, bundle = stages(world)
+    with pytest.raises(PermanentError) as caught:
+        ansible.check(env, bundle)
+    assert "host 'localhost', task 'needs a missing file': failed in check mode" in str(caught.value)
+    assert caught.value.stage == Stage.DIFF
+
+    result = ansible.apply(env, bundle)
+    assert not result.succeeded
+    failed = [t for t in result.hosts[0].tasks if t.status == "failed"]
+    assert [t.task for t in failed] == ["needs a missing file"]
+    assert "/nonexistent/driftgate-test-file" in failed[0].message
+
+
+def test_playbook_error_before_any_task(world: DemoWorld) -> None:
+    commit_change(world.repo, "ansible/site.yml", "- hosts: all\n  tasks:\n    - no_such_module_xyz: {}\n", "typo")
+    env, bundle = stages(world)
+    with pytest.raises(PermanentError) as caught:
+        ansible.check(env, bundle)
+    assert "playbook site.yml failed before running a task" in str(caught.value)
+    assert "no_such_module_xyz" in str(caught.value)
+
+
+def test_unreachable_host_is_transient(world: DemoWorld) -> None:
+    # Port 9 on loopback refuses at once: a real unreachable host without any network.
+    edit_config(world, target={"hosts": {"web1": {"ansible_host": "127.0.0.1", "ansible_port": 9, "ansible_python_interpreter": "/usr/bin/python3"}}})
+    env, bundle = stages(world)
+    with pytest.raises(TransientError, match=r"host 'web1', task 'app directory': host unreachable"):
+        ansible.check(env, bundle)
+
+
+def test_secrets_are_masked_in_diffs(world: DemoWorld) -> None:
+    commit_change(world.repo, "ansible/vars.yml", "max_connections: 100\napi_token: tok-Zq81-secret\n", "token")
+    playbook = (world.repo / "ansible/site.yml").read_text() + (
+        "    - name: token file\n"
+        "      ansible.builtin.copy:\n"
+        "        dest: \"{{ demo_root }}/token\"\n"
+        "        content: \"token={{ api_token }}\\n\"\n"
+    )
+    commit_change(world.repo, "ansible/site.yml", playbook, "token file")
+    env, bundle = stages(world)
+    plan = ansible.check(env, bundle, masker=Masker(["tok-Zq81-secret"]))
+    token_change = next(c for c in plan.changes if c.name == "token file")
+    assert "token=***" in token_change.diff
+    assert "tok-Zq81-secret" not in plan.model_dump_json()
+
+
+def test_runner_environment_is_safe(tmp_path: Path) -> None:
+    env = ansible._ansible_env(tmp_path, tmp_path / "known_hosts", ansible.SSHAccess(user="deploy"))
+    assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
+    assert "StrictHostKeyChecking=yes" in env["ANSIBLE_SSH_ARGS"]
+    assert f"UserKnownHostsFile={tmp_path / 'known_hosts'}" in env["ANSIBLE_SSH_ARGS"]
+    assert env["PATH"].split(":")[0] == str(Path(ansible.sys.executable).parent)
+    assert env["ANSIBLE_REMOTE_USER"] == "deploy"

@@ -1,0 +1,174 @@
+"""The reconcile flow end to end on a Prefect test server: sync, no-op, drift,
+approval given / rejected / timed out, failures recorded with their stage."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driftgate.demo_repo import DemoWorld, commit_change
+from driftgate.models import Outcome, Stage
+from driftgate.store import Store, StoredRun
+from tests.conftest import edit_config
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def sync(world: DemoWorld, **kwargs: Any) -> tuple[Any, StoredRun]:
+    from flows.reconcile import reconcile
+
+    state = reconcile(environment="demo", config=str(world.config), return_state=True, **kwargs)
+    record = Store().history("demo", limit=1)[0]
+    assert record.flow_run_id == str(state.state_details.flow_run_id)
+    return state, record
+
+
+def test_first_sync_then_no_op(world: DemoWorld) -> None:
+    state, first = sync(world, trigger="test", requested_by="carol")
+    assert state.is_completed(), state.message
+    assert first.outcome == Outcome.APPLIED and first.mode.value == "sync"
+    assert first.trigger == "test" and first.requested_by == "carol"
+    assert len(first.changes) == 3 and first.plan_hash
+    assert first.hosts[0]["host"] == "localhost" and first.hosts[0]["changed"] == 3
+    assert first.commit and first.repo == str(world.repo)
+    assert world.config_line.read_text() == "max_connections = 100\n"
+
+    state, second = sync(world)
+    assert state.is_completed()
+    assert second.outcome == Outcome.IN_SYNC and second.changes == [] and second.hosts == []
+    assert second.commit == first.commit
+
+
+def test_drift_detected_and_corrected(world: DemoWorld) -> None:
+    sync(world)
+    world.config_line.write_text("max_connections = 5\n")
+    state, record = sync(world)
+    assert record.outcome == Outcome.APPLIED
+    assert [c["name"] for c in record.changes] == ["connection limit"]
+    assert world.config_line.read_text() == "max_connections = 100\n"
+
+
+def test_unchanged_commit_is_not_rendered_again(world: DemoWorld, driftgate_home: Path) -> None:
+    sync(world)
+    marker = next((driftgate_home / "renders").iterdir()) / ".driftgate-bundle.json"
+    first_mtime = marker.stat().st_mtime_ns
+    world.config_line.write_text("max_connections = 1\n")
+    _, record = sync(world)
+    assert record.outcome == Outcome.APPLIED
+    assert len(list((driftgate_home / "renders").iterdir())) == 1
+    assert marker.stat().st_mtime_ns == first_mtime
+
+
+def test_failing_task_is_recorded_with_stage_and_reason(world: DemoWorld) -> None:
+    playbook = (world.repo / "ansible/site.yml").read_text() + (
+        "    - name: fails only for real\n"
+        "      ansible.builtin.fail:\n"
+        "        msg: disk full on purpose\n"
+        "      when: not ansible_check_mode\n"
+    )
+    commit_change(world.repo, "ansible/site.yml", playbook, "a task that fails on apply")
+    state, record = sync(world)
+    assert state.is_failed()
+    assert record.outcome == Outcome.FAILED and record.failed_stage == Stage.APPLY
+    assert "localhost: fails only for real: disk full on purpose" in record.reason
+    assert record.hosts[0]["failed"] == 1
+    assert "apply" in state.message and "disk full on purpose" in state.message
+
+
+def test_bad_ref_fails_at_fetch_and_is_recorded(world: DemoWorld) -> None:
+    edit_config(world, source={"ref": "does-not-exist"})
+    state, record = sync(world)
+    assert state.is_failed()
+    assert record.outcome == Outcome.FAILED and record.failed_stage == Stage.FETCH
+    assert "ref 'does-not-exist' is not a branch, tag or commit" in record.reason
+    assert not world.config_line.exists()
+
+
+def test_empty_inventory_fails_at_render_nothing_applied(world: DemoWorld) -> None:
+    commit_change(world.repo, "ansible/hosts.ini", "", "empty inventory")
+    import yaml
+
+    data = yaml.safe_load(world.config.read_text())
+    target = data["environments"]["demo"]["target"]
+    del target["hosts"]
+    target["inventory"] = "hosts.ini"
+    world.config.write_text(yaml.safe_dump(data))
+    state, record = sync(world)
+    assert record.failed_stage == Stage.RENDER and "names no hosts" in record.reason
+    assert not world.config_line.exists()
+
+
+# ---------------------------------------------------------------- approval
+
+
+def answer_when_paused(decision: str, approver: str, reason: str) -> threading.Thread:
+    """An approver in another thread: waits for the paused run, then answers it
+    through the same API a person's UI form or `driftgate approve` uses."""
+    from flows.approval import answer_paused_run
+
+    def approve() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                answer_paused_run("demo", decision=decision, approver=approver, reason=reason)
+                return
+            except LookupError:
+                time.sleep(0.3)
+
+    context = contextvars.copy_context()  # carries the test server's settings
+    thread = threading.Thread(target=context.run, args=(approve,), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_approval_given(world: DemoWorld) -> None:
+    edit_config(world, approval={"mode": "always", "timeout": "2m"})
+    approver = answer_when_paused("approve", "alice", "reviewed the diff")
+    state, record = sync(world, requested_by="bob")
+    approver.join(5)
+    assert state.is_completed(), state.message
+    assert record.outcome == Outcome.APPLIED
+    assert record.approval["decision"] == "approve" and record.approval["approver"] == "alice"
+    assert record.approval["reason"] == "reviewed the diff"
+    assert record.approval["plan_hash"] == record.plan_hash
+    assert world.config_line.exists()
+
+
+def test_approval_rejected(world: DemoWorld) -> None:
+    edit_config(world, approval={"mode": "always", "timeout": "2m"})
+    approver = answer_when_paused("reject", "alice", "not during the freeze")
+    state, record = sync(world)
+    approver.join(5)
+    assert state.is_cancelled() and state.name == "Rejected"
+    assert record.outcome == Outcome.REJECTED
+    assert record.approval["approver"] == "alice" and record.approval["reason"] == "not during the freeze"
+    assert record.hosts == [] and not world.config_line.exists()
+
+
+def test_approval_timeout_rejects(world: DemoWorld) -> None:
+    edit_config(world, approval={"mode": "always", "timeout": "2s"})
+    state, record = sync(world)
+    assert state.is_cancelled()
+    assert record.outcome == Outcome.REJECTED and record.approval["timed_out"] is True
+    assert "no decision within" in record.approval["reason"]
+    assert not world.config_line.exists()
+
+
+def test_risky_mode_pauses_only_risky_plans_and_yes_approves_in_advance(world: DemoWorld) -> None:
+    edit_config(world, approval={"mode": "risky", "timeout": "1s", "risky_tasks": ["welcome*"]})
+    state, record = sync(world)
+    assert record.outcome == Outcome.REJECTED  # risky and nobody answered
+
+    state, record = sync(world, auto_approve=True, requested_by="dana")
+    assert record.outcome == Outcome.APPLIED
+    assert record.approval == {**record.approval, "decision": "approve", "approver": "dana", "required": True}
+    assert "in advance" in record.approval["reason"]
+
+    world.config_line.write_text("max_connections = 9\n")  # not a risky task: no pause
+    state, record = sync(world)
+    assert record.outcome == Outcome.APPLIED and record.approval["required"] is False
