@@ -44,6 +44,10 @@ _TASK_EVENTS = {
 }
 
 
+# An unreachable host is usually transient, but not when SSH itself refuses.
+_PERMANENT_SSH_FAILURES = ("Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED", "Permission denied")
+
+
 @dataclass(frozen=True)
 class SSHAccess:
     """How to reach remote hosts, loaded from an AnsibleSSH block."""
@@ -137,7 +141,7 @@ def _run(
             )
         return False  # keep nothing on disk
 
-    with _private_data_dir(bundle) as pdd:
+    with _private_data_dir(bundle) as pdd, tempfile.TemporaryDirectory(prefix="dg-cp-") as control_dir:
         known_hosts = pdd / "known_hosts"
         known_hosts.write_text(ssh.known_hosts if ssh and ssh.known_hosts else "")
         runner = ansible_runner.run(
@@ -146,7 +150,7 @@ def _run(
             inventory=[str(pdd / source) for source in bundle.inventory],
             extravars=env.target.vars or None,
             cmdline="--check --diff" if check_mode else "--diff",
-            envvars=_ansible_env(pdd, known_hosts, ssh),
+            envvars=_ansible_env(pdd, known_hosts, ssh, Path(control_dir)),
             ssh_key=ssh.private_key if ssh and ssh.private_key else None,
             suppress_env_files=True,
             quiet=True,
@@ -170,16 +174,19 @@ def _run(
     return events
 
 
-def _ansible_env(pdd: Path, known_hosts: Path, ssh: SSHAccess | None) -> dict[str, str]:
+def _ansible_env(pdd: Path, known_hosts: Path, ssh: SSHAccess | None, control_dir: Path) -> dict[str, str]:
     venv_bin = os.path.dirname(sys.executable)
     env = {
         "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", "/usr/bin:/bin")]),
         # ansible-runner switches host-key checking off; driftgate wants it on.
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_SSH_ARGS": (
-            "-C -o ControlMaster=auto -o ControlPersist=60s -o StrictHostKeyChecking=yes "
+            "-C -o ControlMaster=auto -o ControlPersist=10s -o StrictHostKeyChecking=yes "
             f"-o UserKnownHostsFile={known_hosts} -o BatchMode=yes"
         ),
+        # Connections are shared within a run only: another run may use another
+        # key, and a persisted master to a reused address would reach the old host.
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_LOCAL_TEMP": str(pdd / "tmp"),
@@ -219,6 +226,11 @@ def _raise_for(event: _TaskEvent, env: Environment, stage: Stage, masker: Masker
     message = masker(str(event.res.get("msg", "")).strip()) or "no message"
     where = f"environment {env.name!r}: host {event.host!r}, task {event.task!r}"
     if event.status == "unreachable":
+        if any(sign in message for sign in _PERMANENT_SSH_FAILURES):
+            raise PermanentError(
+                f"{where}: host unreachable: {message} (check the host keys in the target's ssh block)",
+                stage=stage,
+            )
         raise TransientError(f"{where}: host unreachable: {message}", stage=stage)
     raise PermanentError(f"{where}: failed in check mode: {message}", stage=stage)
 

@@ -149,9 +149,10 @@ def test_secrets_are_masked_in_diffs(world: DemoWorld) -> None:
 
 
 def test_runner_environment_is_safe(tmp_path: Path) -> None:
-    env = ansible._ansible_env(tmp_path, tmp_path / "known_hosts", ansible.SSHAccess(user="deploy"))
+    env = ansible._ansible_env(tmp_path, tmp_path / "known_hosts", ansible.SSHAccess(user="deploy"), tmp_path / "cp")
     assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
     assert "StrictHostKeyChecking=yes" in env["ANSIBLE_SSH_ARGS"]
     assert f"UserKnownHostsFile={tmp_path / 'known_hosts'}" in env["ANSIBLE_SSH_ARGS"]
     assert env["PATH"].split(":")[0] == str(Path(ansible.sys.executable).parent)
     assert env["ANSIBLE_REMOTE_USER"] == "deploy"
+    assert env["ANSIBLE_SSH_CONTROL_PATH_DIR"] == str(tmp_path / "cp")
