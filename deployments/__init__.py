@@ -1,0 +1,1 @@
+"""Prefect deployments: one per environment. `serve.py` serves them all from one process."""
