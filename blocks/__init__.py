@@ -14,6 +14,7 @@ from blocks.credentials import (
     SigningKeys,
     BLOCK_TYPES,
     load_access,
+    record_database_url,
     register_block_types,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     "GitCredentials",
     "SigningKeys",
     "load_access",
+    "record_database_url",
     "register_block_types",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
@@ -102,3 +104,26 @@ def load_access(env: Environment) -> Access:
         signers = _load(SigningKeys, env.source.allowed_signers_block, env, "source.allowed_signers_block")
         keys.extend(signers.public_keys)
     return Access(git=git_auth, ssh=ssh, signing_keys=keys, masker=masker)
+
+
+DATABASE_BLOCK_ENV_VAR = "DRIFTGATE_DATABASE_BLOCK"
+
+
+def record_database_url() -> str | None:
+    """The record's URL from the block named by $DRIFTGATE_DATABASE_BLOCK, if set.
+
+    Otherwise None, and the store falls back to $DRIFTGATE_DATABASE_URL or the
+    SQLite file under $DRIFTGATE_HOME.
+    """
+    name = os.environ.get(DATABASE_BLOCK_ENV_VAR)
+    if not name:
+        return None
+    try:
+        block = DriftgateDatabase.load(name)
+    except ValueError as exc:
+        raise PermanentError(
+            f"{DATABASE_BLOCK_ENV_VAR} names block {name!r}, which cannot be loaded ({exc}); "
+            f"create a {DriftgateDatabase.get_block_type_slug()} block with that name",
+            stage=Stage.RECORD,
+        ) from None
+    return block.url.get_secret_value()

@@ -95,10 +95,10 @@ def plan(
         run.fail(exc)
     except Exception as exc:  # a bug: still recorded, then shown with its traceback
         run.fail(exc)
-        Store().record(run.finish())
+        _store().record(run.finish())
         raise
     record = run.finish()
-    Store().record(record)
+    _store().record(record)
     if result is None:
         _fail(record.reason, output=output, environment=environment, stage=record.failed_stage and record.failed_stage.value)
     if output == "json":
@@ -106,6 +106,19 @@ def plan(
     else:
         _print_plan(result, ref=record.ref)
     raise typer.Exit(EXIT_OK if result.in_sync else EXIT_CHANGES)
+
+
+def _store() -> Store:
+    """The record; from a block when $DRIFTGATE_DATABASE_BLOCK names one (needs the Prefect API)."""
+    if os.environ.get("DRIFTGATE_DATABASE_BLOCK"):
+        _prefect_defaults()
+        from blocks import record_database_url
+
+        try:
+            return Store(record_database_url())
+        except DriftgateError as exc:
+            _fail(str(exc))
+    return Store()
 
 
 def _access(env: Environment) -> Access:
@@ -215,10 +228,7 @@ def _flow_run_url(flow_run_id: str | None) -> str | None:
 
 
 def _record_of(flow_run_id: str | None) -> StoredRun | None:
-    for run in Store().history(limit=200):
-        if flow_run_id and run.flow_run_id == flow_run_id:
-            return run
-    return None
+    return _store().for_flow_run(flow_run_id) if flow_run_id else None
 
 
 _OUTCOME_STYLE = {
@@ -236,6 +246,11 @@ def _print_run(run: StoredRun) -> None:
         f"[{style} bold]{run.outcome.value}[/]: {escape(run.environment)} at [cyan]{run.commit[:12] or '-'}[/]"
         f" — {len(run.changes)} change(s), record #{run.id}, {run.duration_s:.1f} s"
     )
+    for change in run.changes:
+        console.print(
+            f"  {change['action']:<7} {escape(change['target'])}: {escape(change['name'])}"
+            + (" [red](risky)[/]" if change.get("risky") else "")
+        )
     if run.approval and run.approval.get("required"):
         a = run.approval
         console.print(f"  approval: {a['decision']} by {escape(a.get('approver') or '-')}: {escape(a.get('reason') or '')}")
@@ -259,7 +274,7 @@ def history(
 ) -> None:
     """Recorded runs, newest first."""
     _check_output(output)
-    runs = Store().history(environment, limit=limit)
+    runs = _store().history(environment, limit=limit)
     if output == "json":
         print(json.dumps([r.model_dump(mode="json") for r in runs], indent=2))
         return
@@ -313,8 +328,8 @@ def _answer(environment: str, decision: str, approver: str | None, reason: str) 
     from driftgate.runlog import current_user
 
     _prefect_defaults()
-    if not os.environ.get("PREFECT_API_URL"):
-        _fail("set PREFECT_API_URL to the Prefect server where the paused run lives")
+    # Without PREFECT_API_URL Prefect starts a temporary server on the same
+    # database (PREFECT_HOME) as the paused run's, and finds it there.
     from flows.approval import answer_paused_run
 
     try:

@@ -125,14 +125,22 @@ def _update_mirror(source: Source, env: dict[str, str], masker: Masker, where: s
         mirror.git.fetch("origin", "--prune", "--tags", env=env)
         return mirror
     except git.GitCommandError as exc:
-        stderr = masker(str(exc.stderr or exc)).strip()
-        detail = stderr.splitlines()[-1] if stderr else "git failed"
-        message = f"{where}: cannot fetch {masker(source.repo)}: {detail}"
+        stderr = masker(str(exc.stderr or exc))
+        message = f"{where}: cannot fetch {masker(source.repo)}: {_error_detail(stderr)}"
         if any(fragment in stderr.lower() for fragment in _TRANSIENT) and not is_local_repo(source.repo):
             raise TransientError(message, stage=Stage.FETCH) from None
         raise PermanentError(
             message + " (check source.repo and its credentials)", stage=Stage.FETCH
         ) from None
+
+
+def _error_detail(stderr: str) -> str:
+    """The lines of git's stderr that say what went wrong, on one line."""
+    text = stderr.strip()
+    text = text.removeprefix("stderr:").strip().strip("'").strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Cloning into", "stderr:"))]
+    return " ".join(lines[:3]) or "git failed without a message"
 
 
 def _has_commit(repo: git.Repo, sha: str) -> bool:
@@ -294,7 +302,7 @@ def _git_env(auth: GitAuth | None) -> Iterator[dict[str, str]]:
         key.touch(mode=0o600)
         key.write_text(auth.ssh_private_key.rstrip("\n") + "\n")
         options = ["-o IdentitiesOnly=yes", "-o BatchMode=yes", "-o StrictHostKeyChecking=yes"]
-        if auth.known_hosts:
+        if auth.known_hosts is not None:  # "" means: trust no host (not ~/.ssh/known_hosts)
             known = Path(tmp) / "known_hosts"
             known.write_text(auth.known_hosts)
             options.append(f"-o UserKnownHostsFile={known}")

@@ -19,6 +19,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from driftgate import home
 from driftgate.errors import TransientError
+from driftgate.secrets import Masker
 from driftgate.models import Mode, Outcome, RunRecord, Stage
 
 
@@ -67,7 +68,7 @@ class Store:
                 session.refresh(row)
         except OperationalError as exc:  # locked or unreachable database: worth a retry
             raise TransientError(
-                f"cannot write the record of {run.environment!r} to the database: {exc.orig}",
+                f"cannot write the record of {run.environment!r} to the database: {Masker()(str(exc.orig))}",
                 stage=Stage.RECORD,
             ) from None
         assert row.id is not None
@@ -80,6 +81,14 @@ class Store:
             query = query.where(Run.environment == environment)
         with Session(self.engine) as session:
             return [_to_record(row) for row in session.exec(query)]
+
+
+    def for_flow_run(self, flow_run_id: str) -> StoredRun | None:
+        """The run recorded by one Prefect flow run, if any."""
+        query = select(Run).where(Run.flow_run_id == flow_run_id).order_by(col(Run.id).desc()).limit(1)
+        with Session(self.engine) as session:
+            row = session.exec(query).first()
+            return _to_record(row) if row else None
 
 
 def _to_record(row: Run) -> StoredRun:

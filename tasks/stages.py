@@ -77,7 +77,9 @@ def apply_changes(env: Environment, bundle: Bundle, access: Access) -> ApplyResu
 
 @task(name="record", **_common, **_transient_retries)
 def record_run(run: RunRecord) -> int:
-    record_id = Store().record(run)
+    from blocks import record_database_url
+
+    record_id = Store(record_database_url()).record(run)
     create_markdown_artifact(
         key=f"record-{_slug(run.environment)}",
         markdown=report.run_markdown(run, record_id),

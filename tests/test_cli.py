@@ -105,3 +105,19 @@ def test_approve_without_a_paused_run_and_blocks_register(prefect_api: str) -> N
 
     with get_client(sync_client=True) as client:
         assert client.read_block_type_by_slug("driftgate-ansible-ssh").name == "driftgate Ansible SSH"
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_record_database_from_a_block(world: DemoWorld, prefect_api: str, tmp_path: Path, driftgate_home: Path) -> None:
+    from blocks import DriftgateDatabase
+
+    url = f"sqlite:///{tmp_path / 'team-record.db'}"
+    DriftgateDatabase(url=url).save("team-record", overwrite=True)
+    env = {"PREFECT_API_URL": prefect_api, "DRIFTGATE_DATABASE_BLOCK": "team-record"}
+    assert run_cli("sync", "demo", "--config", str(world.config), env=env).returncode == 0
+    runs = json.loads(run_cli("history", "--output", "json", env=env).stdout)
+    assert [r["outcome"] for r in runs] == ["applied"]
+    assert (tmp_path / "team-record.db").exists() and not (driftgate_home / "driftgate.db").exists()
+
+    missing = run_cli("history", env={**env, "DRIFTGATE_DATABASE_BLOCK": "nope"})
+    assert missing.returncode == 1 and "DRIFTGATE_DATABASE_BLOCK names block 'nope'" in missing.stderr

@@ -172,3 +172,28 @@ def test_risky_mode_pauses_only_risky_plans_and_yes_approves_in_advance(world: D
     world.config_line.write_text("max_connections = 9\n")  # not a risky task: no pause
     state, record = sync(world)
     assert record.outcome == Outcome.APPLIED and record.approval["required"] is False
+
+
+def _task_run_counts(flow_run_id: str) -> dict[str, int]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {run.name.rsplit("-", 1)[0]: run.run_count for run in runs}
+
+
+def test_transient_failures_are_retried_permanent_ones_are_not(world: DemoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks import stages
+
+    monkeypatch.setattr(stages.fetch_source, "retry_delay_seconds", [0, 0, 0])  # keep the test fast
+    # Nothing listens on loopback port 9: a real, transient connection failure.
+    edit_config(world, source={"repo": "http://127.0.0.1:9/deploy.git"})
+    state, record = sync(world)
+    assert record.failed_stage == Stage.FETCH and "cannot fetch http://127.0.0.1:9/deploy.git" in record.reason
+    assert _task_run_counts(record.flow_run_id)["fetch"] == 4  # first try + 3 retries
+
+    edit_config(world, source={"repo": str(world.repo), "ref": "no-such-ref"})
+    state, record = sync(world)
+    assert record.failed_stage == Stage.FETCH
+    assert _task_run_counts(record.flow_run_id)["fetch"] == 1

@@ -273,8 +273,10 @@ def test_replace_conflicts_on_stale_resource_version_and_generation(core, apps, 
     assert int(labelled.metadata.resource_version) > int(dep.metadata.resource_version)
     scaled = apps.patch_namespaced_deployment("gen", ns, {"spec": {"replicas": 4}})
     assert scaled.metadata.generation == 2
-    same = apps.patch_namespaced_deployment("gen", ns, {"spec": {"replicas": 4}})
-    assert same.metadata.resource_version == scaled.metadata.resource_version  # no-op write
+    # A write that changes nothing keeps the resourceVersion. Checked on a ConfigMap:
+    # the simulated controller may write a Deployment's status at any moment.
+    unchanged = core.patch_namespaced_config_map("rv2", ns, {"data": {"a": "1"}})
+    assert unchanged.metadata.resource_version == second.metadata.resource_version
     scale = apps.patch_namespaced_deployment_scale("gen", ns, {"spec": {"replicas": 1}})
     assert scale.kind == "Scale" and scale.spec.replicas == 1
     after = apps.read_namespaced_deployment("gen", ns)
