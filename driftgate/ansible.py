@@ -79,15 +79,17 @@ def check(
             _raise_for(event, env, Stage.DIFF, masker)
         if event.status == "ok" and event.res.get("changed"):
             action = _action(event.res)
+            rules = policy.ansible_risk_rules(
+                action=action, module=event.module, task=event.task, policy=env.approval
+            )
             changes.append(
                 Change(
                     action=action,
                     target=event.host,
                     name=event.task,
                     module=event.module,
-                    risky=policy.is_risky(
-                        action=action, module=event.module, task=event.task, policy=env.approval
-                    ),
+                    risky=bool(rules),
+                    rules=rules,
                     diff=masker(_diff_text(event.res)),
                 )
             )

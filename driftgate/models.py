@@ -82,13 +82,18 @@ class Bundle(Frozen):
 
 
 class Change(Frozen):
-    """One pending change: an Ansible task that would change a host."""
+    """One pending change: an Ansible task that would change a host, or a
+    Kubernetes object to create, update or delete (prune)."""
 
     action: Action
-    target: str = Field(description="host name (or, for Kubernetes, the object)")
-    name: str = Field(description="task name")
-    module: str = ""
+    target: str = Field(description="Ansible: the host; Kubernetes: kind/namespace/name")
+    name: str = Field(description="Ansible: the task name; Kubernetes: the object's name")
+    module: str = Field(default="", description="Ansible: the module (task action)")
+    kind: str = Field(default="", description="Kubernetes: the object's kind")
+    namespace: str = Field(default="", description="Kubernetes: the object's namespace ('' if cluster-wide)")
+    api_version: str = Field(default="", description="Kubernetes: the object's apiVersion")
     risky: bool = False
+    rules: tuple[str, ...] = Field(default=(), description="the risk rules that made this change risky")
     diff: str = Field(default="", description="unified diff, secrets masked")
 
 

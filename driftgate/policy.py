@@ -19,13 +19,16 @@ from driftgate.models import Action, Plan
 UNPREDICTABLE_MODULES = frozenset({"command", "shell", "raw", "script", "reboot", "expect"})
 
 
-def is_risky(*, action: Action, module: str, task: str, policy: ApprovalPolicy) -> bool:
+def ansible_risk_rules(*, action: Action, module: str, task: str, policy: ApprovalPolicy) -> tuple[str, ...]:
+    """The names of the rules that make one Ansible change risky (empty: not risky)."""
     short_module = module.rsplit(".", 1)[-1]
-    return (
-        action == Action.DELETE
-        or short_module in UNPREDICTABLE_MODULES
-        or any(fnmatchcase(task, pattern) for pattern in policy.risky_tasks)
-    )
+    rules = []
+    if action == Action.DELETE:
+        rules.append("delete")
+    if short_module in UNPREDICTABLE_MODULES:
+        rules.append(f"module:{short_module}")
+    rules += [f"task:{pattern}" for pattern in policy.risky_tasks if fnmatchcase(task, pattern)]
+    return tuple(rules)
 
 
 def needs_approval(plan: Plan, policy: ApprovalPolicy) -> bool:

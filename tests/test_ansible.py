@@ -81,9 +81,9 @@ def test_deletion_and_unpredictable_modules_are_risky(world: DemoWorld) -> None:
     commit_change(world.repo, "ansible/site.yml", playbook, "risky tasks")
     (world.host_root / "old.html").write_text("old\n")
     env, bundle = stages(world)
-    risky = {c.name: (c.action, c.risky) for c in ansible.check(env, bundle).changes}
-    assert risky["remove the old page"] == (Action.DELETE, True)
-    assert risky["welcome page"] == (Action.CREATE, False)
+    risky = {c.name: (c.action, c.risky, c.rules) for c in ansible.check(env, bundle).changes}
+    assert risky["remove the old page"] == (Action.DELETE, True, ("delete",))
+    assert risky["welcome page"] == (Action.CREATE, False, ())
     # command does not run in check mode: it is skipped, so it cannot be a change here
     assert "restart by hand" not in risky
 
@@ -91,7 +91,8 @@ def test_deletion_and_unpredictable_modules_are_risky(world: DemoWorld) -> None:
 def test_risky_tasks_by_name(world: DemoWorld) -> None:
     edit_config(world, approval={"risky_tasks": ["connection *"]})
     env, bundle = stages(world)
-    assert {c.name for c in ansible.check(env, bundle).changes if c.risky} == {"connection limit"}
+    risky = [(c.name, c.rules) for c in ansible.check(env, bundle).changes if c.risky]
+    assert risky == [("connection limit", ("task:connection *",))]
 
 
 def test_failed_task_in_apply_is_reported_per_host_and_task(world: DemoWorld) -> None:
