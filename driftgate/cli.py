@@ -28,7 +28,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from driftgate import ansible, git, render
+from driftgate import git, targets
 from driftgate.access import Access, local_access, uses_blocks
 from driftgate.config import Environment, load_config
 from driftgate.errors import ConfigError, DriftgateError
@@ -89,8 +89,8 @@ def plan(
         access = _access(env)
         run.masker = access.masker
         run.checkout = git.fetch(env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys)
-        bundle = render.render_bundle(env, run.checkout)
-        result = run.plan = ansible.check(env, bundle, ssh=access.ssh, masker=access.masker)
+        bundle = targets.render(env, run.checkout)
+        result = run.plan = targets.plan(env, bundle, access)
     except DriftgateError as exc:
         run.fail(exc)
     except Exception as exc:  # a bug: still recorded, then shown with its traceback

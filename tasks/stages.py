@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from driftgate import ansible, git, policy, render, report
+from driftgate import git, policy, report, targets
 from driftgate.access import Access, local_access, uses_blocks
 from driftgate.config import Environment
 from driftgate.errors import is_transient
@@ -51,12 +51,12 @@ def fetch_source(env: Environment, access: Access) -> Checkout:
 
 @task(name="render", **_common)
 def render_bundle(env: Environment, checkout: Checkout) -> Bundle:
-    return render.render_bundle(env, checkout)
+    return targets.render(env, checkout)
 
 
 @task(name="diff", **_common, **_transient_retries)
 def diff_live(env: Environment, bundle: Bundle, access: Access) -> Plan:
-    plan = ansible.check(env, bundle, ssh=access.ssh, masker=access.masker)
+    plan = targets.plan(env, bundle, access)
     create_markdown_artifact(
         key=f"plan-{_slug(env.name)}", markdown=report.plan_markdown(plan), description="driftgate plan"
     )
@@ -72,7 +72,7 @@ def decide_gate(env: Environment, plan: Plan) -> bool:
 # No retries: applying again is not what was approved; a new run re-plans instead.
 @task(name="apply", **_common)
 def apply_changes(env: Environment, bundle: Bundle, access: Access) -> ApplyResult:
-    return ansible.apply(env, bundle, ssh=access.ssh, masker=access.masker)
+    return targets.apply(env, bundle, access)
 
 
 @task(name="record", **_common, **_transient_retries)
