@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import yaml
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
@@ -48,6 +49,16 @@ class SigningKeys(Block):
     public_keys: list[str] = Field(description="armored public key blocks")
 
 
+class KubernetesCluster(Block):
+    """How to reach a Kubernetes cluster: a kubeconfig (and optionally a context)."""
+
+    _block_type_name = "driftgate Kubernetes cluster"
+    _description = "A kubeconfig for a cluster driftgate reconciles."
+
+    kubeconfig: SecretStr = Field(description="the kubeconfig file's YAML (may hold tokens and keys)")
+    context: str | None = Field(default=None, description="context to use (default: the file's current)")
+
+
 class DriftgateDatabase(Block):
     """Where the record lives, when it is not the default SQLite file."""
 
@@ -57,7 +68,7 @@ class DriftgateDatabase(Block):
     url: SecretStr = Field(description="database URL, with its password")
 
 
-BLOCK_TYPES: tuple[type[Block], ...] = (GitCredentials, AnsibleSSH, SigningKeys, DriftgateDatabase)
+BLOCK_TYPES: tuple[type[Block], ...] = (GitCredentials, AnsibleSSH, SigningKeys, KubernetesCluster, DriftgateDatabase)
 
 
 def register_block_types() -> list[str]:
@@ -81,7 +92,7 @@ def _load(block_type: type[Block], name: str, env: Environment, field: str) -> B
 def load_access(env: Environment) -> Access:
     """Everything ``env`` needs to reach its source and hosts, from its blocks."""
     masker = Masker()
-    git_auth = ssh = None
+    git_auth = ssh = kube = None
     keys = config_signing_keys(env)
     if env.source.credentials:
         creds = _load(GitCredentials, env.source.credentials, env, "source.credentials")
@@ -92,7 +103,15 @@ def load_access(env: Environment) -> Access:
             known_hosts=creds.known_hosts,
         )
         masker.add(*git_auth.secrets())
-    if env.target.ssh:
+    if getattr(env.target, "cluster", None):
+        from driftgate.kube import KubeAccess
+
+        cluster = _load(KubernetesCluster, env.target.cluster, env, "target.cluster")
+        text = cluster.kubeconfig.get_secret_value()
+        kube = KubeAccess(kubeconfig=yaml.safe_load(text), context=cluster.context)
+        masker.add(*[line.split(":", 1)[1].strip() for line in text.splitlines()
+                     if line.strip().startswith(("token:", "client-key-data:", "password:"))])
+    if getattr(env.target, "ssh", None):
         block = _load(AnsibleSSH, env.target.ssh, env, "target.ssh")
         ssh = SSHAccess(
             user=block.user,
@@ -103,7 +122,7 @@ def load_access(env: Environment) -> Access:
     if env.source.allowed_signers_block:
         signers = _load(SigningKeys, env.source.allowed_signers_block, env, "source.allowed_signers_block")
         keys.extend(signers.public_keys)
-    return Access(git=git_auth, ssh=ssh, signing_keys=keys, masker=masker)
+    return Access(git=git_auth, ssh=ssh, kube=kube, signing_keys=keys, masker=masker)
 
 
 DATABASE_BLOCK_ENV_VAR = "DRIFTGATE_DATABASE_BLOCK"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from driftgate.ansible import SSHAccess
 from driftgate.config import Environment
@@ -24,13 +25,15 @@ from driftgate.secrets import Masker
 class Access:
     git: GitAuth | None = None
     ssh: SSHAccess | None = None
+    kube: Any = None  # driftgate.kube.KubeAccess (not imported here: the client is slow to import)
     signing_keys: list[str] = field(default_factory=list)
     masker: Masker = field(default_factory=Masker)
 
 
 def uses_blocks(env: Environment) -> bool:
     source = env.source
-    return bool(source.credentials or source.allowed_signers_block or env.target.ssh)
+    target_block = getattr(env.target, "ssh", None) or getattr(env.target, "cluster", None)
+    return bool(source.credentials or source.allowed_signers_block or target_block)
 
 
 def config_signing_keys(env: Environment) -> list[str]:

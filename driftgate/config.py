@@ -134,7 +134,42 @@ class AnsibleTarget(Strict):
         return self
 
 
-Target = Annotated[AnsibleTarget, Field(discriminator="kind")]
+class IgnoreRule(Strict):
+    """Differences to ignore, like Argo CD's ignoreDifferences: for the objects
+    matched by kind/name/namespace (globs), drop these JSON paths, or every
+    field owned by these field managers (e.g. an HPA's controller)."""
+
+    kind: str = "*"
+    name: str = "*"
+    namespace: str = "*"
+    json_paths: list[str] = Field(default_factory=list, description="e.g. /spec/replicas or .spec.replicas")
+    managers: list[str] = Field(default_factory=list, description="field managers whose fields are ignored")
+
+
+class KubernetesTarget(Strict):
+    """A cluster reconciled through the Kubernetes API (server-side apply)."""
+
+    kind: Literal["kubernetes"]
+    cluster: str | None = Field(default=None, description="KubernetesCluster block name (kubeconfig)")
+    kubeconfig: str | None = Field(
+        default=None, description="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)"
+    )
+    context: str | None = None
+    namespace: str = Field(default="default", description="for namespaced objects that name none")
+    prune: bool = Field(default=False, description="delete objects driftgate created that left Git")
+    force_conflicts: bool = Field(default=False, description="take fields owned by other managers")
+    health_timeout: Duration = Field(default=timedelta(minutes=5), description="wait for rollouts")
+    request_timeout: Duration = Field(default=timedelta(seconds=30), description="per API request")
+    ignore: list[IgnoreRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_cluster_source(self) -> "KubernetesTarget":
+        if self.cluster and self.kubeconfig:
+            raise ValueError("give either cluster (a block) or kubeconfig (a file), not both")
+        return self
+
+
+Target = Annotated[AnsibleTarget | KubernetesTarget, Field(discriminator="kind")]
 
 
 class ApprovalMode(str, Enum):
@@ -143,12 +178,97 @@ class ApprovalMode(str, Enum):
     ALWAYS = "always"
 
 
+# Kinds whose change can lock people out, leak data or lose it: risky by default.
+SENSITIVE_KINDS = (
+    "Namespace",
+    "CustomResourceDefinition",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "Secret",
+    "ServiceAccount",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+)
+
+
+class RiskRules(Strict):
+    """The built-in risk rules of ``approval.mode: risky``; each is on by
+    default and can be switched off (false / [] / null) or tuned."""
+
+    deletes: bool = Field(default=True, description="any delete or prune")
+    kinds: list[str] = Field(
+        default_factory=lambda: list(SENSITIVE_KINDS), description="changes to objects of these kinds"
+    )
+    scale_to_zero: bool = Field(default=True, description="a workload scaled to zero replicas")
+    max_changes: int | None = Field(default=20, ge=0, description="more changes than this in one plan")
+    production: bool = Field(default=True, description="any change in an environment with production: true")
+    unpredictable_modules: bool = Field(
+        default=True, description="Ansible command/shell/raw/script/reboot/expect tasks (check mode cannot see them)"
+    )
+    ansible_tag: str | None = Field(default="risky", description="Ansible tasks carrying this tag")
+    max_hosts: int | None = Field(default=5, ge=0, description="Ansible changes on more hosts than this")
+
+
+class RiskRule(Strict):
+    """A rule of your own: a change matching every field given is risky.
+    kind, namespace and name are globs; path is a JSON path (spec.replicas,
+    /spec/replicas or $.spec.replicas; * matches one segment)."""
+
+    rule: str = Field(description="the rule's name, shown in the plan")
+    kind: str | None = None
+    namespace: str | None = None
+    name: str | None = Field(default=None, description="object name (Ansible: task name) glob")
+    path: str | None = Field(default=None, description="a JSON path the change touches")
+    action: list[Literal["create", "update", "delete"]] | None = None
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _one_action_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> "RiskRule":
+        if all(v is None for v in (self.kind, self.namespace, self.name, self.path, self.action)):
+            raise ValueError(f"rule {self.rule!r} matches every change: give kind, namespace, name, path or action")
+        return self
+
+
 class ApprovalPolicy(Strict):
+    """Whether a plan waits for a person, and who may decide (``approval:``)."""
+
     mode: ApprovalMode = ApprovalMode.RISKY
     timeout: Duration = timedelta(hours=1)
+    approvers: list[str] = Field(
+        default_factory=list, description="who may decide: names, or group names from groups (empty: anyone)"
+    )
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="group name -> member names (put shared ones in defaults)"
+    )
+    forbid_self_approval: bool = Field(default=False, description="the requester of a run may not decide it")
+    risk: RiskRules = RiskRules()
+    rules: list[RiskRule] = Field(default_factory=list, description="your own risk rules")
     risky_tasks: list[str] = Field(
         default_factory=list, description="glob patterns of task names that always need approval"
     )
+
+    @model_validator(mode="after")
+    def _unique_rule_names(self) -> "ApprovalPolicy":
+        names = [r.rule for r in self.rules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rules: names must be unique ({', '.join(dupes)} repeated)")
+        return self
+
+    def allowed_approvers(self) -> set[str] | None:
+        """Every name that may decide, groups expanded; None when anyone may."""
+        if not self.approvers:
+            return None
+        names: set[str] = set()
+        for entry in self.approvers:
+            names.update(self.groups.get(entry, [entry]))
+        return names
 
 
 class Schedule(Strict):
@@ -172,8 +292,13 @@ class DriftSettings(Strict):
 
 
 class RenderSettings(Strict):
-    """driftgate's own templating, before Ansible sees the bundle."""
+    """How the source becomes what the target applies.
 
+    Kubernetes: ``kind`` picks plain YAML, kustomize, Jinja2 templates or helm.
+    Ansible: the bundle is the playbook; ``templates`` lists driftgate's own.
+    """
+
+    kind: Literal["plain", "kustomize", "jinja", "helm"] = "plain"
     values: dict[str, Any] = Field(default_factory=dict, description="values for the templates")
     templates: list[str] = Field(
         default_factory=list,
@@ -271,15 +396,15 @@ def parse_config(raw: Any, path: Path) -> Config:
 
 def _describe(err: dict[str, Any]) -> str:
     # Drop the discriminator tag pydantic puts in the location ("target.ansible.playbook").
-    loc = [str(p) for p in err["loc"] if p != "ansible"]
+    loc = [str(p) for p in err["loc"] if p not in ("ansible", "kubernetes")]
     where = ".".join(loc) or "(environment)"
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown key (check the spelling)"
     elif err["type"] == "union_tag_invalid":
-        message = f"unknown kind {err.get('input', {}).get('kind')!r}: use 'ansible'"
+        message = f"unknown kind {err.get('input', {}).get('kind')!r}: use 'ansible' or 'kubernetes'"
     elif err["type"] == "union_tag_not_found":
-        message = "missing 'kind' (use 'ansible')"
+        message = "missing 'kind' (use 'ansible' or 'kubernetes')"
     return f"{where}: {message}"
 
 

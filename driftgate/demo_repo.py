@@ -99,3 +99,76 @@ def commit_change(repo_dir: Path, path: str, content: str, message: str) -> str:
     (repo_dir / path).write_text(content)
     repo.index.add([path])
     return repo.index.commit(message).hexsha
+
+
+KUBE_MANIFESTS = {
+    "k8s/namespace.yaml": """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+""",
+    "k8s/config.yaml": """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+data:
+  greeting: hello from git
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: web-secret
+stringData:
+  password: s3cret-from-git
+""",
+    "k8s/web.yaml": """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+          ports: [{containerPort: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+""",
+}
+
+
+def add_kubernetes_environment(world: DemoWorld, *, kubeconfig: str | None, environment: str = "shop",
+                               prune: bool = True) -> None:
+    """Commit Kubernetes manifests to the demo repository and declare an environment for them."""
+    repo = git.Repo(world.repo)
+    for path, text in KUBE_MANIFESTS.items():
+        (world.repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (world.repo / path).write_text(text)
+    repo.index.add(list(KUBE_MANIFESTS))
+    repo.index.commit("shop: namespace, config, secret, web deployment and service")
+    data = yaml.safe_load(world.config.read_text())
+    target = {"kind": "kubernetes", "namespace": "shop", "prune": prune, "health_timeout": "60s"}
+    if kubeconfig:
+        target["kubeconfig"] = kubeconfig
+    data["environments"][environment] = {
+        "source": {"repo": "./repo", "ref": "main", "path": "k8s"},
+        "render": {"kind": "plain"},
+        "target": target,
+        "approval": {"mode": "risky", "timeout": "10m"},
+    }
+    world.config.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -52,6 +52,7 @@ class Outcome(str, Enum):
     APPLIED = "applied"
     REJECTED = "rejected"  # approval refused or timed out: nothing applied
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # started, never finished (the process died); marked by the next start
 
 
 class Mode(str, Enum):
@@ -71,14 +72,57 @@ class Checkout(Frozen):
 
 
 class Bundle(Frozen):
-    """What render produced for the target: an Ansible project directory."""
+    """What render produced for the target: an Ansible project directory, or a
+    directory holding the rendered Kubernetes manifests."""
 
     commit: str
     directory: Path
-    playbook: str
-    inventory: tuple[str, ...] = Field(description="inventory sources, relative to directory")
-    hosts: tuple[str, ...]
+    target_kind: str = "ansible"
+    playbook: str = ""
+    inventory: tuple[str, ...] = Field(default=(), description="inventory sources, relative to directory")
+    hosts: tuple[str, ...] = Field(default=(), description="Ansible hosts, or the Kubernetes objects")
     cached: bool = False
+
+
+class Manifest(Frozen):
+    """One rendered Kubernetes object and where it came from (file and document)."""
+
+    source: str
+    object: dict[str, Any]
+
+    @property
+    def api_version(self) -> str:
+        return self.object["apiVersion"]
+
+    @property
+    def kind(self) -> str:
+        return self.object["kind"]
+
+    @property
+    def name(self) -> str:
+        return self.object["metadata"]["name"]
+
+    @property
+    def namespace(self) -> str:
+        return self.object["metadata"].get("namespace") or ""
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        """(group, kind, namespace, name): what makes two objects the same object."""
+        return (self.group, self.kind, self.namespace, self.name)
+
+    @property
+    def display(self) -> str:
+        return object_display(self.kind, self.namespace, self.name)
+
+
+def object_display(kind: str, namespace: str, name: str) -> str:
+    """How an object is named to people: Kind/namespace/name (Kind/name if cluster-wide)."""
+    return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
 
 
 class Change(Frozen):
@@ -92,6 +136,9 @@ class Change(Frozen):
     kind: str = Field(default="", description="Kubernetes: the object's kind")
     namespace: str = Field(default="", description="Kubernetes: the object's namespace ('' if cluster-wide)")
     api_version: str = Field(default="", description="Kubernetes: the object's apiVersion")
+    paths: tuple[str, ...] = Field(
+        default=(), description="Kubernetes: the fields that change, as dotted paths (spec.replicas); for path rules"
+    )
     risky: bool = False
     rules: tuple[str, ...] = Field(default=(), description="the risk rules that made this change risky")
     diff: str = Field(default="", description="unified diff, secrets masked")
@@ -157,6 +204,9 @@ class TaskResult(Frozen):
 
 
 class HostResult(Frozen):
+    """The result on one target: an Ansible host, or a Kubernetes object
+    (``host`` is then Kind/namespace/name and the tasks are apply/prune/health)."""
+
     host: str
     ok: int = 0
     changed: int = 0
@@ -182,8 +232,37 @@ class ApplyResult(Frozen):
         return sum(h.changed for h in self.hosts)
 
 
+class Kind(str, Enum):
+    """What a run was for (the record's `kind`)."""
+
+    SYNC = "sync"  # reconcile: the whole DAG
+    DRIFT = "drift"  # a scheduled read-only drift check
+    ROLLBACK = "rollback"  # a sync to an earlier revision
+    PLAN = "plan"  # `driftgate plan`: read-only, by a person
+
+
+class RunStart(Frozen):
+    """What the record knows when a run starts: written first, so a run whose
+    process dies is still in the record (marked interrupted by the next start)."""
+
+    run_id: str
+    environment: str
+    kind: Kind
+    mode: Mode
+    trigger: str
+    requested_by: str = ""
+    started_at: datetime
+    flow_run_id: str | None = None
+    flow_run_url: str | None = None
+    version: str = ""
+
+
 class RunRecord(Frozen):
-    """One line of the record: everything an auditor asks about a run."""
+    """One line of the record: everything an auditor asks about a run.
+
+    ``changes`` are the plan's `Change`s as dicts, each with ``result`` (what
+    apply did to it; "" when nothing was applied) and ``health``.
+    """
 
     environment: str
     mode: Mode
@@ -202,6 +281,13 @@ class RunRecord(Frozen):
     flow_run_id: str | None = None
     failed_stage: Stage | None = None
     reason: str = ""
+    # Added with the audit record (issue 6); defaults keep older callers valid.
+    run_id: str = Field(default="", description="shared by the run's start and end in the record")
+    kind: Kind = Kind.SYNC
+    commit_author: str = ""
+    signed_by: str | None = Field(default=None, description="the verified signer of the commit, if required")
+    flow_run_url: str | None = None
+    version: str = Field(default="", description="the driftgate version that ran")
 
     @property
     def duration_s(self) -> float:

@@ -1,4 +1,7 @@
-"""render: turn an exported commit into a ready-to-run Ansible bundle.
+"""render: turn an exported commit into a ready-to-run bundle (cached per commit).
+
+Kubernetes targets are rendered by `driftgate.manifests`; the rest of this
+module is the Ansible bundle.
 
 `render_bundle()` copies the checkout, renders the driftgate templates
 (the inventory file when it ends in ``.j2`` and the globs in
@@ -27,6 +30,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from driftgate import home
 from driftgate.config import Environment
 from driftgate.errors import PermanentError
+from driftgate.manifests import render_manifests
 from driftgate.models import Bundle, Checkout, Stage
 
 PROJECT = "project"  # ansible-runner's layout: the playbook lives in <dir>/project
@@ -44,9 +48,18 @@ def render_bundle(env: Environment, checkout: Checkout) -> Bundle:
 
     staging = Path(tempfile.mkdtemp(prefix="render-", dir=target.parent))
     try:
-        project = staging / PROJECT
-        shutil.copytree(checkout.directory, project, symlinks=True)
-        bundle = _build(env, checkout, project, target)
+        if env.target.kind == "kubernetes":
+            manifests = render_manifests(env, checkout, staging)
+            bundle = Bundle(
+                commit=checkout.commit,
+                directory=target,
+                target_kind="kubernetes",
+                hosts=tuple(m.display for m in manifests),
+            )
+        else:
+            project = staging / PROJECT
+            shutil.copytree(checkout.directory, project, symlinks=True)
+            bundle = _build(env, checkout, project, target)
         (staging / MARKER).write_text(bundle.model_dump_json())
         try:
             staging.rename(target)

@@ -1,14 +1,15 @@
 """One entry point per stage for every kind of target.
 
 The flow and the CLI call `render()`, `plan()` and `apply()` here and never
-branch on the target kind themselves; each kind's module (ansible, and
-kubernetes later) does the work.
+branch on the target kind themselves: Ansible goes to `driftgate.ansible`,
+Kubernetes to `driftgate.kube` (imported only when used: the client is slow
+to import).
 """
 
 from __future__ import annotations
 
 from driftgate import ansible
-from driftgate import render as ansible_render
+from driftgate import render as bundles
 from driftgate.access import Access
 from driftgate.config import Environment
 from driftgate.models import ApplyResult, Bundle, Checkout, Plan
@@ -16,14 +17,22 @@ from driftgate.models import ApplyResult, Bundle, Checkout, Plan
 
 def render(env: Environment, checkout: Checkout) -> Bundle:
     """The commit, made ready for its target (cached per commit)."""
-    return ansible_render.render_bundle(env, checkout)
+    return bundles.render_bundle(env, checkout)
 
 
 def plan(env: Environment, bundle: Bundle, access: Access) -> Plan:
     """Desired (the bundle) against live: what a sync would change."""
+    if env.target.kind == "kubernetes":
+        from driftgate import kube
+
+        return kube.plan(env, bundle, kube.cluster_for(env, access.kube), masker=access.masker)
     return ansible.check(env, bundle, ssh=access.ssh, masker=access.masker)
 
 
-def apply(env: Environment, bundle: Bundle, access: Access) -> ApplyResult:
-    """Make live match the bundle; per host/object results."""
+def apply(env: Environment, bundle: Bundle, access: Access, plan: Plan) -> ApplyResult:
+    """Make live match the bundle (the plan's changes); per host/object results."""
+    if env.target.kind == "kubernetes":
+        from driftgate import kube
+
+        return kube.apply(env, bundle, kube.cluster_for(env, access.kube), plan, masker=access.masker)
     return ansible.apply(env, bundle, ssh=access.ssh, masker=access.masker)

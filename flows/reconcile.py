@@ -59,7 +59,7 @@ def reconcile(
             env, run.plan, needs_approval=needs_approval, auto_approve=auto_approve, requester=run.requested_by
         )
         if run.approval is not None and run.approval.approved:
-            run.result = apply_changes(env, bundle, access)
+            run.result = apply_changes(env, bundle, access, run.plan)
     except DriftgateError as exc:
         run.fail(exc)
     except Exception as exc:  # a bug or an unforeseen failure: record it, then let Prefect show it

@@ -71,8 +71,8 @@ def decide_gate(env: Environment, plan: Plan) -> bool:
 
 # No retries: applying again is not what was approved; a new run re-plans instead.
 @task(name="apply", **_common)
-def apply_changes(env: Environment, bundle: Bundle, access: Access) -> ApplyResult:
-    return targets.apply(env, bundle, access)
+def apply_changes(env: Environment, bundle: Bundle, access: Access, plan: Plan) -> ApplyResult:
+    return targets.apply(env, bundle, access, plan)
 
 
 @task(name="record", **_common, **_transient_retries)

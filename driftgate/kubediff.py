@@ -1,0 +1,140 @@
+"""Comparing a desired object (as the server would make it) with the live one.
+
+Pure functions, after gitops-engine's `Diff(config, live)`: `normalize()`
+drops what the server owns (status, managedFields, resourceVersion, uid, ...),
+`apply_ignore_rules()` removes fields the environment chose to ignore (JSON
+paths, or every field a given field manager owns), `mask_secrets()` replaces
+Secret values so a diff shows *that* a key changed, never its value, and
+`object_diff()` says whether they differ (deepdiff) and renders a unified
+diff. Called by `driftgate.kube`.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from fnmatch import fnmatchcase
+from typing import Any
+
+import yaml
+from deepdiff import DeepDiff
+
+from driftgate.config import IgnoreRule
+
+_SERVER_METADATA = (
+    "managedFields", "resourceVersion", "uid", "generation", "creationTimestamp",
+    "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds",
+)  # fmt: skip
+_SERVER_ANNOTATIONS = (
+    "kubectl.kubernetes.io/last-applied-configuration",  # may hold Secret data in clear
+    "deployment.kubernetes.io/revision",
+)
+MASK = "***"
+
+
+def normalize(obj: dict[str, Any]) -> dict[str, Any]:
+    """Only what a person declares: no status, no server bookkeeping."""
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    metadata = out.get("metadata", {})
+    for key in _SERVER_METADATA:
+        metadata.pop(key, None)
+    annotations = metadata.get("annotations") or {}
+    for key in _SERVER_ANNOTATIONS:
+        annotations.pop(key, None)
+    if not annotations:
+        metadata.pop("annotations", None)
+    return out
+
+
+def matching_rules(rules: list[IgnoreRule], kind: str, namespace: str, name: str) -> list[IgnoreRule]:
+    return [
+        r for r in rules
+        if fnmatchcase(kind, r.kind) and fnmatchcase(namespace, r.namespace) and fnmatchcase(name, r.name)
+    ]  # fmt: skip
+
+
+def apply_ignore_rules(obj: dict[str, Any], rules: list[IgnoreRule], live: dict[str, Any] | None) -> dict[str, Any]:
+    """Drop ignored JSON paths and fields owned by ignored managers (read from live managedFields)."""
+    out = copy.deepcopy(obj)
+    for rule in rules:
+        for path in rule.json_paths:
+            _remove(out, _split_path(path))
+        if rule.managers and live:
+            for entry in live.get("metadata", {}).get("managedFields") or []:
+                if entry.get("manager") in rule.managers:
+                    for path in _fields_v1_paths(entry.get("fieldsV1") or {}):
+                        _remove(out, path)
+    return out
+
+
+def mask_secrets(desired: dict[str, Any], live: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Secret values replaced by markers: equal values look equal, changed ones say so."""
+    if desired.get("kind") != "Secret":
+        return desired, live
+    desired, live = copy.deepcopy(desired), copy.deepcopy(live)
+    new = desired.get("data") or {}
+    old = (live or {}).get("data") or {}
+    for key in new:
+        new[key] = MASK if old.get(key) == new[key] else f"{MASK} (changed)"
+    for key in old:
+        old[key] = MASK
+    desired.pop("stringData", None)
+    if live:
+        live.pop("stringData", None)
+    return desired, live
+
+
+def differs(desired: dict[str, Any], live: dict[str, Any]) -> bool:
+    return bool(DeepDiff(live, desired, ignore_order=False))
+
+
+def object_diff(desired: dict[str, Any], live: dict[str, Any] | None, *, label: str) -> str:
+    """A unified diff of the YAML of both sides (live first)."""
+    before = yaml.safe_dump(live, sort_keys=True) if live else ""
+    after = yaml.safe_dump(desired, sort_keys=True)
+    lines = difflib.unified_diff(
+        before.splitlines(), after.splitlines(), fromfile=f"live {label}", tofile=f"desired {label}", lineterm=""
+    )
+    return "\n".join(lines)
+
+
+def stable_hash(obj: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _split_path(path: str) -> list[str]:
+    """'/spec/replicas', '.spec.replicas' or 'spec.replicas' -> ['spec', 'replicas']."""
+    if path.startswith("/"):
+        return [p.replace("~1", "/").replace("~0", "~") for p in path.strip("/").split("/")]
+    return [p for p in path.lstrip(".").split(".") if p]
+
+
+def _remove(obj: Any, path: list[str]) -> None:
+    for key in path[:-1]:
+        if isinstance(obj, list) and key.isdigit() and int(key) < len(obj):
+            obj = obj[int(key)]
+        elif isinstance(obj, dict) and key in obj:
+            obj = obj[key]
+        else:
+            return
+    if isinstance(obj, dict):
+        obj.pop(path[-1], None)
+
+
+def _fields_v1_paths(fields: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[list[str]]:
+    """Leaf paths of plain fields in a managedFields fieldsV1 tree (list items by key are skipped)."""
+    paths = []
+    for key, sub in fields.items():
+        if not key.startswith("f:"):
+            continue
+        path = (*prefix, key[2:])
+        children = {k: v for k, v in (sub or {}).items() if k != "."}
+        if children:
+            paths += _fields_v1_paths(children, path)
+        else:
+            paths.append(list(path))
+    return paths

