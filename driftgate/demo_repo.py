@@ -106,7 +106,7 @@ KUBE_MANIFESTS = {
 apiVersion: v1
 kind: Namespace
 metadata:
-  name: shop
+  name: NAMESPACE
 """,
     "k8s/config.yaml": """\
 apiVersion: v1
@@ -153,16 +153,16 @@ spec:
 
 
 def add_kubernetes_environment(world: DemoWorld, *, kubeconfig: str | None, environment: str = "shop",
-                               prune: bool = True) -> None:
+                               namespace: str = "shop", prune: bool = True) -> None:
     """Commit Kubernetes manifests to the demo repository and declare an environment for them."""
     repo = git.Repo(world.repo)
     for path, text in KUBE_MANIFESTS.items():
         (world.repo / path).parent.mkdir(parents=True, exist_ok=True)
-        (world.repo / path).write_text(text)
+        (world.repo / path).write_text(text.replace("NAMESPACE", namespace))
     repo.index.add(list(KUBE_MANIFESTS))
     repo.index.commit("shop: namespace, config, secret, web deployment and service")
     data = yaml.safe_load(world.config.read_text())
-    target = {"kind": "kubernetes", "namespace": "shop", "prune": prune, "health_timeout": "60s"}
+    target = {"kind": "kubernetes", "namespace": namespace, "prune": prune, "health_timeout": "60s"}
     if kubeconfig:
         target["kubeconfig"] = kubeconfig
     data["environments"][environment] = {

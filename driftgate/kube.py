@@ -89,8 +89,7 @@ def plan(env: Environment, bundle: Bundle, cluster: Cluster, *, masker: Masker |
     try:
         live = _LiveState.read(env, cluster, manifests)
         cache = _ComparisonCache(env)
-        ordered = sorted(manifests, key=lambda m: (wave_of(m), m.display))
-        changes = [c for m in ordered if (c := _compare(env, cluster, m, live, cache, masker))]
+        changes = [c for m in in_apply_order(manifests) if (c := _compare(env, cluster, m, live, cache, masker))]
         changes += _prunes(env, live, manifests)
         cache.save()
     except KubeError as exc:
@@ -173,13 +172,18 @@ def _compare(env: Environment, cluster: Cluster, manifest: Manifest, live: _Live
 def _dry_run_comparison(env: Environment, cluster: Cluster, resource: Resource, manifest: Manifest,
                         current: dict[str, Any] | None, rules: list, masker: Masker) -> dict[str, str]:
     """Ask the server what applying would produce, and compare that with live."""
+    notice = ""
     try:
-        predicted = cluster.apply(resource, manifest.object, dry_run=True, force=_target(env).force_conflicts)
-    except KubeError as exc:
-        if exc.status == 409:
+        try:
+            predicted = cluster.apply(resource, manifest.object, dry_run=True, force=_target(env).force_conflicts)
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+            # Someone else owns fields we set (a hand edit): show the diff anyway, with the conflict.
             fields = "; ".join(exc.conflicts()) or str(exc)
-            return {"action": "update", "diff": masker(f"! conflict with another field manager: {fields}\n"
-                                                        "  (apply fails unless target.force_conflicts is set)")}
+            notice = f"! conflict with another field manager: {fields}\n! (apply fails unless target.force_conflicts is set)\n"
+            predicted = cluster.apply(resource, manifest.object, dry_run=True, force=True)
+    except KubeError as exc:
         if exc.transient:
             raise
         raise PermanentError(
@@ -193,7 +197,7 @@ def _dry_run_comparison(env: Environment, cluster: Cluster, resource: Resource, 
         return {"action": "unchanged", "diff": ""}
     desired, before = mask_secrets(desired, before)
     action = "create" if current is None else "update"
-    return {"action": action, "diff": masker(object_diff(desired, before, label=manifest.display))}
+    return {"action": action, "diff": masker(notice + object_diff(desired, before, label=manifest.display))}
 
 
 def _prunes(env: Environment, live: _LiveState, manifests: list[Manifest]) -> list[Change]:
@@ -313,6 +317,11 @@ def wave_of(manifest: Manifest) -> int:
     return int(_DEFAULT_WAVE.get(manifest.kind, Wave.REST))
 
 
+def in_apply_order(manifests: list[Manifest]) -> list[Manifest]:
+    """By wave; within a wave Namespaces and CRDs first, then by kind's default wave and name."""
+    return sorted(manifests, key=lambda m: (wave_of(m), int(_DEFAULT_WAVE.get(m.kind, Wave.REST)), m.display))
+
+
 def apply(env: Environment, bundle: Bundle, cluster: Cluster, plan: Plan, *, masker: Masker | None = None) -> ApplyResult:
     """Apply the plan's changes in waves, prune, then wait for health."""
     masker = masker or Masker()
@@ -323,7 +332,7 @@ def apply(env: Environment, bundle: Bundle, cluster: Cluster, plan: Plan, *, mas
     applied: list[tuple[Manifest, Resource]] = []
     failed_wave = False
     by_wave: dict[int, list[Manifest]] = defaultdict(list)
-    for m in manifests:
+    for m in in_apply_order(manifests):
         if (m.kind, m.namespace, m.name) in to_apply:
             by_wave[wave_of(m)].append(m)
     for wave in sorted(by_wave):

@@ -44,10 +44,10 @@ def world(tmp_path: Path) -> DemoWorld:
     return create_demo_world(tmp_path / "world")
 
 
-def edit_config(world: DemoWorld, **environment_overrides: object) -> None:
-    """Merge settings into the demo environment of driftgate.yaml."""
+def edit_config(world: DemoWorld, env_name: str = "demo", **environment_overrides: object) -> None:
+    """Merge settings into one environment (default: the demo's) of driftgate.yaml."""
     data = yaml.safe_load(world.config.read_text())
-    env = data["environments"]["demo"]
+    env = data["environments"][env_name]
     for key, value in environment_overrides.items():
         if isinstance(value, dict) and isinstance(env.get(key), dict):
             env[key] = {**env[key], **value}

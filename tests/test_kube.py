@@ -1,0 +1,314 @@
+"""The Kubernetes target against the API double (or a real cluster when
+DRIFTGATE_TEST_KUBECONFIG names one): server-side diff without default
+noise, ignore rules, masked Secrets, the comparison cache, prune, conflicts,
+ordering with CRDs, health, transient errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from driftgate import git, targets
+from driftgate.access import local_access
+from driftgate.config import Environment, load_config
+from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_change
+from driftgate.errors import PermanentError
+from driftgate.models import Action, Plan
+from tests.conftest import edit_config
+from tests.kubeapi import KubeAPIDouble
+from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
+
+REAL_CLUSTER = os.environ.get("DRIFTGATE_TEST_KUBECONFIG")
+
+
+@dataclass
+class Kube:
+    kubeconfig: str
+    namespace: str
+    double: KubeAPIDouble | None
+
+    def client(self) -> Any:
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=self.kubeconfig)
+
+    def need_double(self) -> KubeAPIDouble:
+        if self.double is None:
+            pytest.skip("needs the API double (fault injection, request counts)")
+        return self.double
+
+
+@pytest.fixture
+def kube(kube_double_factory: Callable[..., KubeAPIDouble]) -> Iterator[Kube]:  # noqa: F811
+    namespace = f"shop-{uuid.uuid4().hex[:6]}"
+    if REAL_CLUSTER:
+        yield Kube(REAL_CLUSTER, namespace, None)
+        from kubernetes import client
+
+        client.CoreV1Api(Kube(REAL_CLUSTER, namespace, None).client()).delete_namespace(namespace)
+        return
+    api = kube_double_factory(ready_delay=0.2, job_delay=0.2)
+    yield Kube(str(api.kubeconfig_path), namespace, api)
+
+
+@pytest.fixture
+def shop(world: DemoWorld, kube: Kube) -> DemoWorld:
+    add_kubernetes_environment(world, kubeconfig=kube.kubeconfig, namespace=kube.namespace)
+    return world
+
+
+def stages(world: DemoWorld) -> tuple[Environment, Any, Any]:
+    env = load_config(world.config).environment("shop")
+    access = local_access(env)
+    return env, targets.render(env, git.fetch(env.source, environment="shop")), access
+
+
+def plan(world: DemoWorld) -> Plan:
+    env, bundle, access = stages(world)
+    return targets.plan(env, bundle, access)
+
+
+def sync(world: DemoWorld):
+    env, bundle, access = stages(world)
+    result = targets.apply(env, bundle, access, targets.plan(env, bundle, access))
+    assert result.succeeded, [(h.host, [t.message for t in h.tasks]) for h in result.hosts]
+    return result
+
+
+def test_first_sync_then_in_sync_without_default_noise(shop: DemoWorld, kube: Kube) -> None:
+    first = plan(shop)
+    ns = kube.namespace
+    assert [(c.action, c.target) for c in first.changes] == [
+        (Action.CREATE, f"Namespace/{ns}"),
+        (Action.CREATE, f"ConfigMap/{ns}/web-config"),
+        (Action.CREATE, f"Secret/{ns}/web-secret"),
+        (Action.CREATE, f"Deployment/{ns}/web"),
+        (Action.CREATE, f"Service/{ns}/web"),
+    ]
+    result = sync(shop)
+    health = {h.host: [t.message for t in h.tasks if t.task == "health"] for h in result.hosts}
+    assert health[f"Deployment/{ns}/web"] == ["healthy: 2/2 ready"]
+    # The server defaulted strategy, clusterIP, protocol, ...: none of it is a change.
+    assert plan(shop).in_sync
+    assert plan(shop).in_sync
+
+
+def test_noop_plan_costs_lists_only(shop: DemoWorld, kube: Kube) -> None:
+    double = kube.need_double()
+    sync(shop)
+    plan(shop)  # warms the comparison cache after the apply
+    double.reset_requests()
+    assert plan(shop).in_sync
+    assert double.count_dry_run_patches() == 0
+    kinds = {"namespaces", "configmaps", "secrets", "deployments", "services"}
+    for resource in kinds:
+        assert double.count_lists(resource) == 1, resource
+    assert all(r.method == "GET" for r in double.requests)
+
+
+def test_drift_in_the_cluster_is_exactly_that_field(shop: DemoWorld, kube: Kube) -> None:
+    from kubernetes import client
+
+    sync(shop)
+    core = client.CoreV1Api(kube.client())
+    core.patch_namespaced_config_map("web-config", kube.namespace, {"data": {"greeting": "edited by hand"}})
+    drift = plan(shop)
+    assert [(c.action, c.kind, c.name) for c in drift.changes] == [(Action.UPDATE, "ConfigMap", "web-config")]
+    assert "-  greeting: edited by hand" in drift.changes[0].diff
+    assert "+  greeting: hello from git" in drift.changes[0].diff
+    # The hand edit took ownership of the field: correcting it is a conflict to force.
+    assert drift.changes[0].diff.startswith("! conflict with another field manager: .data.greeting")
+    edit_config(shop, "shop", target={"force_conflicts": True})
+    sync(shop)
+    assert core.read_namespaced_config_map("web-config", kube.namespace).data == {"greeting": "hello from git"}
+
+
+def test_secret_values_never_appear(shop: DemoWorld, kube: Kube) -> None:
+    sync(shop)
+    text = (shop.repo / "k8s/config.yaml").read_text().replace("s3cret-from-git", "n3w-s3cret-value")
+    commit_change(shop.repo, "k8s/config.yaml", text, "rotate the password")
+    changed = plan(shop)
+    assert [(c.kind, c.name) for c in changed.changes] == [("Secret", "web-secret")]
+    diff = changed.changes[0].diff
+    assert "password: '*** (changed)'" in diff
+    dumped = changed.model_dump_json()
+    for secret in ("s3cret-from-git", "n3w-s3cret-value", "czNjcmV0", "bjN3LXMz"):
+        assert secret not in dumped
+    for path in Path(os.environ["DRIFTGATE_HOME"]).joinpath("kube-cache").iterdir():
+        assert "n3w-s3cret-value" not in path.read_text()
+
+
+def test_ignore_rules_by_json_path_and_field_manager(shop: DemoWorld, kube: Kube) -> None:
+    from kubernetes import client
+
+    sync(shop)
+    apps = client.AppsV1Api(kube.client())
+    # An autoscaler owns replicas now (server-side apply by another manager, forced).
+    apps.api_client.call_api(
+        f"/apis/apps/v1/namespaces/{kube.namespace}/deployments/web", "PATCH",
+        query_params=[("fieldManager", "hpa-controller"), ("force", "true")],
+        header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+        body={"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 5}},
+        auth_settings=["BearerToken"], _preload_content=False,
+    )
+    drifted = plan(shop)
+    assert [(c.kind, c.name) for c in drifted.changes] == [("Deployment", "web")]
+    assert "-  replicas: 5" in drifted.changes[0].diff and "+  replicas: 2" in drifted.changes[0].diff
+
+    edit_config(shop, "shop", target={"ignore": [{"kind": "Deployment", "name": "web", "managers": ["hpa-controller"]}]})
+    assert plan(shop).in_sync
+    edit_config(shop, "shop", target={"ignore": [{"kind": "Deploy*", "json_paths": ["/spec/replicas"]}]})
+    assert plan(shop).in_sync
+
+
+def test_conflicts_fail_the_object_unless_forced(shop: DemoWorld, kube: Kube) -> None:
+    from kubernetes import client
+
+    sync(shop)
+    core = client.CoreV1Api(kube.client())
+    core.api_client.call_api(
+        f"/api/v1/namespaces/{kube.namespace}/configmaps/web-config", "PATCH",
+        query_params=[("fieldManager", "someone-else"), ("force", "true")],
+        header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+        body={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config"}, "data": {"greeting": "mine"}},
+        auth_settings=["BearerToken"], _preload_content=False,
+    )
+    conflicted = plan(shop)
+    assert [c.name for c in conflicted.changes] == ["web-config"]
+    assert "! conflict with another field manager" in conflicted.changes[0].diff
+    assert "-  greeting: mine" in conflicted.changes[0].diff
+    env, bundle, access = stages(shop)
+    result = targets.apply(env, bundle, access, conflicted)
+    assert not result.succeeded
+    (failed,) = [t for h in result.hosts for t in h.tasks if t.status == "failed"]
+    assert failed.host == f"ConfigMap/{kube.namespace}/web-config" and "conflict" in failed.message
+    assert "someone-else" in failed.message and "force_conflicts" in failed.message
+
+    edit_config(shop, "shop", target={"force_conflicts": True})
+    sync(shop)
+    assert core.read_namespaced_config_map("web-config", kube.namespace).data == {"greeting": "hello from git"}
+
+
+def test_prune_deletes_only_what_driftgate_created(shop: DemoWorld, kube: Kube) -> None:
+    from kubernetes import client
+
+    sync(shop)
+    core = client.CoreV1Api(kube.client())
+    core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": "hand-made"}, "data": {"a": "1"}})
+    config = (shop.repo / "k8s/config.yaml").read_text().split("---")[1]  # keep the Secret only
+    commit_change(shop.repo, "k8s/config.yaml", config, "drop the ConfigMap")
+    pruning = plan(shop)
+    assert [(c.action, c.name, c.risky, c.rules) for c in pruning.changes] == [(Action.DELETE, "web-config", True, ("prune",))]
+    sync(shop)
+    names = {cm.metadata.name for cm in core.list_namespaced_config_map(kube.namespace).items}
+    assert "web-config" not in names and "hand-made" in names
+
+    # A kind that left Git entirely is still pruned: its kind is in the inventory.
+    commit_change(shop.repo, "k8s/config.yaml", "", "no more config at all")
+    gone = plan(shop)
+    assert [(c.action, c.kind, c.name) for c in gone.changes] == [(Action.DELETE, "Secret", "web-secret")]
+
+    edit_config(shop, "shop", target={"prune": False})
+    assert plan(shop).in_sync
+
+
+def test_waves_and_crds_before_their_resources(shop: DemoWorld, kube: Kube) -> None:
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{kube.namespace}.example.com"},
+        "spec": {
+            "group": f"{kube.namespace}.example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                "type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}],
+        },
+    }  # fmt: skip
+    widget = {"apiVersion": f"{kube.namespace}.example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}}
+    late = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "early", "annotations": {"driftgate.io/wave": "0"}}, "data": {}}
+    commit_change(shop.repo, "k8s/crd.yaml", yaml.safe_dump_all([widget, crd, late]), "a CRD and a widget")
+    first = plan(shop)
+    order = [c.target for c in first.changes]
+    ns = kube.namespace
+    assert order[:3] == [f"CustomResourceDefinition/widgets.{ns}.example.com", f"Namespace/{ns}", f"ConfigMap/{ns}/early"]
+    assert order.index(f"CustomResourceDefinition/widgets.{kube.namespace}.example.com") < order.index(f"Widget/{kube.namespace}/w1")
+    sync(shop)
+    assert plan(shop).in_sync
+
+
+def test_unhealthy_workload_fails_with_its_name(shop: DemoWorld, kube: Kube) -> None:
+    kube.need_double()
+    text = (shop.repo / "k8s/web.yaml").read_text().replace("  name: web\nspec:\n  replicas: 2", "  name: web\n  annotations: {kubeapi.test/never-ready: 'true'}\nspec:\n  replicas: 2", 1)
+    commit_change(shop.repo, "k8s/web.yaml", text, "a deployment that never becomes ready")
+    edit_config(shop, "shop", target={"health_timeout": "1s"})
+    env, bundle, access = stages(shop)
+    result = targets.apply(env, bundle, access, targets.plan(env, bundle, access))
+    assert not result.succeeded
+    (unhealthy,) = [t for h in result.hosts for t in h.tasks if t.status == "failed"]
+    assert unhealthy.host == f"Deployment/{kube.namespace}/web" and unhealthy.task == "health"
+    assert unhealthy.message.startswith("progressing after 0:00:01")
+
+
+def test_transient_errors_are_retried_validation_errors_are_not(shop: DemoWorld, kube: Kube) -> None:
+    double = kube.need_double()
+    double.inject_fault(method="GET", path="/api/v1/configmaps", status=503, times=2)
+    double.inject_throttle(retry_after=0.2, verb="list", resource="secrets")
+    assert len(plan(shop).changes) == 5  # answered after the retries
+    assert double.count(verb="list", resource="configmaps") == 3
+
+    sync(shop)
+    # A Deployment's selector is immutable: the server refuses the change (422), for good.
+    bad = (shop.repo / "k8s/web.yaml").read_text().replace("{app: web}", "{app: web2}")
+    commit_change(shop.repo, "k8s/web.yaml", bad, "a new selector")
+    double.reset_requests()
+    with pytest.raises(PermanentError) as caught:
+        plan(shop)
+    assert double.count(method="PATCH", resource="deployments", dry_run=True) == 1  # a refusal is not retried
+    assert f"Deployment/{kube.namespace}/web from web.yaml (document 0) is rejected by the server" in str(caught.value)
+
+
+def test_render_validation_names_file_and_document(shop: DemoWorld) -> None:
+    commit_change(shop.repo, "k8s/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n---\n", "no name")
+    with pytest.raises(PermanentError, match=r"broken.yaml \(document 0\): missing metadata.name"):
+        stages(shop)
+    commit_change(shop.repo, "k8s/broken.yaml", (shop.repo / "k8s/web.yaml").read_text().split("---")[1], "duplicate")
+    with pytest.raises(PermanentError, match=r"Service/shop-\w+/web is defined twice: in broken.yaml \(document 0\) and in web.yaml \(document 1\)"):
+        stages(shop)
+
+
+def test_kustomize_and_jinja_rendering(shop: DemoWorld, kube: Kube) -> None:
+    commit_change(shop.repo, "k8s/kustomization.yaml", "resources: [namespace.yaml, config.yaml, web.yaml]\ncommonLabels: {team: shop}\n", "kustomize")
+    edit_config(shop, "shop", render={"kind": "kustomize"})
+    env, bundle, _ = stages(shop)
+    from driftgate.manifests import load_manifests
+
+    manifests = load_manifests(bundle.directory)
+    assert len(manifests) == 5 and all(m.object["metadata"]["labels"]["team"] == "shop" for m in manifests)
+
+    commit_change(shop.repo, "k8s/extra.yaml.j2", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg-{{ environment }}}\ndata: {size: '{{ size }}'}\n", "jinja")
+    edit_config(shop, "shop", render={"kind": "jinja", "values": {"size": 7}})
+    env, bundle, _ = stages(shop)
+    extra = [m for m in load_manifests(bundle.directory) if m.name == "cfg-shop"]
+    assert extra and extra[0].object["data"] == {"size": "7"}
+
+    edit_config(shop, "shop", render={"kind": "helm"})
+    if not __import__("shutil").which("helm"):
+        with pytest.raises(PermanentError, match="no helm binary is on PATH"):
+            stages(shop)
+
+
+def test_plan_json_carries_object_fields(shop: DemoWorld) -> None:
+    from tests.conftest import run_cli
+
+    result = run_cli("plan", "shop", "--config", str(shop.config), "--output", "json")
+    assert result.returncode == 2, result.stderr
+    change = json.loads(result.stdout)["changes"][0]
+    assert {k: change[k] for k in ("kind", "name", "action", "risky")} == {"kind": "Namespace", "name": change["name"], "action": "create", "risky": False}
+    assert "namespace" in change and "diff" in change
