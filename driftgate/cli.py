@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -145,7 +146,8 @@ def plan_json(result: Plan, *, ref: str = "") -> dict[str, Any]:
 def _print_plan(result: Plan, *, ref: str = "") -> None:
     where = f"[bold]{escape(result.environment)}[/] at [cyan]{result.revision[:12]}[/]" + (f" ({escape(ref)})" if ref else "")
     if result.in_sync:
-        console.print(f"[green]✓ In sync:[/] {where}, {len(result.hosts)} host(s), nothing to change.")
+        noun = "object(s)" if any("/" in h for h in result.hosts) else "host(s)"  # Kubernetes: Kind/ns/name
+        console.print(f"[green]✓ In sync:[/] {where}, {len(result.hosts)} {noun}, nothing to change.")
         return
     risky = sum(c.risky for c in result.changes)
     console.print(
@@ -154,14 +156,18 @@ def _print_plan(result: Plan, *, ref: str = "") -> None:
         + f"  (plan {result.plan_hash[:12]})"
     )
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for column in ("host", "task", "action", "risky"):
+    objects = any(c.kind for c in result.changes)  # Kubernetes: one row per object
+    for column in ("object", "action", "risky") if objects else ("host", "task", "action", "risky"):
         table.add_column(column)
     for change in result.changes:
-        table.add_row(escape(change.target), escape(change.name), change.action.value, "[red]yes[/]" if change.risky else "")
+        risky = f"[red]yes[/] ({', '.join(change.rules)})" if change.risky and change.rules else ("[red]yes[/]" if change.risky else "")
+        where = [escape(change.target)] if objects else [escape(change.target), escape(change.name)]
+        table.add_row(*where, change.action.value, risky)
     console.print(table)
     for change in result.changes:
         if change.diff:
-            console.print(f"\n[bold]{escape(change.target)}: {escape(change.name)}[/]")
+            what = change.target if change.kind else f"{change.target}: {change.name}"
+            console.print(f"\n[bold]{escape(what)}[/]")
             console.print(Syntax(change.diff, "diff", theme="ansi_dark", background_color="default"))
 
 
@@ -247,14 +253,16 @@ def _print_run(run: StoredRun) -> None:
         f" — {len(run.changes)} change(s), record #{run.id}, {run.duration_s:.1f} s"
     )
     for change in run.changes:
-        console.print(
-            f"  {change['action']:<7} {escape(change['target'])}: {escape(change['name'])}"
-            + (" [red](risky)[/]" if change.get("risky") else "")
-        )
+        what = change["target"] if change.get("kind") else f"{change['target']}: {change['name']}"
+        console.print(f"  {change['action']:<7} {escape(what)}" + (" [red](risky)[/]" if change.get("risky") else ""))
     if run.approval and run.approval.get("required"):
         a = run.approval
         console.print(f"  approval: {a['decision']} by {escape(a.get('approver') or '-')}: {escape(a.get('reason') or '')}")
     for host in run.hosts:
+        if "/" in host["host"]:  # a Kubernetes object: its apply/prune/health steps
+            steps = ", ".join(f"{t['task']} {t['status']}" + (f" ({t['message']})" if t["message"] else "") for t in host["tasks"])
+            console.print(f"  {escape(host['host'])}: {escape(steps)}")
+            continue
         console.print(
             f"  {escape(host['host'])}: changed={host['changed']} ok={host['ok']} failed={host['failed']}"
             f" unreachable={host['unreachable']}"
@@ -263,18 +271,36 @@ def _print_run(run: StoredRun) -> None:
         console.print(f"  [red]stopped at {run.failed_stage.value} ({run.failed_stage.reason}):[/] {escape(run.reason)}")
 
 
-# ---------------------------------------------------------------- history
+# ---------------------------------------------------------------- history, show, audit
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    """A date or a date-time (ISO 8601; UTC unless it says otherwise)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option} takes a date or date-time like 2024-05-01 or 2024-05-01T12:00, not {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _outcome_text(outcome: Outcome) -> str:
+    return f"[{_OUTCOME_STYLE.get(outcome, 'red')}]{outcome.value}[/]"
 
 
 @app.command()
 def history(
     environment: str | None = typer.Argument(None, help="only this environment"),
+    since: str | None = typer.Option(None, help="only runs started at or after this date (UTC)"),
+    commit: str | None = typer.Option(None, help="only runs of this commit (a SHA prefix)"),
+    approver: str | None = typer.Option(None, help="only runs approved or rejected by this person"),
     output: str = OutputOption,
-    limit: int = typer.Option(20, help="at most this many runs"),
+    limit: int = typer.Option(20, help="at most this many runs (0: all)"),
 ) -> None:
     """Recorded runs, newest first."""
     _check_output(output)
-    runs = _store().history(environment, limit=limit)
+    runs = _store().history(environment, limit=limit or None, since=_when(since, "--since"), commit=commit, approver=approver)
     if output == "json":
         print(json.dumps([r.model_dump(mode="json") for r in runs], indent=2))
         return
@@ -291,7 +317,7 @@ def history(
             run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             escape(run.environment),
             run.mode.value,
-            f"[{_OUTCOME_STYLE[run.outcome]}]{run.outcome.value}[/]",
+            _outcome_text(run.outcome),
             run.commit[:12] or "-",
             str(len(run.changes)),
             f"{approval.get('decision')} ({escape(approval.get('approver') or '-')})" if approval.get("required") else "-",
@@ -301,42 +327,172 @@ def history(
     console.print(table)
 
 
+@app.command()
+def show(
+    run: str = typer.Argument(..., help="record id (#), run id, or Prefect flow-run id"),
+    output: str = OutputOption,
+) -> None:
+    """One recorded run in full: who, what, where, when, approval, result, every change with its diff."""
+    _check_output(output)
+    found = _store().get(run)
+    if found is None:
+        _fail(f"no run {run!r} in the record (see `driftgate history`)", output=output)
+    if output == "json":
+        print(json.dumps(found.model_dump(mode="json"), indent=2))
+        return
+    r = found
+    console.print(f"[bold]run #{r.id}[/] {_outcome_text(r.outcome)} — {escape(r.environment)} ({r.kind.value}, {r.mode.value})")
+    facts = [
+        ("run id", r.run_id),
+        ("started / finished (UTC)", f"{r.started_at:%Y-%m-%d %H:%M:%S} / {r.finished_at:%Y-%m-%d %H:%M:%S} ({r.duration_s:.1f} s)"),
+        ("requested by", f"{r.requested_by or '-'} ({r.trigger})"),
+        ("source", f"{r.repo or '-'} @ {r.ref or '-'}"),
+        ("commit", f"{r.commit or '-'}" + (f" by {r.commit_author}" if r.commit_author else "")),
+        ("signature", f"verified: {r.signed_by}" if r.signed_by else "not required"),
+        ("plan hash", r.plan_hash or "-"),
+        ("Prefect flow run", r.flow_run_url or r.flow_run_id or "-"),
+        ("driftgate", r.version or "-"),
+        ("record", f"seq {r.seq}, row hash {r.row_hash}"),
+    ]
+    if r.approval:
+        a = r.approval
+        facts.append(
+            ("approval", f"{a.get('decision')} by {a.get('approver') or '-'} at {a.get('decided_at') or '-'}: {a.get('reason') or ''}"
+             + (f" (plan {str(a.get('plan_hash'))[:12]})" if a.get("plan_hash") else "") if a.get("required") else "not required")
+        )  # fmt: skip
+    if r.failed_stage:
+        facts.append(("stopped at", f"{r.failed_stage.value} ({r.failed_stage.reason}): {r.reason}"))
+    elif r.reason:
+        facts.append(("reason", r.reason))
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in facts:
+        table.add_row(key, escape(value))
+    console.print(table)
+    if r.changes:
+        console.print(f"\n[bold]{len(r.changes)} change(s)[/]")
+    for change in r.changes:
+        extra = ", ".join(f"{k}: {change[k]}" for k in ("result", "health") if change.get(k))
+        risky = f" [red](risky: {', '.join(change.get('rules') or []) or 'yes'})[/]" if change.get("risky") else ""
+        console.print(f"\n{change['action']} [bold]{escape(change['target'])}: {escape(change['name'])}[/]{risky}" + (f"  [dim]{escape(extra)}[/]" if extra else ""))
+        if change.get("diff"):
+            console.print(Syntax(change["diff"], "diff", theme="ansi_dark", background_color="default"))
+
+
+audit_app = typer.Typer(help="The record for auditors: verify its hash chain, export it.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(output: str = OutputOption) -> None:
+    """Walk the record's hash chain; name the first row altered, removed or inserted. Exit 0 intact, 1 not."""
+    from driftgate import audit
+
+    _check_output(output)
+    verdict = audit.verify(_store().chain_entries())
+    if output == "json":
+        print(json.dumps({"ok": verdict.ok, **verdict.__dict__}, indent=2))
+    elif verdict.ok:
+        console.print(f"[green]✓ the record is intact:[/] {verdict.entries} entries, head {verdict.head}")
+    else:
+        err_console.print(f"[bold red]✗ the record was tampered with:[/] {escape(verdict.problem)}")
+    raise typer.Exit(EXIT_OK if verdict.ok else EXIT_ERROR)
+
+
+@audit_app.command("export")
+def audit_export(
+    format: str = typer.Option("json", "--format", "-f", help="csv (one line per run) or json (runs with their changes)"),
+    since: str | None = typer.Option(None, help="runs started at or after this date (UTC)"),
+    until: str | None = typer.Option(None, help="runs started before this date (UTC)"),
+    environment: str | None = typer.Option(None, "--environment", "-e", help="only this environment"),
+) -> None:
+    """Every run in a period, oldest first, for auditors (to stdout)."""
+    from driftgate import audit
+
+    if format not in ("csv", "json"):
+        _fail(f"--format must be csv or json, not {format!r}")
+    runs = _store().history(environment, limit=None, since=_when(since, "--since"), until=_when(until, "--until"))
+    rows = [r.model_dump(mode="json") for r in reversed(runs)]
+    sys.stdout.write(audit.export_csv(rows) if format == "csv" else audit.export_json(rows) + "\n")
+
+
 # ---------------------------------------------------------------- approvals
 
 
 @app.command()
+def approvals(output: str = OutputOption) -> None:
+    """Runs waiting for approval: environment, commit, plan, who asked, since when, and where to see them."""
+    _check_output(output)
+    _prefect_defaults()
+    from flows.approval import paused_runs
+
+    runs = paused_runs()
+    if output == "json":
+        rows = [{**r.__dict__, "url": _flow_run_url(r.id), "waiting_since": r.waiting_since and r.waiting_since.isoformat()} for r in runs]
+        print(json.dumps(rows, indent=2))
+        return
+    if not runs:
+        console.print("no run is waiting for approval")
+        return
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    for column in ("run", "environment", "commit", "plan", "requested by", "waiting since (UTC)", "url"):
+        table.add_column(column)
+    for r in runs:
+        since = r.waiting_since.strftime("%Y-%m-%d %H:%M:%S") if r.waiting_since else "-"
+        table.add_row(
+            r.id, escape(r.environment), r.commit[:12] or "-", escape(r.summary or "-"), escape(r.requester or "-"),
+            since, _flow_run_url(r.id) or "-",
+        )  # fmt: skip
+    console.print(table)
+
+
+_AS_OPTION = typer.Option(None, "--as", "--approver", help="who decides (default: $DRIFTGATE_USER or your login)")
+_REASON_OPTION = typer.Option("", "--reason", help="why; kept in the record")
+
+
+@app.command()
 def approve(
-    environment: str = typer.Argument(..., help="environment whose paused run to approve"),
-    approver: str = typer.Option(None, help="who approves (default: $DRIFTGATE_USER or your login)"),
-    reason: str = typer.Option("", help="kept in the record"),
+    run: str = typer.Argument(..., help="flow run id (see `driftgate approvals`), or an environment with one paused run"),
+    reject: bool = typer.Option(False, "--reject", help="reject instead: nothing is applied"),
+    reason: str = _REASON_OPTION,
+    approver: str = _AS_OPTION,
 ) -> None:
-    """Approve the paused sync of ENV (the same as the form in the Prefect UI)."""
-    _answer(environment, "approve", approver, reason)
+    """Approve (or --reject) a paused sync: the same as the form in the Prefect UI."""
+    _answer(run, "reject" if reject else "approve", approver, reason)
 
 
 @app.command()
 def reject(
-    environment: str = typer.Argument(..., help="environment whose paused run to reject"),
-    approver: str = typer.Option(None, help="who rejects (default: $DRIFTGATE_USER or your login)"),
-    reason: str = typer.Option("", help="kept in the record"),
+    run: str = typer.Argument(..., help="flow run id, or an environment with one paused run"),
+    reason: str = _REASON_OPTION,
+    approver: str = _AS_OPTION,
 ) -> None:
-    """Reject the paused sync of ENV: nothing is applied and the run ends as rejected."""
-    _answer(environment, "reject", approver, reason)
+    """Reject a paused sync: nothing is applied and the run ends as rejected."""
+    _answer(run, "reject", approver, reason)
 
 
-def _answer(environment: str, decision: str, approver: str | None, reason: str) -> None:
+def _answer(ref: str, decision: str, approver: str | None, reason: str) -> None:
     from driftgate.runlog import current_user
 
     _prefect_defaults()
     # Without PREFECT_API_URL Prefect starts a temporary server on the same
     # database (PREFECT_HOME) as the paused run's, and finds it there.
-    from flows.approval import answer_paused_run
+    from flows.approval import answer_run, find_paused_run
 
     try:
-        run_name = answer_paused_run(environment, decision=decision, approver=approver or current_user(), reason=reason)
-    except LookupError as exc:
+        paused = find_paused_run(ref)
+        answer_run(paused, decision=decision, approver=approver or current_user(), reason=reason)
+    except (LookupError, PermissionError, ValueError) as exc:
         _fail(str(exc))
-    console.print(f"{decision}d the paused run {escape(run_name)} of {escape(environment)}")
+    done = "approved" if decision == "approve" else "rejected"
+    console.print(
+        f"{done} run {paused.id} of {escape(paused.environment)}"
+        + (f" (plan {paused.plan_hash[:12]}: {escape(paused.summary)})" if paused.plan_hash else "")
+    )
+    url = _flow_run_url(paused.id)
+    if url:
+        console.print(f"[dim]Prefect UI: {url}[/]")
 
 
 # ---------------------------------------------------------------- blocks, demo

@@ -3,7 +3,8 @@
 Creates a throwaway world (a Git repository with an Ansible playbook, a
 "host" folder on localhost, a driftgate.yaml), starts a local Prefect server
 on SQLite, and runs the real CLI step by step: plan, sync, a hand edit on the
-host, plan (the drift), sync (corrected), a new commit, sync, history. Each
+host, plan (the drift), sync (corrected); then a Kubernetes environment
+(plan, sync, a hand edit in the cluster corrected); then history. Each
 step is a real `driftgate` process, printed as a person would type it. Called
 by the CLI's `demo` command (`make demo`).
 """
@@ -24,10 +25,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from driftgate.demo_repo import DemoWorld, commit_change, create_demo_world
+from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, create_demo_world
 
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 ENVIRONMENT = "demo"
+KUBE_ENVIRONMENT = "shop"
+KUBE_NAMESPACE = "driftgate-demo-shop"
+CHECKOUT = Path(__file__).resolve().parent.parent  # tests/kubeapi lives here in a checkout
 
 
 def run_demo(workdir: Path, *, port: int = 4200) -> int:
@@ -76,25 +80,82 @@ def run_demo(workdir: Path, *, port: int = 4200) -> int:
         _driftgate(env, "sync", ENVIRONMENT, expect=0)
         _show_file(world)
 
-        _say("6. A developer commits a change in Git (max_connections: 200); sync rolls it out:")
-        sha = commit_change(world.repo, "ansible/vars.yml", "max_connections: 200\n", "raise the connection limit to 200")
-        console.print(f"[dim]  git commit {sha[:12]} \"raise the connection limit to 200\"[/]")
-        _driftgate(env, "sync", ENVIRONMENT, expect=0)
-        _show_file(world)
+        with _kubernetes_cluster(workdir) as (kubeconfig, description):
+            _say(f"6. Containers too: environment '{KUBE_ENVIRONMENT}' is a Kubernetes namespace, reconciled through {description}.")
+            add_kubernetes_environment(
+                world, kubeconfig=kubeconfig, environment=KUBE_ENVIRONMENT, namespace=KUBE_NAMESPACE,
+                force_conflicts=True,  # Git wins over hand edits in the cluster
+            )
+            _driftgate(env, "plan", KUBE_ENVIRONMENT, expect=2)
+            _say("   Creating a Namespace and a Secret counts as risky: approve in advance with --yes (recorded).")
+            _driftgate(env, "sync", KUBE_ENVIRONMENT, "--yes", expect=0)
 
-        _say("7. The record: every run, with its commit, outcome and approval.")
+            _say("7. Someone edits the ConfigMap in the cluster by hand; the next sync puts Git's value back.")
+            _edit_configmap(kubeconfig)
+            _driftgate(env, "sync", KUBE_ENVIRONMENT, "--yes", expect=0)
+
+        _say("8. The record: every run, with its commit, outcome and approval.")
         _driftgate(env, "history", expect=0)
     elapsed = time.monotonic() - started
     console.print(
         Panel.fit(
             f"Done in {elapsed:.0f} s. The runs are in the Prefect UI too. To look at them:\n\n"
             "  [bold]make ui[/]   (a Prefect server on the demo's database, PREFECT_HOME=" f"{prefect_home})\n\n"
-            "then open [bold]http://127.0.0.1:4200/runs[/] — each sync is a 'reconcile' flow run named "
-            f"'{ENVIRONMENT}'\nwith its tasks and the plan and record artifacts. Stop the server with Ctrl-C.",
+            "then open [bold]http://127.0.0.1:4200/runs[/] — each sync is a 'reconcile' flow run named after\n"
+            f"its environment ('{ENVIRONMENT}', '{KUBE_ENVIRONMENT}'), with its tasks and the plan and record "
+            "artifacts.\nStop the server with Ctrl-C.",
             title="next",
         )
     )
     return 0
+
+
+@contextmanager
+def _kubernetes_cluster(workdir: Path) -> Iterator[tuple[str | None, str]]:
+    """The cluster of the current kubeconfig when one answers, else the API double
+    from tests/kubeapi started standalone. Yields (kubeconfig path or None, description)."""
+    answer = _current_cluster()
+    if answer:
+        yield None, f"YOUR CLUSTER {answer} (current kubeconfig context)"
+        return
+    kubeconfig = workdir / "kubeconfig"
+    command = [sys.executable, "-m", "tests.kubeapi", "--port", "0", "--kubeconfig", str(kubeconfig)]
+    double = subprocess.Popen(command, cwd=CHECKOUT, stdout=subprocess.PIPE, text=True)
+    try:
+        line = double.stdout.readline() if double.stdout else ""
+        if not line.startswith("ready"):
+            raise SystemExit(f"the Kubernetes API double did not start (is this a driftgate checkout?): {line}")
+        url = line.split()[1]
+        yield str(kubeconfig), (
+            f"the Kubernetes API double at {url} (no cluster answered; the double speaks the real API, "
+            "see tests/kubeapi)"
+        )
+    finally:
+        double.terminate()
+        double.wait(timeout=20)
+
+
+def _current_cluster() -> str | None:
+    """'context at server' if the current kubeconfig names a cluster that answers."""
+    from kubernetes import client, config
+
+    try:
+        contexts, active = config.list_kube_config_contexts()
+        api = config.new_client_from_config()
+        client.VersionApi(api).get_code(_request_timeout=3)
+    except Exception:  # no kubeconfig, no context, or nobody answers: use the double
+        return None
+    return f"{active['name']} at {api.configuration.host}"
+
+
+def _edit_configmap(kubeconfig: str | None) -> None:
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=kubeconfig)
+    client.CoreV1Api(api).patch_namespaced_config_map(
+        "web-config", KUBE_NAMESPACE, {"data": {"greeting": "edited by hand"}}
+    )
+    console.print(f"[dim]  kubectl edit configmap web-config -n {KUBE_NAMESPACE}: greeting = edited by hand[/]")
 
 
 def _say(text: str) -> None:

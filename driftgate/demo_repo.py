@@ -153,7 +153,7 @@ spec:
 
 
 def add_kubernetes_environment(world: DemoWorld, *, kubeconfig: str | None, environment: str = "shop",
-                               namespace: str = "shop", prune: bool = True) -> None:
+                               namespace: str = "shop", prune: bool = True, force_conflicts: bool = False) -> None:
     """Commit Kubernetes manifests to the demo repository and declare an environment for them."""
     repo = git.Repo(world.repo)
     for path, text in KUBE_MANIFESTS.items():
@@ -162,7 +162,8 @@ def add_kubernetes_environment(world: DemoWorld, *, kubeconfig: str | None, envi
     repo.index.add(list(KUBE_MANIFESTS))
     repo.index.commit("shop: namespace, config, secret, web deployment and service")
     data = yaml.safe_load(world.config.read_text())
-    target = {"kind": "kubernetes", "namespace": namespace, "prune": prune, "health_timeout": "60s"}
+    target = {"kind": "kubernetes", "namespace": namespace, "prune": prune, "health_timeout": "60s",
+              "force_conflicts": force_conflicts}
     if kubeconfig:
         target["kubeconfig"] = kubeconfig
     data["environments"][environment] = {

