@@ -89,9 +89,20 @@ def plan(env: Environment, bundle: Bundle, cluster: Cluster, *, masker: Masker |
     try:
         live = _LiveState.read(env, cluster, manifests)
         cache = _ComparisonCache(env)
-        changes = [c for m in in_apply_order(manifests) if (c := _compare(env, cluster, m, live, cache, masker))]
+        changes, rejected = [], []
+        for manifest in in_apply_order(manifests):
+            try:
+                if change := _compare(env, cluster, manifest, live, cache, masker):
+                    changes.append(change)
+            except _Rejected as exc:
+                rejected.append(str(exc))
         changes += _prunes(env, live, manifests)
         cache.save()
+        if rejected:  # every refused object at once, so one fix round is enough
+            raise PermanentError(
+                f"{where}: the server rejects {len(rejected)} object(s):\n  " + "\n  ".join(rejected),
+                stage=Stage.DIFF,
+            )
     except KubeError as exc:
         raise as_driftgate_error(exc, where, Stage.DIFF) from None
     return Plan(environment=env.name, revision=bundle.commit, changes=tuple(changes), hosts=bundle.hosts)
@@ -186,11 +197,7 @@ def _dry_run_comparison(env: Environment, cluster: Cluster, resource: Resource, 
     except KubeError as exc:
         if exc.transient:
             raise
-        raise PermanentError(
-            f"environment {env.name!r}: {manifest.display} from {manifest.source} is rejected by the "
-            f"server: {masker(str(exc))}",
-            stage=Stage.DIFF,
-        ) from None
+        raise _Rejected(f"{manifest.display} from {manifest.source} is rejected by the server: {masker(str(exc))}") from None
     desired = apply_ignore_rules(normalize(predicted), rules, current)
     before = apply_ignore_rules(normalize(current), rules, current) if current else None
     if before is not None and not differs(desired, before):
@@ -198,6 +205,10 @@ def _dry_run_comparison(env: Environment, cluster: Cluster, resource: Resource, 
     desired, before = mask_secrets(desired, before)
     action = "create" if current is None else "update"
     return {"action": action, "diff": masker(notice + object_diff(desired, before, label=manifest.display))}
+
+
+class _Rejected(Exception):
+    """The server refused one object (4xx): reported with the others, not retried."""
 
 
 def _prunes(env: Environment, live: _LiveState, manifests: list[Manifest]) -> list[Change]:
