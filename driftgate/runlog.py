@@ -3,7 +3,8 @@
 The flow and the CLI's read-only plan both fill a `RunLog` as they go and call
 `finish()` at the end, in a ``finally``, so failed, rejected and no-op runs
 end in the record just like successful ones. The outcome is derived here,
-in one place, from what was collected.
+in one place, from what was collected. The flow also records `start()` first,
+so a run whose process dies is still in the record (as interrupted).
 """
 
 from __future__ import annotations
@@ -11,16 +12,22 @@ from __future__ import annotations
 import getpass
 import os
 from datetime import datetime, timezone
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+from uuid import uuid4
 
 from driftgate.errors import DriftgateError
 from driftgate.models import (
     ApplyResult,
     Approval,
     Checkout,
+    Kind,
     Mode,
     Outcome,
     Plan,
     RunRecord,
+    RunStart,
     Stage,
 )
 from driftgate.secrets import Masker
@@ -38,6 +45,14 @@ def current_user() -> str:
         return f"uid:{os.getuid()}"
 
 
+@lru_cache(maxsize=1)
+def driftgate_version() -> str:
+    try:
+        return version("driftgate")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
 class RunLog:
     def __init__(
         self,
@@ -45,15 +60,20 @@ class RunLog:
         *,
         mode: Mode,
         trigger: str,
+        kind: Kind | None = None,
         requested_by: str | None = None,
         flow_run_id: str | None = None,
+        flow_run_url: str | None = None,
         masker: Masker | None = None,
     ) -> None:
+        self.run_id = uuid4().hex  # ties the run's start and end together in the record
         self.environment = environment
         self.mode = mode
+        self.kind = kind or (Kind.PLAN if mode == Mode.PLAN else Kind.SYNC)
         self.trigger = trigger
         self.requested_by = requested_by or current_user()
         self.flow_run_id = flow_run_id
+        self.flow_run_url = flow_run_url
         self.masker = masker or Masker()
         self.started_at = now()
         self.checkout: Checkout | None = None
@@ -62,6 +82,21 @@ class RunLog:
         self.result: ApplyResult | None = None
         self.failed_stage: Stage | None = None
         self.reason = ""
+
+    def start(self) -> RunStart:
+        """What the record notes when the run starts (before fetch)."""
+        return RunStart(
+            run_id=self.run_id,
+            environment=self.environment,
+            kind=self.kind,
+            mode=self.mode,
+            trigger=self.trigger,
+            requested_by=self.requested_by,
+            started_at=self.started_at,
+            flow_run_id=self.flow_run_id,
+            flow_run_url=self.flow_run_url,
+            version=driftgate_version(),
+        )
 
     def fail(self, exc: BaseException, *, stage: Stage | None = None) -> None:
         """Note where and why the run stopped; the message is masked."""
@@ -120,10 +155,51 @@ class RunLog:
             ref=self.checkout.ref if self.checkout else "",
             commit=self.checkout.commit if self.checkout else "",
             plan_hash=self.plan.plan_hash if self.plan else "",
-            changes=[c.model_dump(mode="json") for c in self.plan.changes] if self.plan else [],
+            changes=self._changes(),
             approval=self.approval.model_dump(mode="json") if self.approval else None,
             hosts=[h.model_dump(mode="json") for h in self.result.hosts] if self.result else [],
             flow_run_id=self.flow_run_id,
             failed_stage=self.failed_stage,
             reason=self.reason,
+            run_id=self.run_id,
+            kind=self.kind,
+            commit_author=self.masker(_commit_author(self.checkout)),
+            signed_by=self.checkout.signed_by if self.checkout else None,
+            flow_run_url=self.flow_run_url,
+            version=driftgate_version(),
         )
+
+    def _changes(self) -> list[dict[str, Any]]:
+        """The plan's changes, each with what apply did to it (``result``) and
+        its ``health``; both "" when nothing was applied."""
+        if self.plan is None:
+            return []
+        tasks = {(t.host, t.task): t.status for h in (self.result.hosts if self.result else ()) for t in h.tasks}
+        changes = []
+        for change in self.plan.changes:
+            # Ansible: the task's status on its host. Kubernetes: the object's
+            # apply/prune task, and its health check (tasks named after them).
+            result = tasks.get((change.target, change.name)) or tasks.get(
+                (change.target, "prune" if change.action.value == "delete" else "apply"), ""
+            )
+            health = tasks.get((change.target, "health"), "")
+            changes.append({**change.model_dump(mode="json"), "result": result, "health": health})
+        return changes
+
+
+def _commit_author(checkout: Checkout | None) -> str:
+    """``Name <email>`` of the checked-out commit, from the fetch's mirror."""
+    if checkout is None or not checkout.commit:
+        return ""
+    author = getattr(checkout, "author", None)  # when fetch reports it itself
+    if author:
+        return str(author)
+    try:
+        import git as gitpython
+
+        from driftgate.git import _cache_dir  # the mirror fetch just used
+
+        commit = gitpython.Repo(_cache_dir(checkout.repo)).commit(checkout.commit)
+        return f"{commit.author.name} <{commit.author.email}>"
+    except Exception:  # noqa: BLE001 - the author is nice to have; never fail a run's record for it
+        return ""

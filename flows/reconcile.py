@@ -19,6 +19,7 @@ from driftgate.errors import DriftgateError
 from driftgate.models import Mode, Outcome
 from driftgate.runlog import RunLog
 from flows.approval import gate
+from tasks.stages import record_start
 from tasks import (
     apply_changes,
     decide_gate,
@@ -45,8 +46,14 @@ def reconcile(
     """
     logger = get_run_logger()
     run = RunLog(
-        environment, mode=Mode.SYNC, trigger=trigger, requested_by=requested_by, flow_run_id=str(flow_run.id)
+        environment,
+        mode=Mode.SYNC,
+        trigger=trigger,
+        requested_by=requested_by,
+        flow_run_id=str(flow_run.id),
+        flow_run_url=flow_run.ui_url,
     )
+    record_start(run.start())  # first: a run whose process dies is still in the record
     try:
         env = load_config(config).environment(environment)
         access = load_access(env)

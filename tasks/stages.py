@@ -13,7 +13,7 @@ from driftgate import git, policy, report, targets
 from driftgate.access import Access, local_access, uses_blocks
 from driftgate.config import Environment
 from driftgate.errors import is_transient
-from driftgate.models import ApplyResult, Bundle, Checkout, Plan, RunRecord
+from driftgate.models import ApplyResult, Bundle, Checkout, Plan, RunRecord, RunStart
 from driftgate.store import Store
 
 
@@ -75,14 +75,27 @@ def apply_changes(env: Environment, bundle: Bundle, access: Access, plan: Plan) 
     return targets.apply(env, bundle, access, plan)
 
 
+@task(name="record start", **_common, **_transient_retries)
+def record_start(start: RunStart) -> list[int]:
+    """The run's first entry in the record; marks earlier runs of the
+    environment that died mid-way as interrupted (returns their record ids)."""
+    from blocks import record_database_url
+
+    return Store(record_database_url()).start_run(start)
+
+
 @task(name="record", **_common, **_transient_retries)
 def record_run(run: RunRecord) -> int:
     from blocks import record_database_url
 
-    record_id = Store(record_database_url()).record(run)
+    store = Store(record_database_url())
+    record_id = store.record(run)
+    stored = store.get(str(record_id))
     create_markdown_artifact(
         key=f"record-{_slug(run.environment)}",
-        markdown=report.run_markdown(run, record_id),
+        # The link back: the record id to look up, and the row's hash in the chain.
+        markdown=report.run_markdown(run, record_id)
+        + f"- in the record: `driftgate show {record_id}` (run {run.run_id[:12]}, row hash `{stored.row_hash[:16] if stored else '-'}`)\n",
         description="driftgate record",
     )
     return record_id
