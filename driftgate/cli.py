@@ -435,16 +435,22 @@ def approvals(output: str = OutputOption) -> None:
     if not runs:
         console.print("no run is waiting for approval")
         return
-    table = Table(header_style="bold", box=None, pad_edge=False)
-    for column in ("run", "environment", "commit", "plan", "requested by", "waiting since (UTC)", "url"):
-        table.add_column(column)
+    # One block per run: ids and URLs are too long for a table row.
     for r in runs:
-        since = r.waiting_since.strftime("%Y-%m-%d %H:%M:%S") if r.waiting_since else "-"
-        table.add_row(
-            r.id, escape(r.environment), r.commit[:12] or "-", escape(r.summary or "-"), escape(r.requester or "-"),
-            since, _flow_run_url(r.id) or "-",
-        )  # fmt: skip
-    console.print(table)
+        since = r.waiting_since.strftime("%Y-%m-%d %H:%M:%S UTC") if r.waiting_since else "-"
+        console.print(
+            f"[bold]{escape(r.environment)}[/] at [cyan]{r.commit[:12] or '-'}[/], waiting since {since}"
+            f" (requested by {escape(r.requester or '-')})"
+        )
+        console.print(f"  run {r.id}: plan {r.plan_hash[:12] or '-'}: {escape(r.summary or '-')}")
+        if r.asked_again:
+            console.print(f"  [yellow]asked again:[/] {escape(r.asked_again)}")
+        anyone = f"anyone but {r.requester}" if r.forbid_self_approval else "anyone"
+        console.print(f"  may decide: {escape(', '.join(r.deciders) if r.deciders is not None else anyone)}")
+        url = _flow_run_url(r.id)
+        if url:
+            console.print(f"  {url}")
+    console.print(escape("answer with: driftgate approve RUN [--reject] [--reason TEXT] [--as NAME]"), style="dim")
 
 
 _AS_OPTION = typer.Option(None, "--as", "--approver", help="who decides (default: $DRIFTGATE_USER or your login)")

@@ -1,35 +1,106 @@
-"""Plans and runs as Markdown, for the Prefect UI (artifacts and the approval form).
+"""Plans and runs as Markdown and tables, for the Prefect UI and the CLI.
 
-Pure functions over the models; every diff in a `Plan` is already masked.
-Called by the diff task and the flow's gate.
+Pure functions over the models; every diff in a `Plan` is already masked (a
+Secret's diff says that a key changed, never its value). Called by the diff
+task (plan artifacts), the gate (the approval form's description), the record
+task, and `driftgate approvals`.
 """
 
 from __future__ import annotations
 
-from driftgate.models import Plan, RunRecord
+from collections import Counter
+from datetime import timedelta
+
+from driftgate.models import Change, Plan, RunRecord
+
+MAX_DIFF_LINES = 200  # per change: a page a reviewer can still read
+
+
+def change_label(change: Change) -> str:
+    """'Deployment/web/api' for an object, 'web1: restart nginx' for an Ansible task."""
+    return change.target if change.kind else f"{change.target}: {change.name}"
+
+
+def plan_rules(plan: Plan) -> list[str]:
+    """Every rule that made some change risky, in first-seen order."""
+    return list(dict.fromkeys(rule for c in plan.changes for rule in c.rules))
+
+
+def plan_summary(plan: Plan) -> str:
+    """One line: '3 changes (1 create, 2 update), 2 risky: delete, production'."""
+    if plan.in_sync:
+        return "in sync: nothing to change"
+    actions = Counter(c.action.value for c in plan.changes)
+    counts = ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
+    risky = sum(c.risky for c in plan.changes)
+    line = f"{len(plan.changes)} change{'s' if len(plan.changes) != 1 else ''} ({counts})"
+    if risky:
+        line += f", {risky} risky: {', '.join(plan_rules(plan))}"
+    return line
 
 
 def plan_markdown(plan: Plan, *, limit: int = 50) -> str:
-    """The plan as a person reviews it before approving."""
+    """The plan as a person reviews it before approving: a summary line, a
+    table, then per change a unified diff."""
     head = (
         f"### Plan for `{plan.environment}` at `{plan.revision[:12]}`\n\n"
-        f"plan hash `{plan.plan_hash[:16]}`; hosts: {', '.join(plan.hosts) or '-'}\n\n"
+        f"plan hash `{plan.plan_hash[:16]}`; hosts/objects: {_cell(', '.join(plan.hosts[:20])) or '-'}"
+        f"{' …' if len(plan.hosts) > 20 else ''}\n\n"
     )
     if plan.in_sync:
         return head + "**In sync**: nothing to change.\n"
-    rows = ["| host | task | action | risky |", "|---|---|---|---|"]
+    rows = ["| change | action | risky | rules |", "|---|---|---|---|"]
     rows += [
-        f"| {c.target} | {c.name} | {c.action.value} | {'**yes**' if c.risky else 'no'} |"
+        f"| {_cell(change_label(c))} | {c.action.value} | {'**yes**' if c.risky else 'no'} | {_cell(', '.join(c.rules))} |"
         for c in plan.changes[:limit]
     ]
-    diffs = [
-        f"**{c.target}: {c.name}**\n\n```diff\n{c.diff}\n```"
-        for c in plan.changes[:limit]
-        if c.diff
-    ]
+    diffs = [f"**{_cell(change_label(c))}** ({c.action.value})\n\n{_fenced(c.diff)}" for c in plan.changes[:limit] if c.diff]
     more = f"\n\n… and {len(plan.changes) - limit} more changes" if len(plan.changes) > limit else ""
-    summary = f"**{len(plan.changes)} change(s)**, {sum(c.risky for c in plan.changes)} risky.\n\n"
-    return head + summary + "\n".join(rows) + more + "\n\n" + "\n\n".join(diffs) + "\n"
+    return head + f"**{plan_summary(plan)}**\n\n" + "\n".join(rows) + more + "\n\n" + "\n\n".join(diffs) + "\n"
+
+
+def plan_table(plan: Plan) -> list[dict[str, str]]:
+    """One row per change (object or host, action, risky, rules) for a table artifact."""
+    return [
+        {
+            "object or host": c.target,
+            "task or name": c.name,
+            "action": c.action.value,
+            "risky": "yes" if c.risky else "no",
+            "rules": ", ".join(c.rules),
+        }
+        for c in plan.changes
+    ]
+
+
+def approval_markdown(
+    plan: Plan,
+    *,
+    requester: str,
+    deciders: list[str] | None,
+    forbid_self_approval: bool,
+    timeout: timedelta,
+    asked_again: str = "",
+) -> str:
+    """The text above the approval form: what deciding means, then the plan."""
+    if deciders is None:
+        who = "anyone" + (f" except {requester}, who requested this run" if forbid_self_approval else "")
+    else:
+        who = ", ".join(deciders) or "nobody (the only approver requested this run): it will time out"
+    lines = [
+        f"## Approve plan `{plan.plan_hash[:16]}` for `{plan.environment}`?",
+        "",
+        f"Requested by **{requester}**. {plan_summary(plan)}.",
+        "",
+        "- **approve** applies exactly this plan. driftgate computes the plan again right "
+        "before applying; if it changed (a new commit, new drift) you are asked again.",
+        "- **reject** applies nothing; the run ends as rejected, with your reason in the record.",
+        f"- may decide: {who}. No decision within {duration_text(timeout)} counts as a rejection.",
+        "",
+    ]
+    if asked_again:
+        lines[2:2] = [f"> **Asked again:** {asked_again}", ""]
+    return "\n".join(lines) + "\n" + plan_markdown(plan)
 
 
 def run_markdown(run: RunRecord, record_id: int) -> str:
@@ -47,3 +118,30 @@ def run_markdown(run: RunRecord, record_id: int) -> str:
     if run.failed_stage:
         lines.append(f"- stopped at **{run.failed_stage.value}** ({run.failed_stage.reason}): {run.reason}")
     return "\n".join(lines) + "\n"
+
+
+def duration_text(value: timedelta) -> str:
+    """timedelta(hours=1) -> '1h', 90 s -> '1m30s': the way driftgate.yaml writes it."""
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+def _cell(text: str) -> str:
+    """Text that cannot break a Markdown table row."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _fenced(diff: str) -> str:
+    """A diff block whose fence no line of the diff can close."""
+    lines = diff.splitlines()
+    if len(lines) > MAX_DIFF_LINES:
+        lines = lines[:MAX_DIFF_LINES] + [f"… {len(lines) - MAX_DIFF_LINES} more lines (see `driftgate plan`)"]
+    fence = "```"
+    while any(line.lstrip().startswith(fence) for line in lines):
+        fence += "`"
+    return f"{fence}diff\n" + "\n".join(lines) + f"\n{fence}"

@@ -1,90 +1,230 @@
-"""The gate's pause: a typed approval form in the Prefect UI (or `driftgate approve`).
+"""The gate: pause a run for a person's decision on one exact plan, and find
+and answer paused runs (`driftgate approvals` / `driftgate approve`).
 
-`wait_for_approval()` pauses the flow run with `pause_flow_run(wait_for_input=
-ApprovalInput)` and turns the answer, a rejection or a timeout into an
-`Approval` for one exact plan (its hash); `gate()` decides whether to wait
-at all. Called from the reconcile flow's body, because only a flow can pause.
+In the flow, `gate()` decides whether a plan must wait (the risk policy),
+pauses the run with a typed form (`ApprovalInput`) whose approver field only
+accepts the environment's approvers, and turns the answer, a rejection or a
+timeout into an `Approval` bound to the plan's hash. Right before apply it
+computes the plan again; when the plan changed while the run waited (a new
+commit, new drift), it pauses again and says why. Called from the reconcile
+flow's body, because only a flow can pause.
+
+Outside the flow, `paused_runs()`, `find_paused_run()` and `answer_run()` are
+what the CLI uses: Prefect's own CLI cannot resume a run with input, and
+Prefect does not record who resumed a run, so driftgate checks and records
+the approver itself.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
+from prefect import get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.states import Running
-from pydantic import Field
+from pydantic import Field, create_model
 
-from driftgate import report
+from driftgate import policy, report
 from driftgate.config import Environment
-from driftgate.models import Approval, Decision, Plan
+from driftgate.errors import PermanentError
+from driftgate.models import Approval, Decision, Plan, Stage
 from driftgate.runlog import now
+from tasks import decide_gate
 
 # Seconds between checks for an answer while paused; Prefect's default of 10 s
 # makes every approval feel slow.
 POLL_SECONDS = 2
+# A plan that differs every time it is computed (a task whose diff holds a
+# timestamp) would otherwise ask again for ever.
+MAX_ROUNDS = 5
+IN_ADVANCE = "approved in advance (sync --yes)"
+INFO_PREFIX = "driftgate-"  # flow run input key of a pause's summary, for `driftgate approvals`
+
+APPROVER_HELP = "your name as the environment's approvers list it; the record names you as who decided"
 
 
 class ApprovalInput(RunInput):
     """What an approver submits. No defaults: an empty resume must not approve."""
 
-    decision: Decision = Field(description="approve or reject this exact plan")
-    approver: str = Field(min_length=1, description="who decides (your name or login)")
-    reason: str = Field(default="", description="why; kept in the record")
+    decision: Decision = Field(
+        description="approve: apply exactly the plan shown above (asked again if it changes); "
+        "reject: apply nothing and end the run as rejected"
+    )
+    approver: str = Field(min_length=1, description=APPROVER_HELP)
+    reason: str = Field(default="", description="why you decided so; kept in the record")
 
 
-def gate(env: Environment, plan: Plan, *, needs_approval: bool, auto_approve: bool, requester: str) -> Approval | None:
-    """The gate's decision on ``plan``: None when there is nothing to apply."""
+# ---------------------------------------------------------------- in the flow
+
+
+def gate(
+    env: Environment,
+    plan: Plan,
+    *,
+    replan: Callable[[], Plan],
+    auto_approve: bool,
+    requester: str,
+) -> tuple[Plan, Approval | None]:
+    """The plan to apply and its approval (None: nothing to apply).
+
+    A person's approval is for one exact plan: right before apply the plan is
+    computed again with ``replan`` (fetch, render, diff), and when its hash
+    differs the run asks again with the new plan, saying why.
+    """
+    approval, waited = _decide(env, plan, auto_approve=auto_approve, requester=requester)
+    for _ in range(MAX_ROUNDS):
+        if approval is None or not (approval.approved and waited):
+            return plan, approval
+        fresh = replan()
+        if fresh.plan_hash == plan.plan_hash:
+            return plan, approval
+        why = plan_changed(plan, fresh, approval)
+        get_run_logger().warning("%s: asking again", why)
+        plan = fresh
+        approval, waited = _decide(env, plan, auto_approve=False, requester=requester, asked_again=why)
+    raise PermanentError(
+        f"environment {env.name!r}: the plan changed {MAX_ROUNDS} times while waiting for approval; "
+        "nothing was applied: start a new sync when it is stable",
+        stage=Stage.GATE,
+    )
+
+
+def plan_changed(old: Plan, new: Plan, approval: Approval) -> str:
+    """Why an approval no longer holds, in words for the approver."""
+    by = f"{approval.approver} approved plan {old.plan_hash[:12]}"
+    if new.revision != old.revision:
+        return f"the plan changed after {by}: new commit {new.revision[:12]} (was {old.revision[:12]})"
+    return f"the plan changed after {by}: the live state changed (new drift) at commit {new.revision[:12]}"
+
+
+def _decide(
+    env: Environment, plan: Plan, *, auto_approve: bool, requester: str, asked_again: str = ""
+) -> tuple[Approval | None, bool]:
+    """The gate's verdict on one plan, and whether a person was waited for."""
     if plan.in_sync:
-        return None
-    if not needs_approval:
-        return Approval(
-            required=False,
-            decision=Decision.APPROVE,
-            reason=f"approval mode {env.approval.mode.value!r}: no approval needed for this plan",
-            plan_hash=plan.plan_hash,
-        )
+        return None, False
+    if not decide_gate(env, plan):
+        reason = f"approval mode {env.approval.mode.value!r}: no approval needed for this plan"
+        return Approval(required=False, decision=Decision.APPROVE, reason=reason, plan_hash=plan.plan_hash), False
     if auto_approve:
-        return Approval(
-            required=True,
-            decision=Decision.APPROVE,
-            approver=requester,
-            reason="approved in advance (sync --yes)",
-            plan_hash=plan.plan_hash,
-            decided_at=now(),
-        )
-    return wait_for_approval(plan, env.approval.timeout)
+        refusal = policy.approver_refusal(requester, env.approval, requester=requester)
+        if refusal is None:
+            approval = Approval(
+                required=True,
+                decision=Decision.APPROVE,
+                approver=requester,
+                reason=IN_ADVANCE,
+                plan_hash=plan.plan_hash,
+                decided_at=now(),
+            )
+            return approval, False
+        get_run_logger().warning("--yes does not apply: %s; waiting for an approver", refusal)
+    return wait_for_approval(env, plan, requester=requester, asked_again=asked_again), True
 
 
-def wait_for_approval(plan: Plan, timeout: timedelta) -> Approval:
-    form = ApprovalInput.with_initial_data(description=report.plan_markdown(plan))
-    try:
-        answer = pause_flow_run(
-            wait_for_input=form,
-            timeout=max(1, int(timeout.total_seconds())),
-            poll_interval=POLL_SECONDS,
-            key=f"approve-{plan.plan_hash[:16]}",
+def approval_form(env: Environment, *, requester: str) -> type[ApprovalInput]:
+    """`ApprovalInput` whose approver field accepts only who may decide.
+
+    The rule is in the form's JSON schema, so the Prefect server itself
+    refuses anyone else (from the UI or the API) and the run stays paused.
+    """
+    names = policy.deciders(env.approval, requester=requester)
+    if names is not None:
+        # An empty enum is not a valid schema; "not {}" accepts nothing.
+        extra: dict[str, Any] | None = {"enum": names} if names else {"not": {}}
+        help_text = f"{APPROVER_HELP}: one of {', '.join(names) or 'nobody (only the requester is an approver)'}"
+    elif env.approval.forbid_self_approval:
+        extra = {"not": {"enum": [requester]}}
+        help_text = f"{APPROVER_HELP}; not {requester}, who requested this run"
+    else:
+        return ApprovalInput
+    field = Field(min_length=1, description=help_text, json_schema_extra=extra)
+    return create_model("ApprovalInput", __base__=ApprovalInput, approver=(str, field))
+
+
+def wait_for_approval(env: Environment, plan: Plan, *, requester: str, asked_again: str = "") -> Approval:
+    """Pause until someone allowed decides, or the environment's timeout passes.
+
+    An answer from someone the policy refuses (possible only through an old
+    form) does not count: the run pauses again for the rest of the time.
+    """
+    logger = get_run_logger()
+    timeout = env.approval.timeout
+    deadline = time.monotonic() + timeout.total_seconds()
+    note = asked_again
+    while True:
+        remaining = int(deadline - time.monotonic())
+        if remaining < 1:
+            return _timed_out(plan, timeout)
+        key = f"approve-{plan.plan_hash[:12]}-{uuid.uuid4().hex[:8]}"
+        _publish_summary(env, plan, key=key, requester=requester, asked_again=note)
+        description = report.approval_markdown(
+            plan,
+            requester=requester,
+            deciders=policy.deciders(env.approval, requester=requester),
+            forbid_self_approval=env.approval.forbid_self_approval,
+            timeout=timeout,
+            asked_again=note,
         )
-    except FlowPauseTimeout:
-        _leave_paused_state()
-        return Approval(
-            required=True,
-            decision=Decision.REJECT,
-            reason=f"no decision within {timeout}: treated as rejected",
-            plan_hash=plan.plan_hash,
-            decided_at=now(),
-            timed_out=True,
-        )
+        form = approval_form(env, requester=requester).with_initial_data(description=description)
+        logger.info("waiting for approval of plan %s (%s)", plan.plan_hash[:12], report.plan_summary(plan))
+        try:
+            answer = pause_flow_run(wait_for_input=form, timeout=remaining, poll_interval=POLL_SECONDS, key=key)
+        except FlowPauseTimeout:
+            _leave_paused_state()
+            return _timed_out(plan, timeout)
+        refusal = policy.approver_refusal(answer.approver, env.approval, requester=requester)
+        if refusal is None:
+            logger.info("%s: %s by %s", plan.plan_hash[:12], answer.decision.value, answer.approver)
+            return Approval(
+                required=True,
+                decision=answer.decision,
+                approver=answer.approver,
+                reason=answer.reason,
+                plan_hash=plan.plan_hash,
+                decided_at=now(),
+            )
+        logger.warning("refused the answer of %s: %s; still waiting", answer.approver, refusal)
+        note = f"the answer from {answer.approver} was refused: {refusal}"
+
+
+def _timed_out(plan: Plan, timeout: timedelta) -> Approval:
     return Approval(
         required=True,
-        decision=answer.decision,
-        approver=answer.approver,
-        reason=answer.reason,
+        decision=Decision.REJECT,
+        reason=f"no decision within {report.duration_text(timeout)} (approval.timeout); nothing applied",
         plan_hash=plan.plan_hash,
         decided_at=now(),
+        timed_out=True,
+    )
+
+
+def _publish_summary(env: Environment, plan: Plan, *, key: str, requester: str, asked_again: str) -> None:
+    """What `driftgate approvals` and `driftgate approve` need to know about this pause."""
+    from prefect.input import create_flow_run_input
+
+    create_flow_run_input(
+        key=INFO_PREFIX + key,
+        value={
+            "environment": env.name,
+            "commit": plan.revision,
+            "plan_hash": plan.plan_hash,
+            "summary": report.plan_summary(plan),
+            "requester": requester,
+            "deciders": policy.deciders(env.approval, requester=requester),
+            "approvers": policy.describe_approvers(env.approval),
+            "forbid_self_approval": env.approval.forbid_self_approval,
+            "asked_again": asked_again,
+        },
     )
 
 
@@ -97,38 +237,147 @@ def _leave_paused_state() -> None:
         client.set_flow_run_state(context.flow_run.id, Running(), force=True)
 
 
-def answer_paused_run(environment: str, *, decision: str, approver: str, reason: str) -> str:
-    """Resume the paused reconcile run of ``environment`` with a decision.
+# ---------------------------------------------------------------- outside the flow
 
-    The Prefect CLI cannot resume with input; this is driftgate's way (the UI's
-    form is the other). Raises LookupError when no run of it is paused, and
-    when several are (the UI then shows which is which).
-    """
+
+class UnknownRun(LookupError):
+    """No flow run by that id, or no paused run of that environment."""
+
+
+class NotPaused(LookupError):
+    """The run exists but is not waiting for approval (any more)."""
+
+
+class ApproverRefused(PermissionError):
+    """The approver may not decide this run; it stays paused."""
+
+
+@dataclass(frozen=True)
+class PausedRun:
+    """A reconcile run waiting for approval, as `driftgate approvals` lists it."""
+
+    id: str
+    environment: str
+    waiting_since: datetime | None
+    pause_key: str
+    commit: str = ""
+    plan_hash: str = ""
+    summary: str = ""
+    requester: str = ""
+    deciders: list[str] | None = None
+    approvers: str = "anyone"
+    forbid_self_approval: bool = False
+    asked_again: str = ""
+
+
+def paused_runs() -> list[PausedRun]:
+    """Every paused reconcile run, oldest first."""
     from prefect.client.schemas.filters import (
         FlowFilter,
         FlowFilterName,
         FlowRunFilter,
-        FlowRunFilterName,
         FlowRunFilterState,
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
-    from prefect.flow_runs import resume_flow_run
+    from prefect.client.schemas.sorting import FlowRunSort
 
     with get_client(sync_client=True) as client:
-        paused = client.read_flow_runs(
+        runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["reconcile"])),
             flow_run_filter=FlowRunFilter(
-                name=FlowRunFilterName(any_=[environment]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
             ),
+            sort=FlowRunSort.START_TIME_ASC,
         )
-    if not paused:
-        raise LookupError(f"no reconcile run of {environment!r} is waiting for approval")
-    if len(paused) > 1:
-        names = ", ".join(str(r.id) for r in paused)
-        raise LookupError(f"{len(paused)} runs of {environment!r} are paused ({names}): answer them in the Prefect UI")
-    run = paused[0]
-    ApprovalInput(decision=Decision(decision), approver=approver, reason=reason)  # validate before sending
-    resume_flow_run(run.id, run_input={"decision": decision, "approver": approver, "reason": reason})
-    return f"{run.name} ({run.id})"
+    return [_paused_run(run) for run in runs]
+
+
+def _paused_run(run: Any) -> PausedRun:
+    from prefect.input import read_flow_run_input
+
+    pause_key = str(run.state.state_details.pause_key or "") if run.state else ""
+    info = read_flow_run_input(INFO_PREFIX + pause_key, flow_run_id=run.id) if pause_key else None
+    known = {k: v for k, v in (info or {}).items() if k in PausedRun.__dataclass_fields__}
+    known.setdefault("environment", run.parameters.get("environment", run.name))
+    return PausedRun(
+        id=str(run.id), waiting_since=run.state.timestamp if run.state else None, pause_key=pause_key, **known
+    )
+
+
+def find_paused_run(ref: str) -> PausedRun:
+    """The paused run that ``ref`` names: a flow run id (or a unique start of
+    one), or an environment with exactly one paused run."""
+    try:
+        run_id = uuid.UUID(ref)
+    except ValueError:
+        run_id = None
+    if run_id is not None:
+        return _paused_run_by_id(run_id)
+    paused = paused_runs()
+    matches = [r for r in paused if r.environment == ref] or [r for r in paused if len(ref) >= 6 and r.id.startswith(ref)]
+    if not matches:
+        raise UnknownRun(
+            f"no reconcile run of {ref!r} is waiting for approval"
+            + (f" (paused: {', '.join(sorted({r.environment for r in paused}))})" if paused else "")
+        )
+    if len(matches) > 1:
+        ids = ", ".join(r.id for r in matches)
+        raise UnknownRun(f"{len(matches)} runs of {ref!r} are paused ({ids}): name one by its id")
+    return matches[0]
+
+
+def _paused_run_by_id(run_id: uuid.UUID) -> PausedRun:
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(run_id)
+        except ObjectNotFound:
+            raise UnknownRun(f"no flow run {run_id} on this Prefect server (driftgate approvals lists paused runs)") from None
+        flow = client.read_flow(run.flow_id)
+    if flow.name != "reconcile":
+        raise UnknownRun(f"flow run {run_id} is a run of {flow.name!r}, not a driftgate reconcile run")
+    if not (run.state and run.state.is_paused()):
+        state = run.state.name if run.state else "unknown"
+        raise NotPaused(f"run {run_id} ({run.name}) is {state}: it is not waiting for approval")
+    return _paused_run(run)
+
+
+def answer_run(run: PausedRun, *, decision: str, approver: str, reason: str) -> None:
+    """Resume ``run`` with a decision, after checking the approver.
+
+    Raises ApproverRefused (the run stays paused), NotPaused (someone else
+    answered first, or it timed out) or ValueError (an invalid answer).
+    """
+    from prefect.exceptions import FlowPauseTimeout as PauseTimeout
+    from prefect.flow_runs import resume_flow_run
+    from prefect.exceptions import NotPausedError
+
+    answer = ApprovalInput(decision=Decision(decision), approver=approver, reason=reason)  # validate before sending
+    refusal = _refusal(run, approver)
+    if refusal:
+        raise ApproverRefused(f"{refusal}; run {run.id} of {run.environment!r} stays paused")
+    try:
+        resume_flow_run(uuid.UUID(run.id), run_input=answer.model_dump(mode="json"))
+    except (NotPausedError, PauseTimeout):
+        raise NotPaused(f"run {run.id} of {run.environment!r} is no longer waiting for approval") from None
+    except RuntimeError as exc:  # the server refused the input (its schema): the run stays paused
+        raise ApproverRefused(f"the Prefect server refused the answer for run {run.id}: {exc}") from None
+
+
+def _refusal(run: PausedRun, approver: str) -> str | None:
+    """The policy check, from what the paused run published about itself."""
+    if run.forbid_self_approval and approver == run.requester:
+        return f"{approver!r} requested this run and may not decide it (forbid_self_approval)"
+    if run.deciders is not None and approver not in run.deciders:
+        return f"{approver!r} may not decide runs of {run.environment!r} (approvers: {run.approvers})"
+    return None
+
+
+def answer_paused_run(environment: str, *, decision: str, approver: str, reason: str) -> str:
+    """Answer the one paused run of ``environment``; returns 'name (id)'.
+    Raises UnknownRun (a LookupError) while none is paused."""
+    run = find_paused_run(environment)
+    answer_run(run, decision=decision, approver=approver, reason=reason)
+    return f"{run.environment} ({run.id})"

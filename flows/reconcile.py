@@ -16,13 +16,12 @@ from prefect.states import Cancelled, Completed, Failed, State
 
 from driftgate.config import load_config
 from driftgate.errors import DriftgateError
-from driftgate.models import Mode, Outcome
+from driftgate.models import Mode, Outcome, Plan
 from driftgate.runlog import RunLog
 from flows.approval import gate
 from tasks.stages import record_start
 from tasks import (
     apply_changes,
-    decide_gate,
     diff_live,
     fetch_source,
     load_access,
@@ -61,10 +60,15 @@ def reconcile(
         run.checkout = fetch_source(env, access)
         bundle = render_bundle(env, run.checkout)
         run.plan = diff_live(env, bundle, access)
-        needs_approval = decide_gate(env, run.plan)
-        run.approval = gate(
-            env, run.plan, needs_approval=needs_approval, auto_approve=auto_approve, requester=run.requested_by
-        )
+
+        def replan() -> Plan:
+            """fetch, render and diff again right before apply: an approval is for one exact plan."""
+            nonlocal bundle
+            run.checkout = fetch_source(env, access)
+            bundle = render_bundle(env, run.checkout)
+            return diff_live(env, bundle, access)
+
+        run.plan, run.approval = gate(env, run.plan, replan=replan, auto_approve=auto_approve, requester=run.requested_by)
         if run.approval is not None and run.approval.approved:
             run.result = apply_changes(env, bundle, access, run.plan)
     except DriftgateError as exc:
@@ -78,7 +82,8 @@ def reconcile(
     summary = f"record #{record_id}: {record.outcome.value}"
     logger.info("%s at %s", summary, record.commit[:12] or "no commit")
     if record.outcome == Outcome.REJECTED:
-        return Cancelled(name="Rejected", message=f"{summary}: {record.approval and record.approval.get('reason')}")
+        timed_out = " (timed out)" if record.approval and record.approval.get("timed_out") else ""
+        return Cancelled(name="Rejected", message=f"{summary}{timed_out}: {record.approval and record.approval.get('reason')}")
     if record.outcome == Outcome.FAILED:
         return Failed(message=f"{summary}: {record.failed_stage and record.failed_stage.value}: {record.reason}")
     return Completed(message=summary)

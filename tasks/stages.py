@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
@@ -56,10 +56,17 @@ def render_bundle(env: Environment, checkout: Checkout) -> Bundle:
 
 @task(name="diff", **_common, **_transient_retries)
 def diff_live(env: Environment, bundle: Bundle, access: Access) -> Plan:
-    plan = targets.plan(env, bundle, access)
+    plan = policy.assess(env, targets.plan(env, bundle, access), bundle=bundle)
+    # On the run page before any pause: a reviewer decides from these alone.
     create_markdown_artifact(
         key=f"plan-{_slug(env.name)}", markdown=report.plan_markdown(plan), description="driftgate plan"
     )
+    if plan.changes:
+        create_table_artifact(
+            key=f"plan-table-{_slug(env.name)}",
+            table=report.plan_table(plan),
+            description=f"driftgate plan {plan.plan_hash[:12]}: {report.plan_summary(plan)}",
+        )
     return plan
 
 
