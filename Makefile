@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
-DEBIAN_PACKAGES := git gnupg openssh-client openssh-server iproute2
+DEBIAN_PACKAGES := git gnupg openssh-client openssh-server iproute2 postgresql
 
 .PHONY: demo test ui bench setup system-packages clean
 
