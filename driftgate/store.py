@@ -48,10 +48,8 @@ def _time(*, index: bool = False, nullable: bool = False) -> Column[Any]:
     return Column(DateTime, nullable=nullable, index=index)
 
 
-class RunRow(SQLModel, table=True):
-    """A run's end: one row per run, with everything an auditor asks."""
-
-    __tablename__ = "runs"
+class _RunIdentity(SQLModel):
+    """Columns a run's start and its end share."""
 
     id: int | None = Field(default=None, primary_key=True)
     seq: int = Field(index=True)
@@ -61,6 +59,13 @@ class RunRow(SQLModel, table=True):
     mode: str
     trigger: str
     requested_by: str
+
+
+class RunRow(_RunIdentity, table=True):
+    """A run's end: one row per run, with everything an auditor asks."""
+
+    __tablename__ = "runs"
+
     outcome: str = Field(index=True)
     started_at: datetime = Field(sa_column=_time(index=True))
     finished_at: datetime = Field(sa_column=_time())
@@ -109,19 +114,11 @@ class ChangeRow(SQLModel, table=True):
     extra: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
-class RunStartRow(SQLModel, table=True):
+class RunStartRow(_RunIdentity, table=True):
     """A run's start, written before anything else the run does."""
 
     __tablename__ = "run_starts"
 
-    id: int | None = Field(default=None, primary_key=True)
-    seq: int = Field(index=True)
-    run_id: str = Field(index=True)
-    environment: str = Field(index=True)
-    kind: str
-    mode: str
-    trigger: str
-    requested_by: str
     started_at: datetime = Field(sa_column=_time())
     flow_run_id: str | None
     flow_run_url: str | None

@@ -31,13 +31,9 @@ def _chain_columns() -> list[sa.Column]:
     ]
 
 
-def upgrade() -> None:
-    for name in ("environment", "outcome", "started_at", "commit"):
-        op.drop_index(f"ix_runs_{name}", table_name="runs")
-    op.rename_table("runs", "runs_v1")
-
-    runs = op.create_table(
-        "runs",
+def _run_identity_columns() -> list[sa.Column]:
+    """Columns a run's start and its end share."""
+    return [
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("run_id", STR, nullable=False, index=True),
         sa.Column("environment", STR, nullable=False, index=True),
@@ -45,6 +41,17 @@ def upgrade() -> None:
         sa.Column("mode", STR, nullable=False),
         sa.Column("trigger", STR, nullable=False),
         sa.Column("requested_by", STR, nullable=False),
+    ]
+
+
+def upgrade() -> None:
+    for name in ("environment", "outcome", "started_at", "commit"):
+        op.drop_index(f"ix_runs_{name}", table_name="runs")
+    op.rename_table("runs", "runs_v1")
+
+    runs = op.create_table(
+        "runs",
+        *_run_identity_columns(),
         sa.Column("outcome", STR, nullable=False, index=True),
         sa.Column("started_at", sa.DateTime, nullable=False, index=True),
         sa.Column("finished_at", sa.DateTime, nullable=False),
@@ -89,13 +96,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "run_starts",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("run_id", STR, nullable=False, index=True),
-        sa.Column("environment", STR, nullable=False, index=True),
-        sa.Column("kind", STR, nullable=False),
-        sa.Column("mode", STR, nullable=False),
-        sa.Column("trigger", STR, nullable=False),
-        sa.Column("requested_by", STR, nullable=False),
+        *_run_identity_columns(),
         sa.Column("started_at", sa.DateTime, nullable=False),
         sa.Column("flow_run_id", STR),
         sa.Column("flow_run_url", STR),
