@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= .demo
-DEBIAN_PACKAGES := git gnupg openssh-client openssh-server iproute2 postgresql
+DEBIAN_PACKAGES := git gnupg openssh-client openssh-server iproute2 postgresql chromium
 
 .PHONY: demo test ui bench setup system-packages clean
 

@@ -1,0 +1,190 @@
+"""The approval gate through the real Prefect UI: a real `prefect server start`
+on loopback, a `driftgate sync` that pauses, and Debian's chromium driven
+headless by Playwright (never a downloaded browser). The reviewer opens the
+run page, finds the plan artifacts and the resume form, approves from the
+browser, and the run completes with the approver in the record.
+
+Set DRIFTGATE_UPDATE_SCREENSHOTS=1 to refresh the README's screenshots in docs/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from driftgate.demo_repo import DemoWorld
+from tests.conftest import DRIFTGATE, ROOT, edit_config, run_cli
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# DESIGN.md: what headless chromium needs here (no sandbox as root, nothing phoning home).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DOCS = ROOT / "docs"
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make test installs it when run as root)"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect server (API and UI) on a free loopback port; yields its base URL."""
+    port = _free_port()
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        # `--port` alone would leave the UI calling port 4200 (DESIGN.md).
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    env.pop("PREFECT_API_URL", None)
+    log = (home / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("prefect")), "server", "start"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert server.poll() is None, (home / "server.log").read_text()[-2000:]
+            try:
+                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail(f"prefect server did not answer within 120 s: {(home / 'server.log').read_text()[-2000:]}")
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # its own session: the server and nothing else
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(5)
+        log.close()
+
+
+def wait_for_paused_run(api: str, sync: subprocess.Popen[str]) -> dict[str, Any]:
+    """Poll the API until the sync's flow run is paused."""
+    body = {"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert sync.poll() is None, f"sync ended before pausing: {sync.communicate()}"
+        runs = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=5).json()
+        if runs:
+            return runs[0]
+        time.sleep(0.3)
+    pytest.fail("the sync did not pause within 120 s")
+
+
+def choose(page: Any, dialog: Any, label: str, option: str) -> None:
+    """Pick ``option`` in the form's select called ``label`` (Prefect's own select widget)."""
+    field = dialog.locator(".schema-form-property", has=page.locator(".schema-form-property__label", has_text=label))
+    field.locator("button.p-select-button__control").last.click()
+    page.keyboard.press("ArrowDown")  # opens the options list in headless chromium too
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def save_screenshot(page: Any, tmp_path: Path, name: str) -> Path:
+    shot = tmp_path / name
+    page.screenshot(path=str(shot))
+    if os.environ.get("DRIFTGATE_UPDATE_SCREENSHOTS") or not (DOCS / name).exists():
+        DOCS.mkdir(exist_ok=True)
+        shutil.copy(shot, DOCS / name)
+    return shot
+
+
+def test_approve_a_paused_sync_in_the_prefect_ui(world: DemoWorld, prefect_server: str, tmp_path: Path) -> None:
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' brings playwright")
+    api = f"{prefect_server}/api"
+    edit_config(world, approval={"mode": "always", "timeout": "10m", "approvers": ["alice", "bob"], "forbid_self_approval": True})
+    sync = subprocess.Popen(
+        [str(DRIFTGATE), "sync", "demo", "--config", str(world.config)],
+        env={**os.environ, "PREFECT_API_URL": api, "DRIFTGATE_USER": "bob"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        run = wait_for_paused_run(api, sync)
+        with playwright.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(f"{prefect_server}/runs/flow-run/{run['id']}")
+
+            # The plan is on the run page before anyone decides: both artifacts.
+            page.get_by_text("Artifacts", exact=True).click()
+            page.get_by_text("plan-table-demo", exact=True).wait_for()
+            page.get_by_text("driftgate plan", exact=True).wait_for()
+            save_screenshot(page, tmp_path, "approval-paused-run.png")
+            page.get_by_text("plan-demo", exact=True).click()
+            page.get_by_text("+max_connections = 100").wait_for()  # the diff, in the markdown artifact
+            page.go_back()
+
+            # The resume form: the plan, what deciding means, the three fields with their help.
+            page.get_by_role("button", name="Resume").click()
+            dialog = page.locator("[role=dialog]")
+            dialog.get_by_role("button", name="Submit").wait_for()
+            text = dialog.inner_text()
+            assert f"Approve plan {run_plan_hash(api, run['id'])[:16]} for demo?" in text
+            assert "Requested by bob" in text and "approve applies exactly this plan" in text
+            assert "may decide: alice" in text and "+max_connections = 100" in text
+            assert "apply exactly the plan shown above" in text and "one of alice" in text
+            assert "kept in the record" in text
+            save_screenshot(page, tmp_path, "approval-form.png")
+
+            choose(page, dialog, "Decision", "approve")
+            choose(page, dialog, "Approver", "alice")
+            dialog.locator("textarea").fill("reviewed in the Prefect UI")
+            dialog.get_by_role("button", name="Submit").click()
+
+            out, err = sync.communicate(timeout=120)
+            assert sync.returncode == 0, out + err
+            page.reload()
+            page.get_by_text("Completed", exact=True).first.wait_for()
+            browser.close()
+    finally:
+        if sync.poll() is None:
+            sync.kill()
+            sync.communicate()
+    assert "applied: demo" in out and "approval: approve by alice: reviewed in the Prefect UI" in out
+    record = json.loads(run_cli("history", "demo", "--output", "json").stdout)[0]
+    assert record["flow_run_id"] == run["id"] and record["requested_by"] == "bob"
+    assert record["approval"]["approver"] == "alice" and record["approval"]["plan_hash"] == record["plan_hash"]
+    assert world.config_line.read_text() == "max_connections = 100\n"
+
+
+def run_plan_hash(api: str, run_id: str) -> str:
+    """The plan hash the paused run published for `driftgate approvals`."""
+    inputs = httpx.post(f"{api}/flow_runs/{run_id}/input/filter", json={"prefix": "driftgate-"}, timeout=5).json()
+    return json.loads(inputs[0]["value"])["plan_hash"]
