@@ -350,9 +350,8 @@ def answer_run(run: PausedRun, *, decision: str, approver: str, reason: str) -> 
     Raises ApproverRefused (the run stays paused), NotPaused (someone else
     answered first, or it timed out) or ValueError (an invalid answer).
     """
-    from prefect.exceptions import FlowPauseTimeout as PauseTimeout
-    from prefect.flow_runs import resume_flow_run
     from prefect.exceptions import NotPausedError
+    from prefect.flow_runs import resume_flow_run
 
     answer = ApprovalInput(decision=Decision(decision), approver=approver, reason=reason)  # validate before sending
     refusal = _refusal(run, approver)
@@ -360,7 +359,7 @@ def answer_run(run: PausedRun, *, decision: str, approver: str, reason: str) -> 
         raise ApproverRefused(f"{refusal}; run {run.id} of {run.environment!r} stays paused")
     try:
         resume_flow_run(uuid.UUID(run.id), run_input=answer.model_dump(mode="json"))
-    except (NotPausedError, PauseTimeout):
+    except (NotPausedError, FlowPauseTimeout):
         raise NotPaused(f"run {run.id} of {run.environment!r} is no longer waiting for approval") from None
     except RuntimeError as exc:  # the server refused the input (its schema): the run stays paused
         raise ApproverRefused(f"the Prefect server refused the answer for run {run.id}: {exc}") from None
@@ -374,10 +373,3 @@ def _refusal(run: PausedRun, approver: str) -> str | None:
         return f"{approver!r} may not decide runs of {run.environment!r} (approvers: {run.approvers})"
     return None
 
-
-def answer_paused_run(environment: str, *, decision: str, approver: str, reason: str) -> str:
-    """Answer the one paused run of ``environment``; returns 'name (id)'.
-    Raises UnknownRun (a LookupError) while none is paused."""
-    run = find_paused_run(environment)
-    answer_run(run, decision=decision, approver=approver, reason=reason)
-    return f"{run.environment} ({run.id})"

@@ -1,11 +1,8 @@
 """The reconcile flow end to end on a Prefect test server: sync, no-op, drift,
-approval given / rejected / timed out, failures recorded with their stage."""
+failures recorded with their stage (approvals: tests/test_approval.py)."""
 
 from __future__ import annotations
 
-import contextvars
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -101,77 +98,6 @@ def test_empty_inventory_fails_at_render_nothing_applied(world: DemoWorld) -> No
     state, record = sync(world)
     assert record.failed_stage == Stage.RENDER and "names no hosts" in record.reason
     assert not world.config_line.exists()
-
-
-# ---------------------------------------------------------------- approval
-
-
-def answer_when_paused(decision: str, approver: str, reason: str) -> threading.Thread:
-    """An approver in another thread: waits for the paused run, then answers it
-    through the same API a person's UI form or `driftgate approve` uses."""
-    from flows.approval import answer_paused_run
-
-    def approve() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                answer_paused_run("demo", decision=decision, approver=approver, reason=reason)
-                return
-            except LookupError:
-                time.sleep(0.3)
-
-    context = contextvars.copy_context()  # carries the test server's settings
-    thread = threading.Thread(target=context.run, args=(approve,), daemon=True)
-    thread.start()
-    return thread
-
-
-def test_approval_given(world: DemoWorld) -> None:
-    edit_config(world, approval={"mode": "always", "timeout": "2m"})
-    approver = answer_when_paused("approve", "alice", "reviewed the diff")
-    state, record = sync(world, requested_by="bob")
-    approver.join(5)
-    assert state.is_completed(), state.message
-    assert record.outcome == Outcome.APPLIED
-    assert record.approval["decision"] == "approve" and record.approval["approver"] == "alice"
-    assert record.approval["reason"] == "reviewed the diff"
-    assert record.approval["plan_hash"] == record.plan_hash
-    assert world.config_line.exists()
-
-
-def test_approval_rejected(world: DemoWorld) -> None:
-    edit_config(world, approval={"mode": "always", "timeout": "2m"})
-    approver = answer_when_paused("reject", "alice", "not during the freeze")
-    state, record = sync(world)
-    approver.join(5)
-    assert state.is_cancelled() and state.name == "Rejected"
-    assert record.outcome == Outcome.REJECTED
-    assert record.approval["approver"] == "alice" and record.approval["reason"] == "not during the freeze"
-    assert record.hosts == [] and not world.config_line.exists()
-
-
-def test_approval_timeout_rejects(world: DemoWorld) -> None:
-    edit_config(world, approval={"mode": "always", "timeout": "2s"})
-    state, record = sync(world)
-    assert state.is_cancelled()
-    assert record.outcome == Outcome.REJECTED and record.approval["timed_out"] is True
-    assert "no decision within" in record.approval["reason"]
-    assert not world.config_line.exists()
-
-
-def test_risky_mode_pauses_only_risky_plans_and_yes_approves_in_advance(world: DemoWorld) -> None:
-    edit_config(world, approval={"mode": "risky", "timeout": "1s", "risky_tasks": ["welcome*"]})
-    state, record = sync(world)
-    assert record.outcome == Outcome.REJECTED  # risky and nobody answered
-
-    state, record = sync(world, auto_approve=True, requested_by="dana")
-    assert record.outcome == Outcome.APPLIED
-    assert record.approval == {**record.approval, "decision": "approve", "approver": "dana", "required": True}
-    assert "in advance" in record.approval["reason"]
-
-    world.config_line.write_text("max_connections = 9\n")  # not a risky task: no pause
-    state, record = sync(world)
-    assert record.outcome == Outcome.APPLIED and record.approval["required"] is False
 
 
 def _task_run_counts(flow_run_id: str) -> dict[str, int]:
