@@ -135,8 +135,8 @@ class _LiveState:
                     f"serve {kind} in {api_version} (a missing CRD or a wrong apiVersion)",
                     stage=Stage.DIFF,
                 )
-            for item in cluster.list(resource):
-                obj = {**item, "apiVersion": api_version, "kind": kind}  # list items carry neither
+            for obj in cluster.list(resource):
+                obj["apiVersion"], obj["kind"] = api_version, kind  # list items carry neither
                 meta = obj.get("metadata", {})
                 group = api_version.rpartition("/")[0]
                 state.objects[(group, kind, meta.get("namespace", ""), meta["name"])] = obj
@@ -169,8 +169,8 @@ def _compare(env: Environment, cluster: Cluster, manifest: Manifest, live: _Live
         return Change(action=Action.CREATE, diff=masker(object_diff(desired, None, label=manifest.display)), **base)
 
     rules = matching_rules(target.ignore, manifest.kind, manifest.namespace, manifest.name)
-    key = f"{stable_hash(manifest.object)}:{(current or {}).get('metadata', {}).get('resourceVersion', '-')}:" \
-          f"{stable_hash({'r': [r.model_dump() for r in rules], 'f': target.force_conflicts})}"
+    settings = cache.settings_key(rules, target.force_conflicts)
+    key = f"{stable_hash(manifest.object)}:{(current or {}).get('metadata', {}).get('resourceVersion', '-')}:{settings}"
     known = cache.get(key)
     if known is None:
         known = _dry_run_comparison(env, cluster, resource, manifest, current, rules, masker)
@@ -243,6 +243,14 @@ class _ComparisonCache:
         except (OSError, ValueError):
             self.entries = {}
         self.used: dict[str, dict[str, str]] = {}
+        self._settings: dict[tuple[int, ...], str] = {}
+
+    def settings_key(self, rules: list, force: bool) -> str:
+        """What besides the objects changes a comparison; hashed once per distinct rule set."""
+        ids = (*map(id, rules), force)
+        if ids not in self._settings:
+            self._settings[ids] = stable_hash({"r": [r.model_dump() for r in rules], "f": force})[:16]
+        return self._settings[ids]
 
     def get(self, key: str) -> dict[str, str] | None:
         found = self.entries.get(key)
@@ -480,18 +488,25 @@ _HEALTH_CHECKED = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "P
 
 
 def _wait_for_health(env: Environment, cluster: Cluster, applied: list[tuple[Manifest, Resource]]) -> dict[str, TaskResult]:
-    """Poll the applied workloads until healthy or the environment's timeout."""
+    """Poll the applied workloads until healthy or the environment's timeout:
+    one LIST per kind per round (by this environment's label), not a GET per object."""
     pending = {m.display: (m, r) for m, r in applied if m.kind in _HEALTH_CHECKED}
     results: dict[str, TaskResult] = {}
     deadline = time.monotonic() + _target(env).health_timeout.total_seconds()
     last: dict[str, tuple[Health, str]] = {}
+    selector = f"{MANAGED_BY}=driftgate,{ENVIRONMENT_LABEL}={env.name}"
     while pending:
-        for display, (m, resource) in list(pending.items()):
+        live: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for resource in {r for _, r in pending.values()}:
             try:
-                state = health_of(cluster.get(resource, m.namespace, m.name))
+                for obj in cluster.list(resource, label_selector=selector):
+                    meta = obj.get("metadata", {})
+                    obj["kind"] = resource.kind
+                    live[(resource.kind, meta.get("namespace", ""), meta["name"])] = obj
             except KubeError as exc:
-                state = (Health.MISSING, str(exc))
-            last[display] = state
+                log.info("health check of %s: %s", resource.kind, exc)
+        for display, (m, _resource) in list(pending.items()):
+            state = last[display] = health_of(live.get((m.kind, m.namespace, m.name)))
             if state[0] in (Health.HEALTHY, Health.DEGRADED):
                 status = "ok" if state[0] == Health.HEALTHY else "failed"
                 results[display] = TaskResult(host=display, task="health", status=status,

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "driftgate"
 RETRIES = 4
+_DISCOVERY: dict[str, dict[str, dict[str, "Resource"]]] = {}  # host -> apiVersion -> kind -> Resource
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class Cluster:
     def __init__(self, api_client: k8s.ApiClient, *, request_timeout: float = 30) -> None:
         self.api_client = api_client
         self.request_timeout = request_timeout
-        self._discovered: dict[str, dict[str, Resource]] = {}
+        # Discovery is kept for the process (per API server): a plan then costs its LISTs only.
+        self._discovered = _DISCOVERY.setdefault(self.host, {})
         self.requests = 0  # what this client sent, for benchmarks and tests
 
     @property
@@ -92,7 +94,12 @@ class Cluster:
     # ------------------------------------------------------------ discovery
 
     def resource(self, api_version: str, kind: str, *, refresh: bool = False) -> Resource | None:
-        """The REST resource for a kind, or None if the server does not serve it."""
+        """The REST resource for a kind, or None if the server does not serve it.
+        A kind missing from what was discovered earlier is looked up again once
+        (a CRD may have been added since)."""
+        known = self._discovered.get(api_version)
+        if known is not None and kind not in known and not refresh:
+            refresh = True
         if refresh or api_version not in self._discovered:
             path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
             try:

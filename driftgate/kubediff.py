@@ -31,6 +31,7 @@ _SERVER_ANNOTATIONS = (
     "deployment.kubernetes.io/revision",
 )
 MASK = "***"
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: ~5x faster for big plans
 
 
 def normalize(obj: dict[str, Any]) -> dict[str, Any]:
@@ -92,8 +93,8 @@ def differs(desired: dict[str, Any], live: dict[str, Any]) -> bool:
 
 def object_diff(desired: dict[str, Any], live: dict[str, Any] | None, *, label: str) -> str:
     """A unified diff of the YAML of both sides (live first)."""
-    before = yaml.safe_dump(live, sort_keys=True) if live else ""
-    after = yaml.safe_dump(desired, sort_keys=True)
+    before = yaml.dump(live, Dumper=_DUMPER, sort_keys=True) if live else ""
+    after = yaml.dump(desired, Dumper=_DUMPER, sort_keys=True)
     lines = difflib.unified_diff(
         before.splitlines(), after.splitlines(), fromfile=f"live {label}", tofile=f"desired {label}", lineterm=""
     )
