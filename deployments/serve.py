@@ -1,51 +1,93 @@
-"""Serve one sync deployment per environment from one process (one-machine use).
+"""Serve every environment's deployments from one process (one-machine use).
 
-    python -m deployments.serve [--config driftgate.yaml]
+    driftgate serve [--config driftgate.yaml]      (or: python -m deployments.serve)
 
-Each environment becomes a deployment ``reconcile/sync-<env>`` with the
-environment's ``sync.schedule`` (interval or cron; none = run on demand from
-the UI) and ``concurrency_limit=1``, so one environment never has two syncs at
-once. Scheduled drift checks and self-heal come with the scheduling work.
+For each environment in driftgate.yaml: ``reconcile/sync-<env>`` on its
+``sync.schedule`` and ``drift-check/drift-<env>`` on its ``drift.schedule``
+(no schedule: on demand from the UI), with jitter (driftgate.schedule). A sync
+deployment runs one at a time, and the reconcile flow also holds a
+per-environment concurrency limit, so manual and CLI syncs queue behind
+scheduled ones; drift checks never wait for a sync. SIGTERM or Ctrl-C stops
+serving cleanly.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 from typing import Any
 
-from driftgate.config import Config, load_config
+from driftgate.config import Config, Environment, Schedule, load_config
+from driftgate.schedule import planned
 
 
 def build_deployments(config: Config) -> list[Any]:
+    from flows.drift import drift_check
     from flows.reconcile import reconcile
 
     deployments = []
     for name, env in sorted(config.environments.items()):
-        schedule: dict[str, Any] = {}
-        if env.sync.schedule and env.sync.schedule.interval:
-            schedule["interval"] = env.sync.schedule.interval
-        elif env.sync.schedule and env.sync.schedule.cron:
-            schedule["cron"] = env.sync.schedule.cron
+        common = {"environment": name, "config": str(config.path), "trigger": "schedule"}
         deployments.append(
             reconcile.to_deployment(
                 name=f"sync-{name}",
-                parameters={"environment": name, "config": str(config.path), "trigger": "schedule"},
+                parameters=common,
                 concurrency_limit=1,
                 description=f"Reconcile {name} to Git ({env.source.repo} @ {env.source.ref})",
-                tags=["driftgate", f"env:{name}"],
-                **schedule,
+                tags=["driftgate", f"env:{name}", "sync"],
+                schedules=_schedules(env.sync.schedule, name, "sync"),
+            )
+        )
+        deployments.append(
+            drift_check.to_deployment(
+                name=f"drift-{name}",
+                parameters=common,
+                concurrency_limit=1,
+                description=f"Read-only drift check of {name}; self-heal: {env.drift.self_heal}",
+                tags=["driftgate", f"env:{name}", "drift"],
+                schedules=_schedules(env.drift.schedule, name, "drift"),
             )
         )
     return deployments
 
 
+def _schedules(schedule: Schedule | None, environment: str, purpose: str) -> list[Any]:
+    from prefect.schedules import Cron, Interval
+
+    if schedule is None:
+        return []
+    plan = planned(schedule, environment, purpose)
+    if plan.interval is not None:
+        return [Interval(plan.interval, anchor_date=plan.anchor)]
+    # "reconcile" has no delay parameter: its jitter is the flow run's scheduled start.
+    parameters = {"delay_seconds": plan.delay_seconds} if purpose == "drift" and plan.delay_seconds else None
+    return [Cron(plan.cron, parameters=parameters)]
+
+
+def serve(config_path: str | None = None) -> None:
+    """Serve until SIGTERM or Ctrl-C."""
+    from prefect import serve as prefect_serve
+
+    config = load_config(config_path)
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt  # prefect.serve shuts down cleanly on it
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        prefect_serve(*build_deployments(config), print_starting_message=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def environments_of(config: Config) -> list[Environment]:
+    return [config.environments[name] for name in sorted(config.environments)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="driftgate.yaml (default: $DRIFTGATE_CONFIG, then ./driftgate.yaml)")
-    args = parser.parse_args()
-    from prefect import serve
-
-    serve(*build_deployments(load_config(args.config)))
+    serve(parser.parse_args().config)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from rich.table import Table
 
 from driftgate import git, targets
 from driftgate.access import Access, local_access, uses_blocks
-from driftgate.config import Environment, load_config
+from driftgate.config import Config, Environment, load_config
 from driftgate.errors import ConfigError, DriftgateError
 from driftgate.models import Mode, Outcome, Plan
 from driftgate.runlog import RunLog
@@ -201,11 +201,12 @@ def sync(
     raise typer.Exit(EXIT_OK if record.outcome in (Outcome.APPLIED, Outcome.IN_SYNC) else EXIT_ERROR)
 
 
-def _validated_config_path(config: Path | None, environment: str) -> Path:
+def _validated_config_path(config: Path | None, environment: str | None) -> Path:
     """Validate before anything starts: a bad file must not cost a Prefect start-up."""
     try:
         cfg = load_config(config)
-        cfg.environment(environment)
+        if environment is not None:
+            cfg.environment(environment)
     except ConfigError as exc:
         _fail(str(exc))
     return cfg.path
@@ -523,6 +524,102 @@ def demo(
     from driftgate.demo import run_demo
 
     raise typer.Exit(run_demo(workdir.resolve(), port=port))
+
+
+# ---------------------------------------------------------------- scheduling
+
+deployments_app = typer.Typer(help="Prefect deployments: one sync and one drift check per environment.", no_args_is_help=True)
+app.add_typer(deployments_app, name="deployments")
+
+
+@app.command()
+def serve(config: Path | None = ConfigOption) -> None:
+    """Serve every environment's sync and drift-check deployments on their schedules (SIGTERM or Ctrl-C stops)."""
+    config_path = _validated_config_path(config, None)
+    _prefect_defaults()
+    os.environ["PREFECT_LOGGING_LEVEL"] = os.environ.get("DRIFTGATE_SERVE_LOG_LEVEL", "INFO")
+    from deployments.serve import serve as serve_deployments
+
+    console.print(f"serving the deployments of {config_path} on {_api_description()}")
+    serve_deployments(str(config_path))
+
+
+@deployments_app.command("render")
+def deployments_render(
+    config: Path | None = ConfigOption,
+    output: Path = typer.Option(Path("deployments/prefect.yaml"), help="where to write prefect.yaml"),
+    work_pool: str = typer.Option("driftgate", help="the process work pool the deployments run on"),
+) -> None:
+    """Write prefect.yaml with one sync and one drift-check deployment per environment."""
+    from driftgate.prefect_yaml import prefect_yaml
+
+    cfg = _load_or_fail(config)
+    try:  # relative to the checkout the workers start in, when it is inside it
+        config_ref = str(cfg.path.relative_to(Path.cwd()))
+    except ValueError:
+        config_ref = str(cfg.path)
+    output.write_text(prefect_yaml(cfg, work_pool=work_pool, config_ref=config_ref))
+    console.print(f"wrote {output}: {2 * len(cfg.environments)} deployments on work pool {work_pool!r}")
+
+
+@app.command()
+def status(
+    environment: str | None = typer.Argument(None, help="only this environment"),
+    config: Path | None = ConfigOption,
+    output: str = OutputOption,
+) -> None:
+    """One line per environment: last applied commit, Git's head, last check, in sync / drifted / out of date / failing."""
+    from driftgate.status import State, environment_status
+
+    _check_output(output)
+    cfg = _load_or_fail(config)
+    names = [environment] if environment else sorted(cfg.environments)
+    store = _store()
+    lines = []
+    for name in names:
+        env = cfg.environment(name)
+        head, head_error = None, ""
+        try:
+            access = _access(env)
+            head = git.head_commit(env.source, environment=name, auth=access.git)
+        except DriftgateError as exc:
+            head_error = str(exc)
+        lines.append(environment_status(name, store, head=head, head_error=head_error))
+    if os.environ.get("PREFECT_API_URL"):  # paused approvals live in Prefect
+        lines = [line.model_copy(update={"waiting_approval": _paused_run(line.environment)}) for line in lines]
+    if output == "json":
+        print(json.dumps([line.model_dump(mode="json") for line in lines], indent=2))
+        return
+    style = {State.IN_SYNC: "green", State.OUT_OF_DATE: "yellow", State.DRIFTED: "yellow", State.UNKNOWN: "magenta", State.FAILING: "red"}
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    for column in ("environment", "state", "applied", "git head", "last sync", "last check", "approval", "why"):
+        table.add_column(column)
+    for line in lines:
+        table.add_row(
+            escape(line.environment),
+            f"[{style[line.state]}]{line.state.value}[/]",
+            line.last_applied_commit[:12] or "-",
+            line.head_commit[:12] or "-",
+            f"{line.last_sync_at:%Y-%m-%d %H:%M} {line.last_sync_outcome}" if line.last_sync_at else "-",
+            f"{line.last_check_at:%Y-%m-%d %H:%M} {line.last_check_outcome}" if line.last_check_at else "-",
+            "waiting" if line.waiting_approval else "-",
+            escape(line.reason),
+        )
+    console.print(table)
+
+
+def _load_or_fail(config: Path | None) -> Config:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _paused_run(environment: str) -> str:
+    _prefect_defaults()
+    from flows.approval import paused_runs
+
+    return next((run.id for run in paused_runs() if run.environment == environment), "")
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -272,8 +272,12 @@ class ApprovalPolicy(Strict):
 
 
 class Schedule(Strict):
+    """When a deployment runs: every ``interval`` or on ``cron``, spread by up
+    to ``jitter`` so many environments do not all start at once."""
+
     interval: Duration | None = None
     cron: str | None = None
+    jitter: Duration = Field(default=timedelta(seconds=30), description="0 to start exactly on time")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Schedule":
@@ -287,8 +291,19 @@ class SyncSettings(Strict):
 
 
 class DriftSettings(Strict):
+    """The read-only drift check, and what to do when it finds drift:
+    ``report`` it, ``sync`` (the sync's gate still applies), or
+    ``sync-if-safe`` (only when the correcting plan is not risky)."""
+
     schedule: Schedule | None = None
     self_heal: Literal["report", "sync-if-safe", "sync"] = "report"
+
+
+class NotifySettings(Strict):
+    """Who hears about what: a Prefect notification block, e.g. a custom webhook."""
+
+    block: str = Field(description="block document slug, e.g. custom-webhook/ops-channel")
+    on: list[Literal["drift", "failed", "approval"]] = Field(default_factory=lambda: ["drift", "failed", "approval"])
 
 
 class RenderSettings(Strict):
@@ -318,6 +333,7 @@ class Environment(Strict):
     production: bool = False
     sync: SyncSettings = SyncSettings()
     drift: DriftSettings = DriftSettings()
+    notify: NotifySettings | None = None
 
 
 class Config(Strict):

@@ -101,6 +101,14 @@ def fetch(
     )
 
 
+def head_commit(source: Source, *, environment: str, auth: GitAuth | None = None) -> str:
+    """The commit ``source.ref`` points at now (fetched, not exported). Used by `driftgate status`."""
+    masker = Masker(auth.secrets() if auth else ())
+    where = f"environment {environment!r}"
+    with _git_env(auth) as env:
+        return _resolve(_update_mirror(source, env, masker, where), source.ref, source.repo, where)
+
+
 def _cache_dir(repo: str) -> Path:
     return home.subdir("repos") / hashlib.sha256(repo.encode()).hexdigest()[:20]
 

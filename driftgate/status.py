@@ -1,0 +1,77 @@
+"""Where each environment stands, in one line: for `driftgate status`.
+
+Derived from the record (the last sync, the last drift check, the last
+applied revision) and the commit at the head of the environment's ref now.
+States, worst first: failing (the last sync failed), unknown (the last check
+could not finish, or it was never synced), drifted (the last check found
+changes), out of date (Git moved past what was applied), in sync. Called by
+the CLI, which adds a waiting approval from Prefect.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel
+
+from driftgate.models import Kind, Outcome
+from driftgate.store import Store, StoredRun
+
+
+class State(str, Enum):
+    IN_SYNC = "in sync"
+    OUT_OF_DATE = "out of date"
+    DRIFTED = "drifted"
+    UNKNOWN = "unknown"
+    FAILING = "failing"
+
+
+class StatusLine(BaseModel):
+    environment: str
+    state: State
+    reason: str = ""
+    last_applied_commit: str = ""
+    last_sync_at: datetime | None = None
+    last_sync_outcome: str = ""
+    head_commit: str = ""
+    last_check_at: datetime | None = None
+    last_check_outcome: str = ""
+    waiting_approval: str = ""  # a paused sync's flow run, filled in by the CLI
+
+
+def environment_status(environment: str, store: Store, *, head: str | None, head_error: str = "") -> StatusLine:
+    runs = [r for r in store.history(environment, limit=50) if r.outcome != Outcome.INTERRUPTED]
+    last_sync = next((r for r in runs if r.kind in (Kind.SYNC, Kind.ROLLBACK)), None)
+    last_check = next((r for r in runs if r.kind in (Kind.DRIFT, Kind.PLAN)), None)
+    recorded = store.status(environment)
+    applied = recorded.last_applied_revision if recorded else ""
+    line = StatusLine(
+        environment=environment,
+        state=State.IN_SYNC,
+        last_applied_commit=applied,
+        last_sync_at=last_sync.finished_at if last_sync else None,
+        last_sync_outcome=last_sync.outcome.value if last_sync else "",
+        head_commit=head or "",
+        last_check_at=last_check.finished_at if last_check else None,
+        last_check_outcome=last_check.outcome.value if last_check else "",
+    )
+    check_is_newer = last_check is not None and (last_sync is None or _newer(last_check, last_sync))
+    if last_sync is not None and last_sync.outcome == Outcome.FAILED:
+        return line.model_copy(update={"state": State.FAILING, "reason": last_sync.reason})
+    if check_is_newer and last_check.outcome == Outcome.FAILED:
+        return line.model_copy(update={"state": State.UNKNOWN, "reason": last_check.reason})
+    if not applied:
+        return line.model_copy(update={"state": State.UNKNOWN, "reason": "never synced"})
+    if check_is_newer and last_check.outcome == Outcome.DRIFT:
+        count = len(last_check.changes)
+        return line.model_copy(update={"state": State.DRIFTED, "reason": f"{count} change(s) found by the last check"})
+    if head is None:
+        return line.model_copy(update={"state": State.UNKNOWN, "reason": f"cannot read the ref's head: {head_error}"})
+    if head != applied:
+        return line.model_copy(update={"state": State.OUT_OF_DATE, "reason": f"Git is at {head[:12]}, {applied[:12]} is applied"})
+    return line
+
+
+def _newer(a: StoredRun, b: StoredRun) -> bool:
+    return (a.finished_at, a.id) > (b.finished_at, b.id)

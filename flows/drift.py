@@ -1,0 +1,100 @@
+"""drift_check: is the live state still what Git says? Read-only.
+
+    fetch -> render -> diff -> record (-> self-heal) (-> notify)
+
+Never applies anything itself. Drift found is recorded as a drift event
+(what differs, per host task or object, masked). Then the environment's
+``drift.self_heal`` decides: ``report`` stops there; ``sync`` starts a sync
+run (whose own gate still applies); ``sync-if-safe`` starts one only when the
+correcting plan is not risky. An unreachable target or any other error is
+recorded (status unknown, with the reason) and does not fail the serving
+process. Run by the ``drift-<env>`` deployments and by the tests.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.states import Completed, State
+
+from driftgate.config import Environment, load_config
+from driftgate.errors import DriftgateError
+from driftgate.models import Kind, Mode, Outcome, Plan
+from driftgate.runlog import RunLog
+from tasks import diff_live, fetch_source, load_access, record_run, render_bundle
+from tasks.notify import notify
+from tasks.stages import record_start
+
+
+@flow(name="drift-check", flow_run_name="{environment}", log_prints=False)
+def drift_check(environment: str, config: str | None = None, trigger: str = "schedule", delay_seconds: float = 0) -> State:
+    """Check ``environment`` for drift; ``delay_seconds`` spreads scheduled runs (jitter)."""
+    logger = get_run_logger()
+    if delay_seconds:
+        time.sleep(delay_seconds)
+    run = RunLog(
+        environment, mode=Mode.PLAN, kind=Kind.DRIFT, trigger=trigger,
+        flow_run_id=str(flow_run.id), flow_run_url=flow_run.ui_url,
+    )  # fmt: skip
+    record_start(run.start())
+    env: Environment | None = None
+    try:
+        env = load_config(config).environment(environment)
+        access = load_access(env)
+        run.masker = access.masker
+        run.checkout = fetch_source(env, access)
+        bundle = render_bundle(env, run.checkout)
+        run.plan = diff_live(env, bundle, access)
+    except DriftgateError as exc:
+        run.fail(exc)
+    record = run.finish()
+    record_id = record_run(record)
+    summary = f"record #{record_id}: {record.outcome.value}"
+    if record.outcome == Outcome.FAILED:
+        logger.warning("drift check of %s could not finish: %s", environment, record.reason)
+        # Completed, not Failed: an unknown status is a finding, not a crash of the check.
+        return Completed(name="Unknown", message=f"{summary}: status unknown: {record.reason}")
+    if record.outcome == Outcome.IN_SYNC:
+        return Completed(message=summary)
+    assert env is not None and run.plan is not None
+    notify(env, "drift", f"{environment}: drift found", _drift_text(run.plan))
+    healed = self_heal(env, run.plan, config)
+    logger.info("%s: %d change(s) drifted; %s", environment, len(run.plan.changes), healed)
+    return Completed(name="Drifted", message=f"{summary}: {len(run.plan.changes)} change(s); {healed}")
+
+
+def self_heal(env: Environment, plan: Plan, config: str | None) -> str:
+    """Start a correcting sync when the environment's policy says so; say what was done."""
+    policy = env.drift.self_heal
+    if policy == "report":
+        return "reported (self_heal: report)"
+    if policy == "sync-if-safe" and plan.risky:
+        rules = sorted({rule for c in plan.changes for rule in c.rules})
+        return f"not healed: the correcting plan is risky ({', '.join(rules) or 'risky'}); sync by hand"
+    flow_run_id = start_sync(env.name, config)
+    return f"self-heal sync started ({flow_run_id})"
+
+
+def start_sync(environment: str, config: str | None) -> str:
+    """A sync run of ``environment`` with trigger self-heal: through its deployment when
+    one is served (so it is queued behind any running sync), else as a subflow."""
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    parameters = {"environment": environment, "config": config, "trigger": "self-heal", "requested_by": "driftgate"}
+    try:
+        started = run_deployment(f"reconcile/sync-{environment}", parameters=parameters, timeout=0)
+        return str(started.id)
+    except ObjectNotFound:
+        from flows.reconcile import reconcile
+
+        state = reconcile(**parameters, return_state=True)
+        return f"{state.state_details.flow_run_id} (subflow, {state.name})"
+
+
+def _drift_text(plan: Plan) -> str:
+    lines = [f"{len(plan.changes)} change(s) at {plan.revision[:12]}:"]
+    lines += [f"- {c.action.value} {c.target}" + ("" if c.kind else f": {c.name}") for c in plan.changes[:20]]
+    return "\n".join(lines)
