@@ -1,0 +1,140 @@
+"""Drift checks and self-heal on an Ansible host and a Kubernetes object,
+`driftgate status`, webhook notifications, and an unreachable target."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from driftgate.demo_repo import DemoWorld, add_kubernetes_environment
+from driftgate.models import Kind, Outcome
+from driftgate.store import Store
+from tests.conftest import edit_config, run_cli
+from tests.kubeapi import KubeAPIDouble
+from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def check(world: DemoWorld, environment: str = "demo") -> tuple[Any, Any]:
+    from flows.drift import drift_check
+
+    state = drift_check(environment=environment, config=str(world.config), trigger="test", return_state=True)
+    runs = [r for r in Store().history(environment, limit=10) if r.kind == Kind.DRIFT]
+    return state, runs[0]
+
+
+def sync(world: DemoWorld, environment: str = "demo") -> Any:
+    from flows.reconcile import reconcile
+
+    return reconcile(environment=environment, config=str(world.config), auto_approve=True, return_state=True)
+
+
+def test_ansible_drift_is_reported_not_touched(world: DemoWorld) -> None:
+    sync(world)
+    state, record = check(world)
+    assert state.is_completed() and record.outcome == Outcome.IN_SYNC
+
+    world.config_line.write_text("max_connections = 5\n")
+    state, record = check(world)
+    assert state.name == "Drifted" and "reported (self_heal: report)" in state.message
+    assert record.outcome == Outcome.DRIFT and record.trigger == "test"
+    assert [(c["target"], c["name"]) for c in record.changes] == [("localhost", "connection limit")]
+    (event,) = Store().drift_events("demo")
+    assert event.changes == [{"action": "update", "target": "localhost", "name": "connection limit", "kind": "", "namespace": ""}]
+    assert world.config_line.read_text() == "max_connections = 5\n"  # report only
+
+    status = json.loads(run_cli("status", "demo", "--config", str(world.config), "--output", "json").stdout)
+    assert status[0]["state"] == "drifted" and status[0]["reason"] == "1 change(s) found by the last check"
+
+
+def test_self_heal_sync_corrects_the_host(world: DemoWorld) -> None:
+    edit_config(world, drift={"self_heal": "sync"})
+    sync(world)
+    world.config_line.write_text("max_connections = 5\n")
+    state, _ = check(world)
+    assert "self-heal sync started" in state.message
+    assert world.config_line.read_text() == "max_connections = 100\n"
+    healing = Store().history("demo", limit=1)[0]
+    assert healing.kind == Kind.SYNC and healing.trigger == "self-heal" and healing.outcome == Outcome.APPLIED
+    status = json.loads(run_cli("status", "--config", str(world.config), "--output", "json").stdout)
+    assert status[0]["state"] == "in sync" and status[0]["last_applied_commit"] == healing.commit
+
+
+def test_sync_if_safe_leaves_risky_drift_alone(world: DemoWorld) -> None:
+    edit_config(world, drift={"self_heal": "sync-if-safe"}, approval={"risky_tasks": ["connection*"]})
+    sync(world)
+    world.config_line.write_text("max_connections = 5\n")
+    state, _ = check(world)
+    assert "not healed: the correcting plan is risky" in state.message
+    assert world.config_line.read_text() == "max_connections = 5\n"
+
+
+def test_unreachable_target_is_unknown_not_a_crash(world: DemoWorld) -> None:
+    edit_config(world, target={"hosts": {"web1": {"ansible_host": "127.0.0.1", "ansible_port": 9}}})
+    state, record = check(world)
+    assert state.is_completed() and state.name == "Unknown"
+    assert record.outcome == Outcome.FAILED and "host unreachable" in record.reason
+    status = json.loads(run_cli("status", "demo", "--config", str(world.config), "--output", "json").stdout)
+    assert status[0]["state"] == "unknown" and "host unreachable" in status[0]["reason"]
+
+
+def test_kubernetes_drift_detected_and_healed_if_safe(world: DemoWorld, kube_double_factory: Any) -> None:  # noqa: F811
+    from kubernetes import client, config
+
+    api: KubeAPIDouble = kube_double_factory(ready_delay=0.1)
+    add_kubernetes_environment(world, kubeconfig=str(api.kubeconfig_path), namespace="shop", force_conflicts=True)
+    edit_config(world, "shop", drift={"self_heal": "sync-if-safe"})
+    assert sync(world, "shop").is_completed()
+    core = client.CoreV1Api(config.new_client_from_config(config_file=str(api.kubeconfig_path)))
+    core.patch_namespaced_config_map("web-config", "shop", {"data": {"greeting": "edited by hand"}})
+
+    state, record = check(world, "shop")
+    assert [(c["kind"], c["name"]) for c in record.changes] == [("ConfigMap", "web-config")]
+    assert "-  greeting: edited by hand" in record.changes[0]["diff"]
+    assert "self-heal sync started" in state.message
+    assert core.read_namespaced_config_map("web-config", "shop").data == {"greeting": "hello from git"}
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+    handler = type("Receiver", (_Receiver,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhook_notification_on_drift(world: DemoWorld, webhook: tuple[str, list[dict[str, Any]]]) -> None:
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    url, received = webhook
+    CustomWebhookNotificationBlock(name="ops", url=url, json_data={"subject": "{{subject}}", "text": "{{body}}"}).save("ops", overwrite=True)
+    edit_config(world, notify={"block": "custom-webhook/ops", "on": ["drift"]})
+    sync(world)
+    assert received == []
+    world.config_line.write_text("max_connections = 5\n")
+    check(world)
+    assert len(received) == 1
+    assert received[0]["subject"] == "driftgate: demo: drift found"
+    assert "update localhost: connection limit" in received[0]["text"]
