@@ -17,7 +17,7 @@ import argparse
 import signal
 from typing import Any
 
-from driftgate.config import Config, Environment, Schedule, load_config
+from driftgate.config import Config, Schedule, load_config
 from driftgate.schedule import planned
 
 
@@ -59,8 +59,7 @@ def _schedules(schedule: Schedule | None, environment: str, purpose: str) -> lis
     plan = planned(schedule, environment, purpose)
     if plan.interval is not None:
         return [Interval(plan.interval, anchor_date=plan.anchor)]
-    # "reconcile" has no delay parameter: its jitter is the flow run's scheduled start.
-    parameters = {"delay_seconds": plan.delay_seconds} if purpose == "drift" and plan.delay_seconds else None
+    parameters = {"delay_seconds": plan.delay_seconds} if plan.delay_seconds else None
     return [Cron(plan.cron, parameters=parameters)]
 
 
@@ -78,10 +77,6 @@ def serve(config_path: str | None = None) -> None:
         prefect_serve(*build_deployments(config), print_starting_message=True)
     except KeyboardInterrupt:
         pass
-
-
-def environments_of(config: Config) -> list[Environment]:
-    return [config.environments[name] for name in sorted(config.environments)]
 
 
 def main() -> None:

@@ -91,12 +91,14 @@ def fetch(
         if source.require_signed_commits:
             signed_by = verify_signature(mirror, commit, signing_keys or [], where=where)
     directory = _export(mirror, commit, source.path, where)
+    author = mirror.commit(commit).author
     return Checkout(
         repo=masker(source.repo),
         ref=source.ref,
         commit=commit,
         path=source.path,
         directory=directory,
+        author=masker(f"{author.name} <{author.email}>"),
         signed_by=signed_by,
     )
 

@@ -68,6 +68,7 @@ class Checkout(Frozen):
     commit: str
     path: str = Field(description="subpath inside the repository")
     directory: Path = Field(description="the exported subpath at that commit")
+    author: str = Field(default="", description="the commit's author, Name <email>")
     signed_by: str | None = None
 
 

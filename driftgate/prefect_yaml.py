@@ -55,6 +55,6 @@ def _schedules(schedule: Schedule | None, environment: str, purpose: str) -> lis
     if plan.interval is not None:
         return [{"interval": plan.interval.total_seconds(), "anchor_date": plan.anchor.isoformat()}]
     entry: dict[str, Any] = {"cron": plan.cron}
-    if purpose == "drift" and plan.delay_seconds:
+    if plan.delay_seconds:
         entry["parameters"] = {"delay_seconds": plan.delay_seconds}
     return [entry]

@@ -188,18 +188,5 @@ class RunLog:
 
 
 def _commit_author(checkout: Checkout | None) -> str:
-    """``Name <email>`` of the checked-out commit, from the fetch's mirror."""
-    if checkout is None or not checkout.commit:
-        return ""
-    author = getattr(checkout, "author", None)  # when fetch reports it itself
-    if author:
-        return str(author)
-    try:
-        import git as gitpython
-
-        from driftgate.git import _cache_dir  # the mirror fetch just used
-
-        commit = gitpython.Repo(_cache_dir(checkout.repo)).commit(checkout.commit)
-        return f"{commit.author.name} <{commit.author.email}>"
-    except Exception:  # noqa: BLE001 - the author is nice to have; never fail a run's record for it
-        return ""
+    """``Name <email>`` of the checked-out commit, as fetch read it."""
+    return checkout.author if checkout is not None else ""

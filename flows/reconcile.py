@@ -10,15 +10,19 @@ Run by `driftgate sync`, by deployments, and by the tests.
 
 from __future__ import annotations
 
+import time
+
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, State
 
-from driftgate.config import load_config
+from driftgate.config import Environment, load_config
 from driftgate.errors import DriftgateError
 from driftgate.models import Mode, Outcome, Plan
 from driftgate.runlog import RunLog
 from flows.approval import gate
+from flows.locks import one_sync_at_a_time
+from tasks.notify import notify
 from tasks.stages import record_start
 from tasks import (
     apply_changes,
@@ -37,11 +41,13 @@ def reconcile(
     trigger: str = "manual",
     requested_by: str | None = None,
     auto_approve: bool = False,
+    delay_seconds: float = 0,
 ) -> State:
     """Reconcile ``environment`` from ``config`` (driftgate.yaml; default lookup if None).
 
     ``auto_approve`` approves a plan that would pause (``driftgate sync --yes``);
-    the record names who did.
+    the record names who did. ``delay_seconds`` spreads cron-scheduled runs
+    (jitter). One sync per environment runs at a time (flows/locks.py).
     """
     logger = get_run_logger()
     run = RunLog(
@@ -53,24 +59,28 @@ def reconcile(
         flow_run_url=flow_run.ui_url,
     )
     record_start(run.start())  # first: a run whose process dies is still in the record
+    env: Environment | None = None
     try:
         env = load_config(config).environment(environment)
-        access = load_access(env)
-        run.masker = access.masker
-        run.checkout = fetch_source(env, access)
-        bundle = render_bundle(env, run.checkout)
-        run.plan = diff_live(env, bundle, access)
-
-        def replan() -> Plan:
-            """fetch, render and diff again right before apply: an approval is for one exact plan."""
-            nonlocal bundle
+        if delay_seconds:
+            time.sleep(delay_seconds)
+        with one_sync_at_a_time(environment):
+            access = load_access(env)
+            run.masker = access.masker
             run.checkout = fetch_source(env, access)
             bundle = render_bundle(env, run.checkout)
-            return diff_live(env, bundle, access)
+            run.plan = diff_live(env, bundle, access)
 
-        run.plan, run.approval = gate(env, run.plan, replan=replan, auto_approve=auto_approve, requester=run.requested_by)
-        if run.approval is not None and run.approval.approved:
-            run.result = apply_changes(env, bundle, access, run.plan)
+            def replan() -> Plan:
+                """fetch, render and diff again right before apply: an approval is for one exact plan."""
+                nonlocal bundle
+                run.checkout = fetch_source(env, access)
+                bundle = render_bundle(env, run.checkout)
+                return diff_live(env, bundle, access)
+
+            run.plan, run.approval = gate(env, run.plan, replan=replan, auto_approve=auto_approve, requester=run.requested_by)
+            if run.approval is not None and run.approval.approved:
+                run.result = apply_changes(env, bundle, access, run.plan)
     except DriftgateError as exc:
         run.fail(exc)
     except Exception as exc:  # a bug or an unforeseen failure: record it, then let Prefect show it
@@ -85,5 +95,7 @@ def reconcile(
         timed_out = " (timed out)" if record.approval and record.approval.get("timed_out") else ""
         return Cancelled(name="Rejected", message=f"{summary}{timed_out}: {record.approval and record.approval.get('reason')}")
     if record.outcome == Outcome.FAILED:
+        if env is not None:
+            notify(env, "failed", f"{environment}: sync failed at {record.failed_stage and record.failed_stage.value}", record.reason)
         return Failed(message=f"{summary}: {record.failed_stage and record.failed_stage.value}: {record.reason}")
     return Completed(message=summary)

@@ -21,9 +21,12 @@ def blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
 
 
-def test_readme_config_example_is_valid(tmp_path: Path) -> None:
-    (example,) = [b for b in blocks("yaml") if "environments:" in b]
-    config = parse_config(yaml.safe_load(example), tmp_path / "driftgate.yaml")
+def test_readme_config_examples_are_valid(tmp_path: Path) -> None:
+    examples = [b for b in blocks("yaml") if "environments:" in b]
+    assert len(examples) >= 2  # the reference and the Kubernetes section
+    for example in examples:
+        parse_config(yaml.safe_load(example), tmp_path / "driftgate.yaml")
+    config = parse_config(yaml.safe_load(examples[0]), tmp_path / "driftgate.yaml")
     assert sorted(config.environments) == ["billing-vms", "demo"]
     billing = config.environment("billing-vms")
     assert billing.source.require_signed_commits and billing.target.ssh == "billing-ssh"
