@@ -31,7 +31,7 @@ from driftgate.errors import PermanentError
 from driftgate.kubeclient import Cluster, KubeError, Resource, as_driftgate_error, connect
 from driftgate.kubediff import (
     apply_ignore_rules,
-    differs,
+    changed_paths,
     mask_secrets,
     matching_rules,
     normalize,
@@ -177,7 +177,7 @@ def _compare(env: Environment, cluster: Cluster, manifest: Manifest, live: _Live
         cache.put(key, known)
     if known["action"] == "unchanged":
         return None
-    return Change(action=Action(known["action"]), diff=known["diff"], **base)
+    return Change(action=Action(known["action"]), diff=known["diff"], paths=tuple(known.get("paths", ())), **base)
 
 
 def _dry_run_comparison(env: Environment, cluster: Cluster, resource: Resource, manifest: Manifest,
@@ -200,11 +200,13 @@ def _dry_run_comparison(env: Environment, cluster: Cluster, resource: Resource, 
         raise _Rejected(f"{manifest.display} from {manifest.source} is rejected by the server: {masker(str(exc))}") from None
     desired = apply_ignore_rules(normalize(predicted), rules, current)
     before = apply_ignore_rules(normalize(current), rules, current) if current else None
-    if before is not None and not differs(desired, before):
-        return {"action": "unchanged", "diff": ""}
+    paths = changed_paths(desired, before)
+    if before is not None and not paths:
+        return {"action": "unchanged", "diff": "", "paths": []}
     desired, before = mask_secrets(desired, before)
     action = "create" if current is None else "update"
-    return {"action": action, "diff": masker(notice + object_diff(desired, before, label=manifest.display))}
+    diff = masker(notice + object_diff(desired, before, label=manifest.display))
+    return {"action": action, "diff": diff, "paths": paths}
 
 
 class _Rejected(Exception):

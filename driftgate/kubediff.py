@@ -87,8 +87,19 @@ def mask_secrets(desired: dict[str, Any], live: dict[str, Any] | None) -> tuple[
     return desired, live
 
 
-def differs(desired: dict[str, Any], live: dict[str, Any]) -> bool:
-    return bool(DeepDiff(live, desired, ignore_order=False))
+def changed_paths(desired: dict[str, Any], live: dict[str, Any] | None) -> list[str]:
+    """The fields that differ, as dotted paths (``spec.replicas``, ``data.greeting``); empty if equal."""
+    if live is None:
+        return []
+    paths = DeepDiff(live, desired, ignore_order=False).affected_paths
+    return sorted({".".join(str(p) for p in _path_parts(path)) for path in paths})
+
+
+def _path_parts(path: str) -> list[str]:
+    """deepdiff's root['spec']['replicas'] / root[0] -> ['spec', 'replicas'] / ['0']."""
+    import re
+
+    return [m.group(1) or m.group(2) for m in re.finditer(r"\['((?:[^'\\]|\\.)*)'\]|\[(\d+)\]", path)]
 
 
 def object_diff(desired: dict[str, Any], live: dict[str, Any] | None, *, label: str) -> str:

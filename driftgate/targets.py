@@ -8,7 +8,7 @@ to import).
 
 from __future__ import annotations
 
-from driftgate import ansible
+from driftgate import ansible, policy
 from driftgate import render as bundles
 from driftgate.access import Access
 from driftgate.config import Environment
@@ -21,12 +21,15 @@ def render(env: Environment, checkout: Checkout) -> Bundle:
 
 
 def plan(env: Environment, bundle: Bundle, access: Access) -> Plan:
-    """Desired (the bundle) against live: what a sync would change."""
+    """Desired (the bundle) against live: what a sync would change, each change
+    marked with the risk rules it matches."""
     if env.target.kind == "kubernetes":
         from driftgate import kube
 
-        return kube.plan(env, bundle, kube.cluster_for(env, access.kube), masker=access.masker)
-    return ansible.check(env, bundle, ssh=access.ssh, masker=access.masker)
+        found = kube.plan(env, bundle, kube.cluster_for(env, access.kube), masker=access.masker)
+    else:
+        found = ansible.check(env, bundle, ssh=access.ssh, masker=access.masker)
+    return policy.assess(env, found, bundle=bundle)
 
 
 def apply(env: Environment, bundle: Bundle, access: Access, plan: Plan) -> ApplyResult:

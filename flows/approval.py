@@ -30,6 +30,7 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
+from prefect.runtime import flow_run
 from prefect.states import Running
 from pydantic import Field, create_model
 
@@ -39,6 +40,7 @@ from driftgate.errors import PermanentError
 from driftgate.models import Approval, Decision, Plan, Stage
 from driftgate.runlog import now
 from tasks import decide_gate
+from tasks.notify import notify
 
 # Seconds between checks for an answer while paused; Prefect's default of 10 s
 # makes every approval feel slow.
@@ -161,6 +163,9 @@ def wait_for_approval(env: Environment, plan: Plan, *, requester: str, asked_aga
     timeout = env.approval.timeout
     deadline = time.monotonic() + timeout.total_seconds()
     note = asked_again
+    where = f" ({flow_run.ui_url})" if flow_run.ui_url else ""
+    notify(env, "approval", f"{env.name}: a sync waits for approval",
+           f"{report.plan_summary(plan)} at {plan.revision[:12]}, requested by {requester}{where}")
     while True:
         remaining = int(deadline - time.monotonic())
         if remaining < 1:

@@ -56,7 +56,7 @@ def render_bundle(env: Environment, checkout: Checkout) -> Bundle:
 
 @task(name="diff", **_common, **_transient_retries)
 def diff_live(env: Environment, bundle: Bundle, access: Access) -> Plan:
-    plan = policy.assess(env, targets.plan(env, bundle, access), bundle=bundle)
+    plan = targets.plan(env, bundle, access)
     # On the run page before any pause: a reviewer decides from these alone.
     create_markdown_artifact(
         key=f"plan-{_slug(env.name)}", markdown=report.plan_markdown(plan), description="driftgate plan"

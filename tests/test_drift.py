@@ -138,3 +138,21 @@ def test_webhook_notification_on_drift(world: DemoWorld, webhook: tuple[str, lis
     assert len(received) == 1
     assert received[0]["subject"] == "driftgate: demo: drift found"
     assert "update localhost: connection limit" in received[0]["text"]
+
+
+def test_webhook_notifications_on_failure_and_waiting_approval(world: DemoWorld, webhook: tuple[str, list[dict[str, Any]]]) -> None:
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    from flows.reconcile import reconcile
+
+    url, received = webhook
+    CustomWebhookNotificationBlock(name="ops2", url=url, json_data={"subject": "{{subject}}", "text": "{{body}}"}).save("ops2", overwrite=True)
+    edit_config(world, notify={"block": "custom-webhook/ops2", "on": ["failed", "approval"]}, approval={"mode": "always", "timeout": "1s"})
+    reconcile(environment="demo", config=str(world.config), return_state=True)  # pauses, times out
+    assert [r["subject"] for r in received] == ["driftgate: demo: a sync waits for approval"]
+    assert "requested by" in received[0]["text"]
+
+    edit_config(world, source={"ref": "nope"})
+    reconcile(environment="demo", config=str(world.config), return_state=True)
+    assert received[-1]["subject"] == "driftgate: demo: sync failed at fetch"
+    assert "ref 'nope' is not a branch, tag or commit" in received[-1]["text"]

@@ -121,7 +121,7 @@ def test_drift_in_the_cluster_is_exactly_that_field(shop: DemoWorld, kube: Kube)
     core = client.CoreV1Api(kube.client())
     core.patch_namespaced_config_map("web-config", kube.namespace, {"data": {"greeting": "edited by hand"}})
     drift = plan(shop)
-    assert [(c.action, c.kind, c.name) for c in drift.changes] == [(Action.UPDATE, "ConfigMap", "web-config")]
+    assert [(c.action, c.kind, c.name, c.paths) for c in drift.changes] == [(Action.UPDATE, "ConfigMap", "web-config", ("data.greeting",))]
     assert "-  greeting: edited by hand" in drift.changes[0].diff
     assert "+  greeting: hello from git" in drift.changes[0].diff
     # The hand edit took ownership of the field: correcting it is a conflict to force.
@@ -310,7 +310,8 @@ def test_plan_json_carries_object_fields(shop: DemoWorld) -> None:
     result = run_cli("plan", "shop", "--config", str(shop.config), "--output", "json")
     assert result.returncode == 2, result.stderr
     change = json.loads(result.stdout)["changes"][0]
-    assert {k: change[k] for k in ("kind", "name", "action", "risky")} == {"kind": "Namespace", "name": change["name"], "action": "create", "risky": False}
+    assert {k: change[k] for k in ("kind", "name", "action", "risky")} == {"kind": "Namespace", "name": change["name"], "action": "create", "risky": True}
+    assert change["rules"] == ["kind:Namespace"]  # the plan says which rule made it risky
     assert "namespace" in change and "diff" in change
 
 

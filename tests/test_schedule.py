@@ -75,3 +75,36 @@ def test_deployments_render_command(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     document = yaml.safe_load(output.read_text())
     assert {d["work_pool"]["name"] for d in document["deployments"]} == {"ops"}
+
+
+def test_serve_runs_a_scheduled_drift_check_and_stops_on_sigterm(world: DemoWorld, prefect_server: str) -> None:
+    """Against a real Prefect server (its scheduler): a short interval fires, the run is recorded."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from driftgate.models import Kind
+    from driftgate.store import Store
+    from tests.conftest import DRIFTGATE
+
+    data = yaml.safe_load(world.config.read_text())
+    data["environments"]["demo"]["drift"] = {"schedule": {"interval": "3s", "jitter": "0s"}}
+    world.config.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PREFECT_API_URL": f"{prefect_server}/api", "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    log = world.root / "serve.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([str(DRIFTGATE), "serve", "--config", str(world.config)], env=env, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 90
+        checks = []
+        while time.monotonic() < deadline and not checks:
+            checks = [r for r in Store().history("demo", limit=10) if r.kind == Kind.DRIFT and r.trigger == "schedule"]
+            time.sleep(0.5)
+        assert checks, log.read_text()[-3000:]
+        assert checks[0].outcome.value == "drift"  # the demo host is empty: everything is pending
+        assert checks[0].flow_run_id
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=60)
+    assert code == 0, log.read_text()[-3000:]
