@@ -38,5 +38,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# Benchmarks, on demand (not part of make test); figures in the README.
+bench: setup
+	$(BIN)/python bench/bench_kube.py
+	$(BIN)/python bench/bench_record.py
+
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -303,7 +303,8 @@ class NotifySettings(Strict):
     """Who hears about what: a Prefect notification block, e.g. a custom webhook."""
 
     block: str = Field(description="block document slug, e.g. custom-webhook/ops-channel")
-    on: list[Literal["drift", "failed", "approval"]] = Field(default_factory=lambda: ["drift", "failed", "approval"])
+    # Not "on": YAML 1.1 reads a bare `on` key as the boolean true.
+    events: list[Literal["drift", "failed", "approval"]] = Field(default_factory=lambda: ["drift", "failed", "approval"])
 
 
 class RenderSettings(Strict):

@@ -24,7 +24,7 @@ Event = Literal["drift", "failed", "approval"]
 @task(name="notify", cache_policy=NO_CACHE, persist_result=False)
 def notify(env: Environment, event: Event, subject: str, body: str) -> bool:
     """Send one notification if the environment wants this event; True if sent."""
-    if env.notify is None or event not in env.notify.on:
+    if env.notify is None or event not in env.notify.events:
         return False
     try:
         block = Block.load(env.notify.block)

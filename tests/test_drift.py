@@ -130,7 +130,7 @@ def test_webhook_notification_on_drift(world: DemoWorld, webhook: tuple[str, lis
 
     url, received = webhook
     CustomWebhookNotificationBlock(name="ops", url=url, json_data={"subject": "{{subject}}", "text": "{{body}}"}).save("ops", overwrite=True)
-    edit_config(world, notify={"block": "custom-webhook/ops", "on": ["drift"]})
+    edit_config(world, notify={"block": "custom-webhook/ops", "events": ["drift"]})
     sync(world)
     assert received == []
     world.config_line.write_text("max_connections = 5\n")
@@ -147,7 +147,7 @@ def test_webhook_notifications_on_failure_and_waiting_approval(world: DemoWorld,
 
     url, received = webhook
     CustomWebhookNotificationBlock(name="ops2", url=url, json_data={"subject": "{{subject}}", "text": "{{body}}"}).save("ops2", overwrite=True)
-    edit_config(world, notify={"block": "custom-webhook/ops2", "on": ["failed", "approval"]}, approval={"mode": "always", "timeout": "1s"})
+    edit_config(world, notify={"block": "custom-webhook/ops2", "events": ["failed", "approval"]}, approval={"mode": "always", "timeout": "1s"})
     reconcile(environment="demo", config=str(world.config), return_state=True)  # pauses, times out
     assert [r["subject"] for r in received] == ["driftgate: demo: a sync waits for approval"]
     assert "requested by" in received[0]["text"]

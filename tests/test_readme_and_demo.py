@@ -39,7 +39,7 @@ def test_readme_cli_lines_match_the_cli() -> None:
     assert len(lines) >= 7
     for words in lines:
         command = [w for w in words[1:] if w.isidentifier() or w.isalpha()]
-        command = command[: 2 if command[0] == "blocks" else 1]
+        command = command[: 2 if command[0] in ("blocks", "deployments", "audit") else 1]
         help_text = run_cli(*command, "--help")
         assert help_text.returncode == 0, (command, help_text.stderr)
         for option in re.findall(r"--[a-z-]+", " ".join(words)):
