@@ -28,26 +28,20 @@ def build_deployments(config: Config) -> list[Any]:
     deployments = []
     for name, env in sorted(config.environments.items()):
         common = {"environment": name, "config": str(config.path), "trigger": "schedule"}
-        deployments.append(
-            reconcile.to_deployment(
-                name=f"sync-{name}",
-                parameters=common,
-                concurrency_limit=1,
-                description=f"Reconcile {name} to Git ({env.source.repo} @ {env.source.ref})",
-                tags=["driftgate", f"env:{name}", "sync"],
-                schedules=_schedules(env.sync.schedule, name, "sync"),
+        for purpose, flow, schedule, description in (
+            ("sync", reconcile, env.sync.schedule, f"Reconcile {name} to Git ({env.source.repo} @ {env.source.ref})"),
+            ("drift", drift_check, env.drift.schedule, f"Read-only drift check of {name}; self-heal: {env.drift.self_heal}"),
+        ):
+            deployments.append(
+                flow.to_deployment(
+                    name=f"{purpose}-{name}",
+                    parameters=common,
+                    concurrency_limit=1,
+                    description=description,
+                    tags=["driftgate", f"env:{name}", purpose],
+                    schedules=_schedules(schedule, name, purpose),
+                )
             )
-        )
-        deployments.append(
-            drift_check.to_deployment(
-                name=f"drift-{name}",
-                parameters=common,
-                concurrency_limit=1,
-                description=f"Read-only drift check of {name}; self-heal: {env.drift.self_heal}",
-                tags=["driftgate", f"env:{name}", "drift"],
-                schedules=_schedules(env.drift.schedule, name, "drift"),
-            )
-        )
     return deployments
 
 

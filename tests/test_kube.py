@@ -83,6 +83,16 @@ def sync(world: DemoWorld):
     return result
 
 
+def apply_as(kube: Kube, manager: str, path: str, body: dict[str, Any]) -> None:
+    """Server-side apply by another field manager, forced: someone else now owns those fields."""
+    kube.client().call_api(
+        path, "PATCH",
+        query_params=[("fieldManager", manager), ("force", "true")],
+        header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+        body=body, auth_settings=["BearerToken"], _preload_content=False,
+    )  # fmt: skip
+
+
 def test_first_sync_then_in_sync_without_default_noise(shop: DemoWorld, kube: Kube) -> None:
     first = plan(shop)
     ns = kube.namespace
@@ -147,18 +157,10 @@ def test_secret_values_never_appear(shop: DemoWorld, kube: Kube) -> None:
 
 
 def test_ignore_rules_by_json_path_and_field_manager(shop: DemoWorld, kube: Kube) -> None:
-    from kubernetes import client
-
     sync(shop)
-    apps = client.AppsV1Api(kube.client())
     # An autoscaler owns replicas now (server-side apply by another manager, forced).
-    apps.api_client.call_api(
-        f"/apis/apps/v1/namespaces/{kube.namespace}/deployments/web", "PATCH",
-        query_params=[("fieldManager", "hpa-controller"), ("force", "true")],
-        header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-        body={"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 5}},
-        auth_settings=["BearerToken"], _preload_content=False,
-    )
+    apply_as(kube, "hpa-controller", f"/apis/apps/v1/namespaces/{kube.namespace}/deployments/web",
+             {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 5}})
     drifted = plan(shop)
     assert [(c.kind, c.name) for c in drifted.changes] == [("Deployment", "web")]
     assert "-  replicas: 5" in drifted.changes[0].diff and "+  replicas: 2" in drifted.changes[0].diff
@@ -174,13 +176,8 @@ def test_conflicts_fail_the_object_unless_forced(shop: DemoWorld, kube: Kube) ->
 
     sync(shop)
     core = client.CoreV1Api(kube.client())
-    core.api_client.call_api(
-        f"/api/v1/namespaces/{kube.namespace}/configmaps/web-config", "PATCH",
-        query_params=[("fieldManager", "someone-else"), ("force", "true")],
-        header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-        body={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config"}, "data": {"greeting": "mine"}},
-        auth_settings=["BearerToken"], _preload_content=False,
-    )
+    apply_as(kube, "someone-else", f"/api/v1/namespaces/{kube.namespace}/configmaps/web-config",
+             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-config"}, "data": {"greeting": "mine"}})
     conflicted = plan(shop)
     assert [c.name for c in conflicted.changes] == ["web-config"]
     assert "! conflict with another field manager" in conflicted.changes[0].diff
