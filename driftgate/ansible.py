@@ -22,7 +22,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ class _TaskEvent:
     status: str
     res: dict[str, Any]
     ignore_errors: bool
+    changed: bool = False  # Ansible's `changed`, or, for no_log tasks, what the stats reveal
 
 
 def check(
@@ -77,7 +78,7 @@ def check(
     for event in events:
         if event.status in ("failed", "unreachable") and not event.ignore_errors:
             _raise_for(event, env, Stage.DIFF, masker)
-        if event.status == "ok" and event.res.get("changed"):
+        if event.changed:
             action = _action(event.res)
             rules = policy.ansible_risk_rules(
                 action=action, module=event.module, task=event.task, policy=env.approval
@@ -107,7 +108,7 @@ def apply(
     events = _run(env, bundle, check_mode=False, ssh=ssh, masker=masker)
     per_host: dict[str, list[TaskResult]] = {host: [] for host in bundle.hosts}
     for event in events:
-        status = "changed" if event.status == "ok" and event.res.get("changed") else event.status
+        status = "changed" if event.changed else event.status
         message = masker(str(event.res.get("msg", ""))) if status in ("failed", "unreachable") else ""
         per_host.setdefault(event.host, []).append(
             TaskResult(host=event.host, task=event.task, status=status, message=message)
@@ -126,21 +127,26 @@ def _run(
 
     stage = Stage.DIFF if check_mode else Stage.APPLY
     events: list[_TaskEvent] = []
+    changed_per_host: dict[str, int] = {}
 
     def on_event(event: dict[str, Any]) -> bool:
         status = _TASK_EVENTS.get(event.get("event", ""))
         data = event.get("event_data", {})
         if status:
+            res = data.get("res") or {}
             events.append(
                 _TaskEvent(
                     host=data.get("host", "?"),
                     task=data.get("task", "?"),
                     module=data.get("task_action", ""),
                     status=status,
-                    res=data.get("res") or {},
+                    res=res,
                     ignore_errors=bool(data.get("ignore_errors")),
+                    changed=status == "ok" and bool(res.get("changed")),
                 )
             )
+        elif event.get("event") == "playbook_on_stats":
+            changed_per_host.update(data.get("changed") or {})
         return False  # keep nothing on disk
 
     with _private_data_dir(bundle) as pdd, tempfile.TemporaryDirectory(prefix="dg-cp-") as control_dir:
@@ -173,7 +179,22 @@ def _run(
             f"{masker(_error_lines(output))}",
             stage=stage,
         )
-    return events
+    return _reveal_hidden_changes(events, changed_per_host)
+
+
+def _reveal_hidden_changes(events: list[_TaskEvent], changed_per_host: dict[str, int]) -> list[_TaskEvent]:
+    """A no_log task's result is censored, `changed` included; the play's stats still
+    count it. When a host changed more than its visible tasks say, its censored
+    tasks are counted as changed (all of them: Ansible hides which)."""
+    result = list(events)
+    for host, total in changed_per_host.items():
+        visible = sum(e.changed for e in events if e.host == host)
+        if total <= visible:
+            continue
+        for i, event in enumerate(result):
+            if event.host == host and event.status == "ok" and "censored" in event.res:
+                result[i] = replace(event, changed=True)
+    return result
 
 
 def _ansible_env(pdd: Path, known_hosts: Path, ssh: SSHAccess | None, control_dir: Path) -> dict[str, str]:
@@ -261,6 +282,8 @@ def _action(res: dict[str, Any]) -> Action:
 
 def _diff_text(res: dict[str, Any]) -> str:
     """ansible's structured diffs as one unified diff a person can read."""
+    if "censored" in res:
+        return "(hidden: the task has no_log: true)"
     chunks = []
     for entry in _diff_entries(res):
         if entry.get("prepared"):

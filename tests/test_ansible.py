@@ -157,3 +157,24 @@ def test_runner_environment_is_safe(tmp_path: Path) -> None:
     assert env["PATH"].split(":")[0] == str(Path(ansible.sys.executable).parent)
     assert env["ANSIBLE_REMOTE_USER"] == "deploy"
     assert env["ANSIBLE_SSH_CONTROL_PATH_DIR"] == str(tmp_path / "cp")
+
+
+def test_no_log_changes_are_still_drift(world: DemoWorld) -> None:
+    # Ansible censors a no_log task's result, `changed` included; the play's stats do not.
+    playbook = (world.repo / "ansible/site.yml").read_text() + (
+        "    - name: api token\n"
+        "      ansible.builtin.copy:\n"
+        "        dest: \"{{ demo_root }}/token\"\n"
+        "        content: \"tok-hidden-value\\n\"\n"
+        "      no_log: true\n"
+    )
+    commit_change(world.repo, "ansible/site.yml", playbook, "a no_log task")
+    env, bundle = stages(world)
+    ansible.apply(env, bundle)
+    assert ansible.check(env, bundle).in_sync
+    (world.host_root / "token").write_text("edited\n")
+    plan = ansible.check(env, bundle)
+    assert [(c.name, c.diff) for c in plan.changes] == [("api token", "(hidden: the task has no_log: true)")]
+    assert "tok-hidden-value" not in plan.model_dump_json()
+    result = ansible.apply(env, bundle)
+    assert [(t.task, t.status) for t in result.hosts[0].tasks if t.status == "changed"] == [("api token", "changed")]
