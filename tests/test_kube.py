@@ -342,3 +342,34 @@ def test_reconcile_flow_with_a_cluster_block(shop: DemoWorld, kube: Kube, driftg
             assert token.encode() not in path.read_bytes(), path
     for path in [*driftgate_home.glob("driftgate.db*"), *(driftgate_home / "kube-cache").iterdir()]:
         assert b"s3cret-from-git" not in path.read_bytes(), path
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_risky_kubernetes_plan_pauses_and_a_prune_needs_approval(shop: DemoWorld, kube: Kube) -> None:
+    """The gate on a Kubernetes environment: creating a Namespace and a Secret is
+    risky (paused until approved), and so is a prune (rejected here: nothing deleted)."""
+    from kubernetes import client
+
+    from driftgate.models import Outcome
+    from driftgate.store import Store
+    from flows.reconcile import reconcile
+    from tests.test_approval import answer, approver
+
+    with approver(answer("approve", "alice", "new shop")) as seen:
+        state = reconcile(environment="shop", config=str(shop.config), return_state=True)
+    record = Store().history("shop", limit=1)[0]
+    assert state.is_completed(), state.message
+    assert record.outcome == Outcome.APPLIED and record.approval["approver"] == "alice"
+    assert seen[0].environment == "shop"
+    risky = {c["kind"]: c["rules"] for c in record.changes if c["risky"]}
+    assert risky == {"Namespace": ["kind:Namespace"], "Secret": ["kind:Secret"]}
+
+    config = (shop.repo / "k8s/config.yaml").read_text().split("---")[1]
+    commit_change(shop.repo, "k8s/config.yaml", config, "drop the ConfigMap")
+    with approver(answer("reject", "alice", "keep it for now")):
+        state = reconcile(environment="shop", config=str(shop.config), return_state=True)
+    record = Store().history("shop", limit=1)[0]
+    assert record.outcome == Outcome.REJECTED
+    assert [(c["action"], c["name"], c["rules"]) for c in record.changes] == [("delete", "web-config", ["prune"])]
+    names = {cm.metadata.name for cm in client.CoreV1Api(kube.client()).list_namespaced_config_map(kube.namespace).items}
+    assert "web-config" in names
