@@ -30,7 +30,6 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from prefect.runtime import flow_run
 from prefect.states import Running
 from pydantic import Field, create_model
 
@@ -39,6 +38,7 @@ from driftgate.config import Environment
 from driftgate.errors import PermanentError
 from driftgate.models import Approval, Decision, Plan, Stage
 from driftgate.runlog import now
+from flows.links import this_run_url
 from tasks import decide_gate
 from tasks.notify import notify
 
@@ -163,7 +163,8 @@ def wait_for_approval(env: Environment, plan: Plan, *, requester: str, asked_aga
     timeout = env.approval.timeout
     deadline = time.monotonic() + timeout.total_seconds()
     note = asked_again
-    where = f" ({flow_run.ui_url})" if flow_run.ui_url else ""
+    url = this_run_url()
+    where = f" ({url})" if url else ""
     notify(env, "approval", f"{env.name}: a sync waits for approval",
            f"{report.plan_summary(plan)} at {plan.revision[:12]}, requested by {requester}{where}")
     while True:

@@ -23,6 +23,7 @@ from driftgate.config import Environment, load_config
 from driftgate.errors import DriftgateError
 from driftgate.models import Kind, Mode, Outcome, Plan
 from driftgate.runlog import RunLog
+from flows.links import this_run_url
 from tasks import diff_live, fetch_source, load_access, record_run, render_bundle
 from tasks.notify import notify
 from tasks.stages import record_start
@@ -36,7 +37,7 @@ def drift_check(environment: str, config: str | None = None, trigger: str = "sch
         time.sleep(delay_seconds)
     run = RunLog(
         environment, mode=Mode.PLAN, kind=Kind.DRIFT, trigger=trigger,
-        flow_run_id=str(flow_run.id), flow_run_url=flow_run.ui_url,
+        flow_run_id=str(flow_run.id), flow_run_url=this_run_url(),
     )  # fmt: skip
     record_start(run.start())
     env: Environment | None = None

@@ -21,6 +21,7 @@ from driftgate.errors import DriftgateError
 from driftgate.models import Mode, Outcome, Plan
 from driftgate.runlog import RunLog
 from flows.approval import gate
+from flows.links import this_run_url
 from flows.locks import one_sync_at_a_time
 from tasks.notify import notify
 from tasks.stages import record_start
@@ -56,7 +57,7 @@ def reconcile(
         trigger=trigger,
         requested_by=requested_by,
         flow_run_id=str(flow_run.id),
-        flow_run_url=flow_run.ui_url,
+        flow_run_url=this_run_url(),
     )
     record_start(run.start())  # first: a run whose process dies is still in the record
     env: Environment | None = None

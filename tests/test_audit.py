@@ -217,7 +217,7 @@ def test_the_flow_records_its_start_end_and_links(world: DemoWorld, driftgate_ho
     store = Store()
     run = store.for_flow_run(flow_run_id)
     assert run is not None and run.outcome.value == "applied"
-    assert run.flow_run_url and run.flow_run_url.endswith(f"/flow-run/{flow_run_id}")  # Prefect's own ui_url
+    assert run.flow_run_url and run.flow_run_url.endswith(f"/runs/flow-run/{flow_run_id}")  # the UI's run page
     assert run.commit_author.endswith("<dev@example.com>")
     assert run.version and run.kind.value == "sync" and all(c["result"] == "changed" for c in run.changes)
     entries = store.chain_entries()
