@@ -60,6 +60,14 @@ def edit_config(world: DemoWorld, env_name: str = "demo", **environment_override
     world.config.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+def add_tasks(world: DemoWorld, message: str, *tasks_yaml: str) -> str:
+    """Append tasks (YAML lines, indented as in the play) to the demo playbook and commit."""
+    from driftgate.demo_repo import commit_change
+
+    playbook = (world.repo / "ansible/site.yml").read_text() + "".join(tasks_yaml)
+    return commit_change(world.repo, "ansible/site.yml", playbook, message)
+
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One Prefect test server for the session, with its own PREFECT_HOME so

@@ -14,7 +14,7 @@ from driftgate.git import fetch
 from driftgate.models import Action, Stage
 from driftgate.render import render_bundle
 from driftgate.secrets import Masker
-from tests.conftest import edit_config
+from tests.conftest import add_tasks, edit_config
 
 
 def stages(world: DemoWorld):
@@ -54,14 +54,15 @@ def test_drift_is_exactly_the_hand_edit(world: DemoWorld) -> None:
 
 
 def test_a_diff_without_change_is_not_drift(world: DemoWorld) -> None:
-    playbook = (world.repo / "ansible/site.yml").read_text() + (
+    add_tasks(
+        world,
+        "a task that never reports a change",
         "    - name: reported but unchanged\n"
         "      ansible.builtin.copy:\n"
         "        dest: \"{{ demo_root }}/note.txt\"\n"
         "        content: \"x\\n\"\n"
         "      changed_when: false\n"
     )
-    commit_change(world.repo, "ansible/site.yml", playbook, "a task that never reports a change")
     env, bundle = stages(world)
     ansible.apply(env, bundle)
     (world.host_root / "note.txt").write_text("edited\n")
@@ -70,7 +71,9 @@ def test_a_diff_without_change_is_not_drift(world: DemoWorld) -> None:
 
 
 def test_deletion_and_unpredictable_modules_are_risky(world: DemoWorld) -> None:
-    playbook = (world.repo / "ansible/site.yml").read_text() + (
+    add_tasks(
+        world,
+        "risky tasks",
         "    - name: remove the old page\n"
         "      ansible.builtin.file:\n"
         "        path: \"{{ demo_root }}/old.html\"\n"
@@ -78,7 +81,6 @@ def test_deletion_and_unpredictable_modules_are_risky(world: DemoWorld) -> None:
         "    - name: restart by hand\n"
         "      ansible.builtin.command: \"true\"\n"
     )
-    commit_change(world.repo, "ansible/site.yml", playbook, "risky tasks")
     (world.host_root / "old.html").write_text("old\n")
     env, bundle = stages(world)
     risky = {c.name: (c.action, c.risky, c.rules) for c in ansible.check(env, bundle).changes}
@@ -96,13 +98,14 @@ def test_risky_tasks_by_name(world: DemoWorld) -> None:
 
 
 def test_failed_task_in_apply_is_reported_per_host_and_task(world: DemoWorld) -> None:
-    playbook = (world.repo / "ansible/site.yml").read_text() + (
+    add_tasks(
+        world,
+        "a failing task",
         "    - name: needs a missing file\n"
         "      ansible.builtin.copy:\n"
         "        src: /nonexistent/driftgate-test-file\n"
         "        dest: \"{{ demo_root }}/copied\"\n"
     )
-    commit_change(world.repo, "ansible/site.yml", playbook, "a failing task")
     env, bundle = stages(world)
     with pytest.raises(PermanentError) as caught:
         ansible.check(env, bundle)
@@ -135,13 +138,14 @@ def test_unreachable_host_is_transient(world: DemoWorld) -> None:
 
 def test_secrets_are_masked_in_diffs(world: DemoWorld) -> None:
     commit_change(world.repo, "ansible/vars.yml", "max_connections: 100\napi_token: tok-Zq81-secret\n", "token")
-    playbook = (world.repo / "ansible/site.yml").read_text() + (
+    add_tasks(
+        world,
+        "token file",
         "    - name: token file\n"
         "      ansible.builtin.copy:\n"
         "        dest: \"{{ demo_root }}/token\"\n"
         "        content: \"token={{ api_token }}\\n\"\n"
     )
-    commit_change(world.repo, "ansible/site.yml", playbook, "token file")
     env, bundle = stages(world)
     plan = ansible.check(env, bundle, masker=Masker(["tok-Zq81-secret"]))
     token_change = next(c for c in plan.changes if c.name == "token file")
@@ -161,14 +165,15 @@ def test_runner_environment_is_safe(tmp_path: Path) -> None:
 
 def test_no_log_changes_are_still_drift(world: DemoWorld) -> None:
     # Ansible censors a no_log task's result, `changed` included; the play's stats do not.
-    playbook = (world.repo / "ansible/site.yml").read_text() + (
+    add_tasks(
+        world,
+        "a no_log task",
         "    - name: api token\n"
         "      ansible.builtin.copy:\n"
         "        dest: \"{{ demo_root }}/token\"\n"
         "        content: \"tok-hidden-value\\n\"\n"
         "      no_log: true\n"
     )
-    commit_change(world.repo, "ansible/site.yml", playbook, "a no_log task")
     env, bundle = stages(world)
     ansible.apply(env, bundle)
     assert ansible.check(env, bundle).in_sync

@@ -11,7 +11,7 @@ import pytest
 from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.models import Outcome, Stage
 from driftgate.store import Store, StoredRun
-from tests.conftest import edit_config
+from tests.conftest import add_tasks, edit_config
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -62,13 +62,14 @@ def test_unchanged_commit_is_not_rendered_again(world: DemoWorld, driftgate_home
 
 
 def test_failing_task_is_recorded_with_stage_and_reason(world: DemoWorld) -> None:
-    playbook = (world.repo / "ansible/site.yml").read_text() + (
+    add_tasks(
+        world,
+        "a task that fails on apply",
         "    - name: fails only for real\n"
         "      ansible.builtin.fail:\n"
         "        msg: disk full on purpose\n"
         "      when: not ansible_check_mode\n"
     )
-    commit_change(world.repo, "ansible/site.yml", playbook, "a task that fails on apply")
     state, record = sync(world)
     assert state.is_failed()
     assert record.outcome == Outcome.FAILED and record.failed_stage == Stage.APPLY
