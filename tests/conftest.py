@@ -4,14 +4,18 @@ server for the whole session."""
 
 from __future__ import annotations
 
+import contextvars
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -144,3 +148,40 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(5)
         log.close()
+
+
+@contextmanager
+def approver(act: Callable[[Any], None], *, pauses: int = 1) -> Iterator[list[Any]]:
+    """A person in another thread: for each of ``pauses`` pauses, waits for the
+    paused run (by its pause) and calls ``act(paused_run)``. Yields the
+    PausedRuns seen; re-raises what went wrong in the thread."""
+    from flows.approval import paused_runs
+
+    seen: list[Any] = []
+    errors: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            deadline = time.monotonic() + 90
+            while len(seen) < pauses and time.monotonic() < deadline:
+                fresh = [r for r in paused_runs() if r.pause_key not in {s.pause_key for s in seen}]
+                if not fresh:
+                    time.sleep(0.2)
+                    continue
+                seen.append(fresh[0])
+                act(fresh[0])
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(watch,), daemon=True)
+    thread.start()
+    yield seen
+    thread.join(30)
+    if errors:
+        raise errors[0]
+
+
+def answer(decision: str, name: str, reason: str = "") -> Callable[[Any], None]:
+    from flows.approval import answer_run
+
+    return lambda run: answer_run(run, decision=decision, approver=name, reason=reason)

@@ -6,13 +6,8 @@ API (one test server per session) and the real console script."""
 
 from __future__ import annotations
 
-import contextvars
 import json
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +19,7 @@ from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.errors import ConfigError
 from driftgate.models import Action, Bundle, Change, Outcome, Plan
 from driftgate.store import Store, StoredRun
-from tests.conftest import edit_config, run_cli
+from tests.conftest import answer, approver, edit_config, run_cli
 
 # ---------------------------------------------------------------- the risk policy (engine only)
 
@@ -223,43 +218,6 @@ def sync(world: DemoWorld, **kwargs: Any) -> tuple[Any, StoredRun]:
     record = Store().history("demo", limit=1)[0]
     assert record.flow_run_id == str(state.state_details.flow_run_id)
     return state, record
-
-
-@contextmanager
-def approver(act: Callable[[Any], None], *, pauses: int = 1) -> Iterator[list[Any]]:
-    """A person in another thread: for each of ``pauses`` pauses, waits for the
-    paused run (by its pause) and calls ``act(paused_run)``. Yields the
-    PausedRuns seen; re-raises what went wrong in the thread."""
-    from flows.approval import paused_runs
-
-    seen: list[Any] = []
-    errors: list[BaseException] = []
-
-    def watch() -> None:
-        try:
-            deadline = time.monotonic() + 90
-            while len(seen) < pauses and time.monotonic() < deadline:
-                fresh = [r for r in paused_runs() if r.pause_key not in {s.pause_key for s in seen}]
-                if not fresh:
-                    time.sleep(0.2)
-                    continue
-                seen.append(fresh[0])
-                act(fresh[0])
-        except BaseException as exc:  # noqa: BLE001 - reported to the test below
-            errors.append(exc)
-
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(watch,), daemon=True)
-    thread.start()
-    yield seen
-    thread.join(30)
-    if errors:
-        raise errors[0]
-
-
-def answer(decision: str, name: str, reason: str = "") -> Callable[[Any], None]:
-    from flows.approval import answer_run
-
-    return lambda run: answer_run(run, decision=decision, approver=name, reason=reason)
 
 
 @pytest.mark.usefixtures("prefect_api")

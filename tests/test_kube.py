@@ -353,7 +353,7 @@ def test_risky_kubernetes_plan_pauses_and_a_prune_needs_approval(shop: DemoWorld
     from driftgate.models import Outcome
     from driftgate.store import Store
     from flows.reconcile import reconcile
-    from tests.test_approval import answer, approver
+    from tests.conftest import answer, approver
 
     with approver(answer("approve", "alice", "new shop")) as seen:
         state = reconcile(environment="shop", config=str(shop.config), return_state=True)
