@@ -185,3 +185,16 @@ def answer(decision: str, name: str, reason: str = "") -> Callable[[Any], None]:
     from flows.approval import answer_run
 
     return lambda run: answer_run(run, decision=decision, approver=name, reason=reason)
+
+
+@contextmanager
+def ssh_fleet_or_skip(n: int, name: str) -> Iterator[Any]:
+    """``n`` SSH VMs (tests/sshvm.py) for a test module; skips it, with the reason,
+    when this machine cannot make them."""
+    from tests import sshvm
+
+    ok, why = sshvm.ssh_available()
+    if not ok:
+        pytest.skip(f"SSH VMs unavailable: {why}")
+    with sshvm.ssh_hosts(n=n, name=name) as fleet:
+        yield fleet

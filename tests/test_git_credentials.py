@@ -19,6 +19,7 @@ from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.errors import PermanentError
 from driftgate.git import GitAuth, fetch
 from tests import sshvm
+from tests.conftest import ssh_fleet_or_skip
 
 TOKEN = "tkn-9f2c-very-secret"
 HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
@@ -104,10 +105,7 @@ def test_https_without_or_with_a_wrong_token(https_repo: str) -> None:
 
 @pytest.fixture(scope="module")
 def git_host() -> Iterator[sshvm.SSHFleet]:
-    ok, why = sshvm.ssh_available()
-    if not ok:
-        pytest.skip(f"SSH VMs unavailable: {why}")
-    with sshvm.ssh_hosts(n=1, name="git") as fleet:
+    with ssh_fleet_or_skip(1, "git") as fleet:
         yield fleet
 
 

@@ -13,7 +13,7 @@ from driftgate.demo_repo import DemoWorld
 from driftgate.models import Outcome, Stage
 from driftgate.store import Store
 from tests import sshvm
-from tests.conftest import edit_config
+from tests.conftest import edit_config, ssh_fleet_or_skip
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 REMOTE_ROOT = "/srv/driftgate-demo"
@@ -21,10 +21,7 @@ REMOTE_ROOT = "/srv/driftgate-demo"
 
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[sshvm.SSHFleet]:
-    ok, why = sshvm.ssh_available()
-    if not ok:
-        pytest.skip(f"SSH VMs unavailable: {why}")
-    with sshvm.ssh_hosts(n=2, name="web") as hosts:
+    with ssh_fleet_or_skip(2, "web") as hosts:
         yield hosts
 
 

@@ -550,15 +550,17 @@ class Cluster:
             return self.get_scale(rt, namespace, name)
 
     # -- used by the controller --------------------------------------------------------
+    def _same_live(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """The stored object, if it is still the one ``obj`` was read from (same uid)."""
+        live = self.store.get(rt.key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        return live if live is not None and live["metadata"]["uid"] == obj["metadata"]["uid"] else None
+
     def write_status(self, rt: ResourceType, obj: dict[str, Any], status: dict[str, Any],
                      manager: str = "kube-controller-manager") -> None:
         """Set ``status`` of the stored ``obj`` (if still the same object) as a controller."""
         with self.lock:
-            live = self.store.get(rt.key, obj["metadata"].get("namespace", ""),
-                                  obj["metadata"]["name"])
-            if live is None or live["metadata"]["uid"] != obj["metadata"]["uid"]:
-                return
-            if live.get("status") == status:
+            live = self._same_live(rt, obj)
+            if live is None or live.get("status") == status:
                 return
             new = copy.deepcopy(live)
             new["status"] = status
@@ -573,9 +575,8 @@ class Cluster:
                           manager: str = "kube-controller-manager") -> None:
         """Write a whole object as a controller would (e.g. PVC ``spec.volumeName``)."""
         with self.lock:
-            live = self.store.get(rt.key, obj["metadata"].get("namespace", ""),
-                                  obj["metadata"]["name"])
-            if live is None or live["metadata"]["uid"] != obj["metadata"]["uid"]:
+            live = self._same_live(rt, obj)
+            if live is None:
                 return
             new = copy.deepcopy(obj)
             new["metadata"].pop("resourceVersion", None)
