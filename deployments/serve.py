@@ -14,6 +14,7 @@ serving cleanly.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 from typing import Any
 
@@ -27,7 +28,9 @@ def build_deployments(config: Config) -> list[Any]:
 
     deployments = []
     for name, env in sorted(config.environments.items()):
-        common = {"environment": name, "config": str(config.path), "trigger": "schedule"}
+        # Only what to run: who asked comes from Prefect's run data (flows/requests.py),
+        # and runs use the configuration this service was started with.
+        common = {"environment": name}
         for purpose, flow, schedule, description in (
             ("sync", reconcile, env.sync.schedule, f"Reconcile {name} to Git ({env.source.repo} @ {env.source.ref})"),
             ("drift", drift_check, env.drift.schedule, f"Read-only drift check of {name}; self-heal: {env.drift.self_heal}"),
@@ -62,6 +65,8 @@ def serve(config_path: str | None = None) -> None:
     from prefect import serve as prefect_serve
 
     config = load_config(config_path)
+    # Deployment runs read this, never a `config` parameter from the Run form (flows/requests.py).
+    os.environ["DRIFTGATE_CONFIG"] = str(config.path)
 
     def stop(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt  # prefect.serve shuts down cleanly on it

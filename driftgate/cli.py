@@ -33,7 +33,7 @@ from driftgate import git, targets
 from driftgate.access import Access, local_access, uses_blocks
 from driftgate.config import Config, Environment, load_config
 from driftgate.errors import ConfigError, DriftgateError
-from driftgate.models import Mode, Outcome, Plan
+from driftgate.models import Mode, Outcome, Plan, Trigger
 from driftgate.runlog import RunLog
 from driftgate.store import Store, StoredRun
 
@@ -84,7 +84,7 @@ def plan(
         env = load_config(config).environment(environment)
     except ConfigError as exc:  # nothing ran: an invalid file is no run of any environment
         _fail(str(exc), output=output, problems=exc.problems)
-    run = RunLog(environment, mode=Mode.PLAN, trigger="cli")
+    run = RunLog(environment, mode=Mode.PLAN, trigger=Trigger.CLI.value)
     result: Plan | None = None
     try:
         access = _access(env)
@@ -178,18 +178,22 @@ def _print_plan(result: Plan, *, ref: str = "") -> None:
 def sync(
     environment: str = typer.Argument(..., help="environment name from driftgate.yaml"),
     config: Path | None = ConfigOption,
-    yes: bool = typer.Option(False, "--yes", "-y", help="approve a plan that would pause for approval (recorded)"),
-    trigger: str = typer.Option("cli", help="recorded as the run's trigger"),
+    yes: bool = typer.Option(
+        False, "--yes", "-y",
+        help="approve, as you, a plan that would pause (the environment's approver rules still apply; recorded)",
+    ),
 ) -> None:
     """Reconcile ENV now (fetch, render, diff, gate, apply, record). Exit 0 on success, 1 on failure or rejection."""
     config_path = _validated_config_path(config, environment)
     _prefect_defaults()
     from flows.reconcile import reconcile
+    from flows.requests import cli_request, requested
 
     console.print(f"[dim]running the reconcile flow for {escape(environment)} on {_api_description()}…[/]")
-    state = reconcile(
-        environment=environment, config=str(config_path), trigger=trigger, auto_approve=yes, return_state=True
-    )
+    # Trigger, requester and pre-approval travel in this process only, never as
+    # flow parameters (which anyone reaching the Prefect API could set).
+    with requested(cli_request(pre_approve=yes)):
+        state = reconcile(environment=environment, config=str(config_path), return_state=True)
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     record = _record_of(flow_run_id)
     if record is None:

@@ -242,6 +242,15 @@ class Kind(str, Enum):
     PLAN = "plan"  # `driftgate plan`: read-only, by a person
 
 
+class Trigger(str, Enum):
+    """How a run came to be (the record's `trigger`); see flows/requests.py."""
+
+    SCHEDULE = "schedule"  # created by the Prefect server's scheduler
+    MANUAL = "manual"  # started from the Prefect UI or API (or by Python code calling the flow)
+    CLI = "cli"  # `driftgate sync` / `plan`, by the CLI's user
+    SELF_HEAL = "self-heal"  # started by a drift check
+
+
 class RunStart(Frozen):
     """What the record knows when a run starts: written first, so a run whose
     process dies is still in the record (marked interrupted by the next start)."""

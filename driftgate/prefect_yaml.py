@@ -21,7 +21,8 @@ def prefect_yaml(config: Config, *, work_pool: str = "driftgate", config_ref: st
     """``config_ref``: how the runs find driftgate.yaml (default: its absolute path)."""
     deployments = []
     for name, env in sorted(config.environments.items()):
-        parameters = {"environment": name, "config": config_ref or str(config.path), "trigger": "schedule"}
+        # Runs name no requester or trigger: those come from Prefect's run data.
+        parameters = {"environment": name, "config": config_ref or str(config.path)}
         for purpose, entrypoint, schedule in (
             ("sync", "flows/reconcile.py:reconcile", env.sync.schedule),
             ("drift", "flows/drift.py:drift_check", env.drift.schedule),

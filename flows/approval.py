@@ -36,9 +36,10 @@ from pydantic import Field, create_model
 from driftgate import policy, report
 from driftgate.config import Environment
 from driftgate.errors import PermanentError
-from driftgate.models import Approval, Decision, Plan, Stage
+from driftgate.models import Approval, Decision, Plan, Stage, Trigger
 from driftgate.runlog import now
 from flows.links import this_run_url
+from flows.requests import RunRequest
 from tasks import decide_gate
 from tasks.notify import notify
 
@@ -73,16 +74,19 @@ def gate(
     plan: Plan,
     *,
     replan: Callable[[], Plan],
-    auto_approve: bool,
-    requester: str,
+    request: RunRequest,
 ) -> tuple[Plan, Approval | None]:
     """The plan to apply and its approval (None: nothing to apply).
 
     A person's approval is for one exact plan: right before apply the plan is
     computed again with ``replan`` (fetch, render, diff), and when its hash
-    differs the run asks again with the new plan, saying why.
+    differs the run asks again with the new plan, saying why. A pre-approval
+    (``driftgate sync --yes``) is an approval by the CLI's user under the
+    same approver rules; it never comes from a run's parameters.
     """
-    approval, waited = _decide(env, plan, auto_approve=auto_approve, requester=requester)
+    requester = request.requested_by
+    pre_approver = requester if request.pre_approve and request.trigger == Trigger.CLI else None
+    approval, waited = _decide(env, plan, pre_approver=pre_approver, requester=requester)
     for _ in range(MAX_ROUNDS):
         if approval is None or not (approval.approved and waited):
             return plan, approval
@@ -92,7 +96,7 @@ def gate(
         why = plan_changed(plan, fresh, approval)
         get_run_logger().warning("%s: asking again", why)
         plan = fresh
-        approval, waited = _decide(env, plan, auto_approve=False, requester=requester, asked_again=why)
+        approval, waited = _decide(env, plan, pre_approver=None, requester=requester, asked_again=why)
     raise PermanentError(
         f"environment {env.name!r}: the plan changed {MAX_ROUNDS} times while waiting for approval; "
         "nothing was applied: start a new sync when it is stable",
@@ -109,7 +113,7 @@ def plan_changed(old: Plan, new: Plan, approval: Approval) -> str:
 
 
 def _decide(
-    env: Environment, plan: Plan, *, auto_approve: bool, requester: str, asked_again: str = ""
+    env: Environment, plan: Plan, *, pre_approver: str | None, requester: str, asked_again: str = ""
 ) -> tuple[Approval | None, bool]:
     """The gate's verdict on one plan, and whether a person was waited for."""
     if plan.in_sync:
@@ -117,13 +121,13 @@ def _decide(
     if not decide_gate(env, plan):
         reason = f"approval mode {env.approval.mode.value!r}: no approval needed for this plan"
         return Approval(required=False, decision=Decision.APPROVE, reason=reason, plan_hash=plan.plan_hash), False
-    if auto_approve:
-        refusal = policy.approver_refusal(requester, env.approval, requester=requester)
+    if pre_approver is not None:
+        refusal = policy.approver_refusal(pre_approver, env.approval, requester=requester)
         if refusal is None:
             approval = Approval(
                 required=True,
                 decision=Decision.APPROVE,
-                approver=requester,
+                approver=pre_approver,
                 reason=IN_ADVANCE,
                 plan_hash=plan.plan_hash,
                 decided_at=now(),

@@ -21,28 +21,31 @@ from prefect.states import Completed, State
 
 from driftgate.config import Environment, load_config
 from driftgate.errors import DriftgateError
-from driftgate.models import Kind, Mode, Outcome, Plan
+from driftgate.models import Kind, Mode, Outcome, Plan, Trigger
 from driftgate.runlog import RunLog
 from flows.links import this_run_url
+from flows.requests import RunRequest, pinned_config, requested, this_request
 from tasks import diff_live, fetch_source, load_access, record_run, render_bundle
 from tasks.notify import notify
 from tasks.stages import record_start
 
 
 @flow(name="drift-check", flow_run_name="{environment}", log_prints=False)
-def drift_check(environment: str, config: str | None = None, trigger: str = "schedule", delay_seconds: float = 0) -> State:
-    """Check ``environment`` for drift; ``delay_seconds`` spreads scheduled runs (jitter)."""
+def drift_check(environment: str, config: str | None = None, delay_seconds: float = 0) -> State:
+    """Check ``environment`` for drift; ``delay_seconds`` spreads scheduled runs (jitter).
+    Who asked comes from Prefect's run data (flows/requests.py)."""
     logger = get_run_logger()
     if delay_seconds:
         time.sleep(delay_seconds)
+    request = this_request()
     run = RunLog(
-        environment, mode=Mode.PLAN, kind=Kind.DRIFT, trigger=trigger,
+        environment, mode=Mode.PLAN, kind=Kind.DRIFT, trigger=request.trigger.value, requested_by=request.requested_by,
         flow_run_id=str(flow_run.id), flow_run_url=this_run_url(),
     )  # fmt: skip
     record_start(run.start())
     env: Environment | None = None
     try:
-        env = load_config(config).environment(environment)
+        env = load_config(pinned_config(config, environment=environment)).environment(environment)
         access = load_access(env)
         run.masker = access.masker
         run.checkout = fetch_source(env, access)
@@ -80,18 +83,23 @@ def self_heal(env: Environment, plan: Plan, config: str | None) -> str:
 
 def start_sync(environment: str, config: str | None) -> str:
     """A sync run of ``environment`` with trigger self-heal: through its deployment when
-    one is served (so it is queued behind any running sync), else as a subflow."""
+    one is served (so it is queued behind any running sync), else as a subflow.
+
+    Either way the sync knows it was started by this check from Prefect's own
+    data (its parent run), not from a parameter anyone could set.
+    """
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    parameters = {"environment": environment, "config": config, "trigger": "self-heal", "requested_by": "driftgate"}
     try:
-        started = run_deployment(f"reconcile/sync-{environment}", parameters=parameters, timeout=0)
+        # as_subflow (the default): the new run's parent is a task of this check.
+        started = run_deployment(f"reconcile/sync-{environment}", parameters={"environment": environment}, timeout=0)
         return str(started.id)
     except ObjectNotFound:
         from flows.reconcile import reconcile
 
-        state = reconcile(**parameters, return_state=True)
+        with requested(RunRequest(Trigger.SELF_HEAL, f"self-heal (drift check {flow_run.id})")):
+            state = reconcile(environment=environment, config=config, return_state=True)
         return f"{state.state_details.flow_run_id} (subflow, {state.name})"
 
 

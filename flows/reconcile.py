@@ -23,6 +23,7 @@ from driftgate.runlog import RunLog
 from flows.approval import gate
 from flows.links import this_run_url
 from flows.locks import one_sync_at_a_time
+from flows.requests import pinned_config, this_request
 from tasks.notify import notify
 from tasks.stages import record_start
 from tasks import (
@@ -36,33 +37,28 @@ from tasks import (
 
 
 @flow(name="reconcile", flow_run_name="{environment}", log_prints=False)
-def reconcile(
-    environment: str,
-    config: str | None = None,
-    trigger: str = "manual",
-    requested_by: str | None = None,
-    auto_approve: bool = False,
-    delay_seconds: float = 0,
-) -> State:
+def reconcile(environment: str, config: str | None = None, delay_seconds: float = 0) -> State:
     """Reconcile ``environment`` from ``config`` (driftgate.yaml; default lookup if None).
 
-    ``auto_approve`` approves a plan that would pause (``driftgate sync --yes``);
-    the record names who did. ``delay_seconds`` spreads cron-scheduled runs
+    Who asked, and any pre-approval (``driftgate sync --yes``), come from
+    flows/requests.py, never from parameters: the Prefect UI's Run form can
+    set every parameter. ``delay_seconds`` spreads cron-scheduled runs
     (jitter). One sync per environment runs at a time (flows/locks.py).
     """
     logger = get_run_logger()
+    request = this_request()
     run = RunLog(
         environment,
         mode=Mode.SYNC,
-        trigger=trigger,
-        requested_by=requested_by,
+        trigger=request.trigger.value,
+        requested_by=request.requested_by,
         flow_run_id=str(flow_run.id),
         flow_run_url=this_run_url(),
     )
     record_start(run.start())  # first: a run whose process dies is still in the record
     env: Environment | None = None
     try:
-        env = load_config(config).environment(environment)
+        env = load_config(pinned_config(config, environment=environment)).environment(environment)
         if delay_seconds:
             time.sleep(delay_seconds)
         with one_sync_at_a_time(environment):
@@ -79,7 +75,7 @@ def reconcile(
                 bundle = render_bundle(env, run.checkout)
                 return diff_live(env, bundle, access)
 
-            run.plan, run.approval = gate(env, run.plan, replan=replan, auto_approve=auto_approve, requester=run.requested_by)
+            run.plan, run.approval = gate(env, run.plan, replan=replan, request=request)
             if run.approval is not None and run.approval.approved:
                 run.result = apply_changes(env, bundle, access, run.plan)
     except DriftgateError as exc:

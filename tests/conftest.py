@@ -151,6 +151,18 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @contextmanager
+def as_cli(user: str | None = None, *, yes: bool = False) -> Iterator[None]:
+    """Flows started in this block run as `driftgate sync [--yes]` by ``user`` would
+    (the CLI's in-process request; deployment parameters cannot say this)."""
+    from driftgate.models import Trigger
+    from flows.requests import RunRequest, cli_request, requested
+
+    request = RunRequest(Trigger.CLI, user, pre_approve=yes) if user else cli_request(pre_approve=yes)
+    with requested(request):
+        yield
+
+
+@contextmanager
 def approver(act: Callable[[Any], None], *, pauses: int = 1) -> Iterator[list[Any]]:
     """A person in another thread: for each of ``pauses`` pauses, waits for the
     paused run (by its pause) and calls ``act(paused_run)``. Yields the

@@ -19,7 +19,7 @@ from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.errors import ConfigError
 from driftgate.models import Action, Bundle, Change, Outcome, Plan
 from driftgate.store import Store, StoredRun
-from tests.conftest import answer, approver, edit_config, run_cli
+from tests.conftest import answer, approver, as_cli, edit_config, run_cli
 
 # ---------------------------------------------------------------- the risk policy (engine only)
 
@@ -211,10 +211,12 @@ def test_plan_markdown_and_table_say_which_rule_and_mask_nothing_new() -> None:
 # ---------------------------------------------------------------- the gate, through the Prefect API
 
 
-def sync(world: DemoWorld, **kwargs: Any) -> tuple[Any, StoredRun]:
+def sync(world: DemoWorld, *, requested_by: str | None = None, auto_approve: bool = False) -> tuple[Any, StoredRun]:
+    """A sync as `driftgate sync [--yes]` by ``requested_by`` runs it."""
     from flows.reconcile import reconcile
 
-    state = reconcile(environment="demo", config=str(world.config), return_state=True, **kwargs)
+    with as_cli(requested_by, yes=auto_approve):
+        state = reconcile(environment="demo", config=str(world.config), return_state=True)
     record = Store().history("demo", limit=1)[0]
     assert record.flow_run_id == str(state.state_details.flow_run_id)
     return state, record

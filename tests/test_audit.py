@@ -26,7 +26,7 @@ from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_ch
 from driftgate.models import Mode
 from driftgate.runlog import RunLog
 from driftgate.store import Store
-from tests.conftest import DRIFTGATE, edit_config, run_cli
+from tests.conftest import DRIFTGATE, as_cli, edit_config, run_cli
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 from tests.postgres import database_url, postgres_server  # noqa: F401  (fixtures)
 from tests.test_store import T0, _start, a_run
@@ -212,7 +212,8 @@ def test_no_secret_value_reaches_the_database(
 def test_the_flow_records_its_start_end_and_links(world: DemoWorld, driftgate_home: Path) -> None:
     from flows.reconcile import reconcile
 
-    state = reconcile(environment="demo", config=str(world.config), auto_approve=True, return_state=True)
+    with as_cli(yes=True):
+        state = reconcile(environment="demo", config=str(world.config), return_state=True)
     flow_run_id = str(state.state_details.flow_run_id)
     store = Store()
     run = store.for_flow_run(flow_run_id)

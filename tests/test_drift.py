@@ -14,7 +14,7 @@ import pytest
 from driftgate.demo_repo import DemoWorld, add_kubernetes_environment
 from driftgate.models import Kind, Outcome
 from driftgate.store import Store
-from tests.conftest import edit_config, run_cli
+from tests.conftest import as_cli, edit_config, run_cli
 from tests.kubeapi import KubeAPIDouble
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 def check(world: DemoWorld, environment: str = "demo") -> tuple[Any, Any]:
     from flows.drift import drift_check
 
-    state = drift_check(environment=environment, config=str(world.config), trigger="test", return_state=True)
+    state = drift_check(environment=environment, config=str(world.config), return_state=True)
     runs = [r for r in Store().history(environment, limit=10) if r.kind == Kind.DRIFT]
     return state, runs[0]
 
@@ -32,7 +32,8 @@ def check(world: DemoWorld, environment: str = "demo") -> tuple[Any, Any]:
 def sync(world: DemoWorld, environment: str = "demo") -> Any:
     from flows.reconcile import reconcile
 
-    return reconcile(environment=environment, config=str(world.config), auto_approve=True, return_state=True)
+    with as_cli(yes=True):
+        return reconcile(environment=environment, config=str(world.config), return_state=True)
 
 
 def test_ansible_drift_is_reported_not_touched(world: DemoWorld) -> None:
@@ -43,7 +44,7 @@ def test_ansible_drift_is_reported_not_touched(world: DemoWorld) -> None:
     world.config_line.write_text("max_connections = 5\n")
     state, record = check(world)
     assert state.name == "Drifted" and "reported (self_heal: report)" in state.message
-    assert record.outcome == Outcome.DRIFT and record.trigger == "test"
+    assert record.outcome == Outcome.DRIFT and record.trigger == "manual"
     assert [(c["target"], c["name"]) for c in record.changes] == [("localhost", "connection limit")]
     (event,) = Store().drift_events("demo")
     assert event.changes == [{"action": "update", "target": "localhost", "name": "connection limit", "kind": "", "namespace": ""}]

@@ -11,25 +11,27 @@ import pytest
 from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.models import Outcome, Stage
 from driftgate.store import Store, StoredRun
-from tests.conftest import add_tasks, edit_config
+from tests.conftest import add_tasks, as_cli, edit_config
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-def sync(world: DemoWorld, **kwargs: Any) -> tuple[Any, StoredRun]:
+def sync(world: DemoWorld, *, requested_by: str | None = None, auto_approve: bool = False) -> tuple[Any, StoredRun]:
+    """A sync as `driftgate sync [--yes]` by ``requested_by`` runs it."""
     from flows.reconcile import reconcile
 
-    state = reconcile(environment="demo", config=str(world.config), return_state=True, **kwargs)
+    with as_cli(requested_by, yes=auto_approve):
+        state = reconcile(environment="demo", config=str(world.config), return_state=True)
     record = Store().history("demo", limit=1)[0]
     assert record.flow_run_id == str(state.state_details.flow_run_id)
     return state, record
 
 
 def test_first_sync_then_no_op(world: DemoWorld) -> None:
-    state, first = sync(world, trigger="test", requested_by="carol")
+    state, first = sync(world, requested_by="carol")
     assert state.is_completed(), state.message
     assert first.outcome == Outcome.APPLIED and first.mode.value == "sync"
-    assert first.trigger == "test" and first.requested_by == "carol"
+    assert first.trigger == "cli" and first.requested_by == "carol"
     assert len(first.changes) == 3 and first.plan_hash
     assert first.hosts[0]["host"] == "localhost" and first.hosts[0]["changed"] == 3
     assert first.commit and first.repo == str(world.repo)

@@ -22,7 +22,7 @@ from driftgate.config import Environment, load_config
 from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_change
 from driftgate.errors import PermanentError
 from driftgate.models import Action, Plan
-from tests.conftest import edit_config
+from tests.conftest import as_cli, edit_config
 from tests.kubeapi import KubeAPIDouble
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 
@@ -324,7 +324,8 @@ def test_reconcile_flow_with_a_cluster_block(shop: DemoWorld, kube: Kube, driftg
     KubernetesCluster(kubeconfig=kubeconfig).save("shop-cluster", overwrite=True)
     edit_config(shop, "shop", target={"kubeconfig": None, "cluster": "shop-cluster"})
 
-    state = reconcile(environment="shop", config=str(shop.config), auto_approve=True, return_state=True)
+    with as_cli(yes=True):
+        state = reconcile(environment="shop", config=str(shop.config), return_state=True)
     assert state.is_completed(), state.message
     record = Store().history("shop", limit=1)[0]
     assert record.outcome == Outcome.APPLIED and len(record.changes) == 5

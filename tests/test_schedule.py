@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 
 from driftgate.config import Schedule, load_config
@@ -50,8 +51,8 @@ def test_one_sync_and_one_drift_deployment_per_environment(world: DemoWorld) -> 
     assert drift.schedule.cron == "*/5 * * * *"
     assert 0 <= drift.parameters["delay_seconds"] < 30
     for name, deployment in built.items():
-        assert deployment.parameters["environment"] == name.split("-", 1)[1]
-        assert deployment.parameters["config"] == str(world.config)
+        # Only what to run: no requester, trigger, approval or configuration file (flows/requests.py).
+        assert deployment.parameters == {"environment": name.split("-", 1)[1]}
         assert deployment.concurrency_limit == 1
 
 
@@ -77,34 +78,106 @@ def test_deployments_render_command(tmp_path: Path) -> None:
     assert {d["work_pool"]["name"] for d in document["deployments"]} == {"ops"}
 
 
-def test_serve_runs_a_scheduled_drift_check_and_stops_on_sigterm(world: DemoWorld, prefect_server: str) -> None:
-    """Against a real Prefect server (its scheduler): a short interval fires, the run is recorded."""
+@pytest.mark.timeout(600)  # a real server, `driftgate serve` and a run per process
+def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_the_gate(
+    world: DemoWorld, prefect_server: str, tmp_path: Path
+) -> None:
+    """Against a real Prefect server (its scheduler) and `driftgate serve`, as an attacker with the UI would:
+
+    - the Run form's parameters cannot pre-approve, name a requester or swap driftgate.yaml;
+    - a run started from the API is `manual` by "unknown (Prefect UI/API)", never the serving OS user;
+    - a scheduled drift check is `schedule`, and the sync it starts to self-heal is `self-heal`.
+    Then SIGTERM stops serving cleanly.
+    """
     import os
     import signal
     import subprocess
     import time
 
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from driftgate.models import Kind
+    from driftgate.runlog import current_user
     from driftgate.store import Store
+    from flows.requests import SCHEDULER, UNKNOWN_ACTOR
     from tests.conftest import DRIFTGATE
 
     data = yaml.safe_load(world.config.read_text())
-    data["environments"]["demo"]["drift"] = {"schedule": {"interval": "3s", "jitter": "0s"}}
+    demo = data["environments"]["demo"]
+    demo["approval"] = {"mode": "always", "timeout": "2s"}  # nobody answers: each sync ends rejected
+    demo["drift"] = {"schedule": {"interval": "10s", "jitter": "0s"}}
+    # The same, unscheduled, healing itself: its drift check is started from the API below.
+    data["environments"]["heal"] = {**demo, "drift": {"self_heal": "sync"}}
     world.config.write_text(yaml.safe_dump(data))
+    lax = tmp_path / "lax.yaml"  # what an attacker would like the run to use
+    lax.write_text(yaml.safe_dump({"environments": {"demo": {**demo, "approval": {"mode": "never"}}}}))
+
     env = {**os.environ, "PREFECT_API_URL": f"{prefect_server}/api", "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     log = world.root / "serve.log"
     with open(log, "wb") as out:
         server = subprocess.Popen([str(DRIFTGATE), "serve", "--config", str(world.config)], env=env, stdout=out, stderr=out)
+
+    def syncs() -> list:
+        return [r for r in Store().history("demo", limit=50) if r.kind == Kind.SYNC]
+
+    def wait_for(what, describe: str, timeout: float = 240):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = what()
+            if found:
+                return found
+            assert server.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.3)
+        raise AssertionError(f"{describe} within {timeout} s: {log.read_text()[-3000:]}")
+
     try:
-        deadline = time.monotonic() + 90
-        checks = []
-        while time.monotonic() < deadline and not checks:
-            checks = [r for r in Store().history("demo", limit=10) if r.kind == Kind.DRIFT and r.trigger == "schedule"]
-            time.sleep(0.5)
-        assert checks, log.read_text()[-3000:]
-        assert checks[0].outcome.value == "drift"  # the demo host is empty: everything is pending
-        assert checks[0].flow_run_id
+        with temporary_settings({PREFECT_API_URL: f"{prefect_server}/api"}):
+            wait_for(lambda: _deployment_exists("reconcile/sync-demo"), "serve registered its deployments")
+            # 1. The Run form's old pre-approval parameters are not parameters any more: refused.
+            forged = subprocess.run(
+                [str(Path(DRIFTGATE).with_name("prefect")), "deployment", "run", "reconcile/sync-demo",
+                 "--param", "auto_approve=true", "--param", "requested_by=alice"],
+                env=env, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert forged.returncode != 0, forged.stdout
+            assert "auto_approve" in forged.stdout + forged.stderr
+            # 2. A run started from the API, with a parameter naming a laxer driftgate.yaml.
+            swapped = run_deployment("reconcile/sync-demo", parameters={"environment": "demo", "config": str(lax)}, timeout=0)
+            # 3. A plain run from the API (the UI's Run button does the same).
+            manual = run_deployment("reconcile/sync-demo", timeout=0)
+            by_flow_run = lambda: {r.flow_run_id: r for r in syncs()}  # noqa: E731
+            wait_for(lambda: {str(swapped.id), str(manual.id)} <= set(by_flow_run()), "both API-started syncs recorded")
+            runs = by_flow_run()
+            refused, plain = runs[str(swapped.id)], runs[str(manual.id)]
+            assert refused.outcome.value == "failed" and refused.failed_stage.value == "config"
+            assert "deployment runs use the configuration their service was started with" in refused.reason
+            assert plain.outcome.value == "rejected" and plain.approval["timed_out"]  # it waited: nothing pre-approved
+            for run in (refused, plain):
+                assert (run.trigger, run.requested_by) == ("manual", UNKNOWN_ACTOR)
+                assert run.requested_by != current_user()
+            # 4. The scheduled drift checks; a drift check started from the API, and the sync it starts to heal.
+            checks = [r for r in Store().history("demo", limit=50) if r.kind == Kind.DRIFT and r.trigger == "schedule"]
+            assert checks and checks[-1].requested_by == SCHEDULER and checks[-1].outcome.value == "drift"
+            check = run_deployment("drift-check/drift-heal", timeout=0)
+            healing = wait_for(lambda: [r for r in Store().history("heal", limit=10) if r.trigger == "self-heal"], "a self-heal sync recorded")
+            assert healing[0].requested_by == f"self-heal (drift check {check.id})"
+            assert healing[0].outcome.value == "rejected"  # the gate still applies to self-heal
+            assert not world.config_line.exists()  # and nothing ever reached the host
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=60)
     assert code == 0, log.read_text()[-3000:]
+
+
+def _deployment_exists(name: str) -> bool:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return False
+    return True

@@ -1,0 +1,108 @@
+"""Who asked for a run, and how: from Prefect's own run data, never from parameters.
+
+A deployment's parameters and the Prefect UI's Run form are open to whoever
+reaches the Prefect API (Prefect OSS has no user identity), so nothing they
+carry may name the requester, choose the trigger or approve a plan. Instead:
+
+- the CLI runs flows in its own process and hands them a `RunRequest`
+  through a context variable (`requested`): trigger ``cli``, the CLI user,
+  and a pre-approval when ``--yes`` was given. No other process can set it.
+- a deployment run (``serve`` or a worker) is described by what the Prefect
+  server itself recorded about the run: ``schedule`` when its scheduler
+  created it, ``self-heal`` when a drift check started it, else ``manual``
+  (the UI or the API), with Prefect's actor where the server provides one,
+  else plainly "unknown (Prefect UI/API)".
+
+Called by the reconcile and drift-check flows (`this_request`), the CLI
+(`requested`, `cli_request`) and the drift check's self-heal.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.runtime import deployment, flow_run
+
+from driftgate.errors import ConfigError
+from driftgate.models import Trigger
+from driftgate.runlog import current_user
+
+SCHEDULER = "prefect scheduler"
+UNKNOWN_ACTOR = "unknown (Prefect UI/API)"
+DRIFT_FLOW = "drift-check"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """How a run came to be. ``pre_approve`` is honoured for CLI runs only."""
+
+    trigger: Trigger
+    requested_by: str
+    pre_approve: bool = False
+    signing_key: Path | None = None
+
+
+_request: ContextVar[RunRequest | None] = ContextVar("driftgate_run_request", default=None)
+
+
+@contextmanager
+def requested(request: RunRequest) -> Iterator[None]:
+    """Runs started in this context (in this process) were asked for by ``request``."""
+    token = _request.set(request)
+    try:
+        yield
+    finally:
+        _request.reset(token)
+
+
+def cli_request(*, pre_approve: bool = False, signing_key: Path | None = None) -> RunRequest:
+    """A run asked for from the command line, by its user (DRIFTGATE_USER or the login)."""
+    return RunRequest(Trigger.CLI, current_user(), pre_approve=pre_approve, signing_key=signing_key)
+
+
+def this_request() -> RunRequest:
+    """Who asked for the current flow run (call inside a flow)."""
+    if deployment.id is None:
+        # Run in this process: by the CLI, a self-heal subflow, or Python code calling the flow.
+        return _request.get() or RunRequest(Trigger.MANUAL, current_user())
+    # A deployment run: a context variable of this process says nothing about
+    # who asked; the Prefect server's record of the run does.
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(flow_run.id))
+        if run.auto_scheduled:  # only the server's scheduler sets it; the API cannot
+            return RunRequest(Trigger.SCHEDULE, SCHEDULER)
+        if run.parent_task_run_id is not None:
+            parent = client.read_flow_run(client.read_task_run(run.parent_task_run_id).flow_run_id)
+            if client.read_flow(parent.flow_id).name == DRIFT_FLOW:
+                return RunRequest(Trigger.SELF_HEAL, f"self-heal (drift check {parent.id})")
+        if run.created_by is not None:  # an automation; its name is Prefect's, not a verified person
+            who = run.created_by.display_value or str(run.created_by.id)
+            return RunRequest(Trigger.MANUAL, f"{who} ({str(run.created_by.type).lower()}, via Prefect)")
+    return RunRequest(Trigger.MANUAL, UNKNOWN_ACTOR)
+
+
+def pinned_config(config: str | None, *, environment: str) -> str | None:
+    """The driftgate.yaml a run must use.
+
+    A deployment run uses the file its service was started with
+    (``DRIFTGATE_CONFIG``, which ``driftgate serve`` sets): a ``config``
+    parameter from the Run form naming another file would let anyone swap
+    the approval policy, so it is refused.
+    """
+    pinned = os.environ.get("DRIFTGATE_CONFIG")
+    if deployment.id is None or not pinned:
+        return config
+    if config is not None and Path(config).resolve() != Path(pinned).resolve():
+        raise ConfigError(
+            f"environment {environment!r}: this run's `config` parameter names {config}, but deployment runs use "
+            f"the configuration their service was started with ({pinned}); nothing was run: start the run without "
+            "a `config` parameter, or restart the service with the other file"
+        )
+    return pinned
