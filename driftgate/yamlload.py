@@ -46,13 +46,17 @@ class YAMLInputError(yaml.YAMLError):
     """YAML driftgate refuses; the message is one line naming the source."""
 
 
+class YAMLLimitError(YAMLInputError):
+    """Over a limit: too big, too many aliases, an alias bomb or a cycle."""
+
+
 def read_text(path: Path, *, source: str | None = None, limit: int = MAX_FILE_BYTES) -> str:
     """A file's text, at most ``limit`` bytes of UTF-8. ``source`` names it in errors."""
     name = source or str(path)
     with open(path, "rb") as handle:
         data = handle.read(limit + 1)  # never more, whatever the file claims to be
     if len(data) > limit:
-        raise YAMLInputError(f"{name} is larger than {_size(limit)}: driftgate reads files up to that size")
+        raise YAMLLimitError(f"{name} is larger than {_size(limit)}: driftgate reads files up to that size")
     return decode(data, source=name)
 
 
@@ -77,9 +81,23 @@ def load(text: str, *, source: str, local_tags: bool = False) -> Any:
     return documents[0] if documents else None
 
 
-def load_all(text: str, *, source: str, local_tags: bool = False) -> list[Any]:
-    """Every document of a YAML stream, checked as the module says."""
+def check_limits(text: str, *, source: str) -> None:
+    """Only the limits (aliases, cycles), for YAML another program parses next
+    (kustomize, helm): whether it is valid is that program's to say, but it
+    must not get a bomb (kubectl kustomize expands one until memory runs out)."""
+    try:
+        load_all(text, source=source, local_tags=True, allow_duplicate_keys=True)
+    except YAMLLimitError:
+        raise
+    except YAMLInputError:
+        pass
+
+
+def load_all(text: str, *, source: str, local_tags: bool = False, allow_duplicate_keys: bool = False) -> list[Any]:
+    """Every document of a YAML stream, checked as the module says.
+    ``allow_duplicate_keys``: let them pass (the last one wins), for `check_limits`."""
     loader = (_AnsibleLoader if local_tags else _Loader)(text, source)
+    loader.allow_duplicate_keys = allow_duplicate_keys
     try:
         documents = []
         while loader.check_data():
@@ -90,7 +108,7 @@ def load_all(text: str, *, source: str, local_tags: bool = False) -> list[Any]:
     except yaml.YAMLError as exc:
         raise YAMLInputError(f"{source} is not valid YAML: {_one_line(exc)}") from None
     except RecursionError:  # the pure-Python loader on deeply nested input
-        raise YAMLInputError(f"{source} is nested too deeply") from None
+        raise YAMLLimitError(f"{source} is nested too deeply") from None
     finally:
         loader.dispose()
 
@@ -109,6 +127,7 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
         self.source = source
         self.aliases = 0  # per file: documents share the budget
         self.expansion = 0
+        self.allow_duplicate_keys = False
 
     def get_node(self) -> Node | None:  # load_all: BaseConstructor.get_data calls this
         node = super().get_node()
@@ -135,10 +154,10 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
                 self._within_limits(node)
                 continue
             if key in on_path:
-                raise YAMLInputError(
+                raise YAMLLimitError(
                     f"{self.source} line {node.start_mark.line + 1}: an alias refers to a node that contains it"
                 )
-            if isinstance(node, MappingNode):
+            if isinstance(node, MappingNode) and not self.allow_duplicate_keys:
                 self._no_duplicate_keys(node)
             on_path.add(key)
             stack.append((node, True))
@@ -148,12 +167,12 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
         # CParser keeps no mark for the alias itself, only for what it refers to.
         anchor = f"an alias of the node on line {node.start_mark.line + 1}"
         if self.aliases > MAX_ALIASES:
-            raise YAMLInputError(
+            raise YAMLLimitError(
                 f"{self.source}: more than {MAX_ALIASES:,} YAML aliases in one file ({anchor} is one too many): "
                 "write the values out"
             )
         if self.expansion > MAX_ALIAS_EXPANSION:
-            raise YAMLInputError(
+            raise YAMLLimitError(
                 f"{self.source}: YAML aliases expand to more than {MAX_ALIAS_EXPANSION:,} extra nodes "
                 f"({anchor} goes over; an alias bomb?): write the values out"
             )

@@ -107,6 +107,17 @@ def test_alias_bomb_in_a_manifest_is_refused_under_a_memory_limit(shop: DemoWorl
     assert run["outcome"] == "failed" and run["failed_stage"] == "render" and "bomb.yaml" in run["reason"]
 
 
+def test_alias_bomb_for_kustomize_is_refused_before_kubectl_expands_it(shop: DemoWorld) -> None:
+    # kubectl kustomize itself expands a bomb until it runs out of memory.
+    bomb = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: laughs}\ndata:\n" + alias_bomb("  ")
+    commit_change(shop.repo, "k8s/bomb.yaml", bomb, "a bomb for kustomize")
+    commit_change(shop.repo, "k8s/kustomization.yaml", "resources: [web.yaml, bomb.yaml]\n", "kustomize it")
+    edit_config(shop, "shop", render={"kind": "kustomize"})
+    env = load_config(shop.config).environment("shop")
+    with pytest.raises(PermanentError, match=r"at commit \w+: bomb.yaml: YAML aliases expand to more than"):
+        targets.render(env, git.fetch(env.source, environment="shop"))
+
+
 def test_alias_bomb_in_driftgate_yaml_is_refused_under_a_memory_limit(world: DemoWorld) -> None:
     # render.values is hashed into the render cache key: expanded, it never ends.
     config = world.config.read_text().replace(
