@@ -113,7 +113,7 @@ def _build(env: Environment, checkout: Checkout, project: Path, final: Path) -> 
             "fix target.inventory (paths are relative to source.path)",
             stage=Stage.RENDER,
         )
-    _check_ansible_yaml(project, [inventory_path, project / target.playbook], where)
+    _check_ansible_yaml(project, inventory=inventory_path, playbook=project / target.playbook, where=where)
     hosts, local_overlay = _read_inventory(inventory_path, target.vars, where)
     sources = [f"{PROJECT}/{inventory_name}"]
     if local_overlay:
@@ -169,14 +169,16 @@ def _check_playbook(path: Path, name: str, where: str) -> None:
 _VARS_SUFFIXES = ("", ".yml", ".yaml", ".json")  # what Ansible's host_group_vars plugin reads
 
 
-def _check_ansible_yaml(project: Path, anchors: list[Path], where: str) -> None:
-    """The YAML inventory and the group_vars/host_vars files beside the inventory
+def _check_ansible_yaml(project: Path, *, inventory: Path, playbook: Path, where: str) -> None:
+    """A YAML inventory and the group_vars/host_vars files beside the inventory
     and the playbook, through driftgate's bounded loader before Ansible's own
-    loader (which has no alias limit) reads them in this process."""
-    files = [anchors[0]] if anchors[0].suffix in _VARS_SUFFIXES[1:] else []
-    for folder in sorted({a.parent / sub for a in anchors for sub in ("group_vars", "host_vars")}):
+    loader (which has no alias limit) reads them."""
+    files = [inventory] if inventory.suffix in _VARS_SUFFIXES[1:] else []
+    for folder in sorted({base.parent / sub for base in (inventory, playbook) for sub in ("group_vars", "host_vars")}):
         if folder.is_dir():
-            files += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _VARS_SUFFIXES)
+            files += sorted(
+                p for p in folder.rglob("*") if p.is_file() and p.suffix in _VARS_SUFFIXES and not p.name.startswith(".")
+            )
     for path in files:
         try:
             yamlload.load_file(path, source=str(path.relative_to(project)), local_tags=True)
