@@ -83,6 +83,8 @@ def test_the_loader_refuses_an_alias_bomb_within_a_second() -> None:
     # Anchors used as intended still load, merge keys included.
     text = "base: &base {image: nginx, port: 80}\nweb: {<<: *base, port: 8080}\nlist: [*base, *base]\n"
     assert yamlload.load(text, source="ok.yaml")["web"] == {"image": "nginx", "port": 8080}
+    with pytest.raises(yamlload.YAMLInputError, match=r"^dup.yaml: key 'b' appears twice in one mapping, on line 2 and line 3"):
+        yamlload.load("a: &x 1\nb: *x\nb: 2\n", source="dup.yaml")  # with anchors the same check holds
 
 
 def test_too_many_aliases_and_a_cycle_are_refused() -> None:
