@@ -147,3 +147,15 @@ def test_results_join_their_own_task_not_one_of_the_same_name(world: DemoWorld) 
         ("other", "project/site.yml:7", False),
     ]
     assert (world.host_root / "other" / "c").exists()
+
+
+def test_the_plan_artifact_says_a_runs_effect_is_unknown() -> None:
+    from driftgate import report
+    from driftgate.models import Action, Change, Plan
+
+    shell = Change(action=Action.RUN, target="web1", name="mark the run", module="shell", risky=True,
+                   rules=("module:shell",), note="check mode skipped this shell task: what it does is unknown")  # fmt: skip
+    markdown = report.plan_markdown(Plan(environment="e", revision="c" * 40, changes=(shell,)))
+    assert "**1 change (1 run), 1 risky: module:shell**" in markdown
+    assert "| web1: mark the run | run | **yes** | module:shell |" in markdown
+    assert "**web1: mark the run** (run)\n\n> **effect unknown:** check mode skipped this shell task" in markdown
