@@ -2,8 +2,16 @@
 
 `check()` runs the bundle's playbook with ``--check --diff`` and turns the
 events into a `Plan` (one `Change` per host and task that would change: drift
-is ``res.changed``, not the presence of a diff). `apply()` runs it for real
-and returns per host, per task results.
+is ``res.changed``, not the presence of a diff). A task whose effect check mode
+cannot predict is a change too, with action ``run`` and a note saying why:
+one check mode skipped (command, shell, raw, script without creates/removes,
+modules without check mode, ``when: not ansible_check_mode``), one with
+``check_mode: false`` that reported a change (it ran for real, and runs again
+at apply), and a command/shell/raw/script/reboot/expect task that reported
+one. `apply()` runs the playbook for real and returns per host, per task
+results, and every task that changed as a `Change`, so the record can show a
+change the plan did not list. Tasks are told apart by where they are defined
+(``task_path``, file:line and run count), not by name.
 
 ansible-runner is used defensively (see DESIGN.md): a fresh private data
 directory per run under ``$DRIFTGATE_HOME/runs``, removed afterwards so no
@@ -15,6 +23,7 @@ PATH. Called by the diff and apply tasks and by the CLI's read-only plan.
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import os
 import shutil
@@ -44,6 +53,12 @@ _TASK_EVENTS = {
 }
 
 
+# driftgate's own callback (driftgate/ansible_callbacks/driftgate_tasks.py) reports
+# what ansible-runner's events leave out: why a task was skipped, its check_mode.
+_CALLBACK_DIR = Path(__file__).with_name("ansible_callbacks")
+_CALLBACK = "driftgate_tasks"
+_FACTS_FILE = "driftgate-tasks.jsonl"
+
 # An unreachable host is usually transient, but not when SSH itself refuses.
 _PERMANENT_SSH_FAILURES = ("Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED", "Permission denied")
 
@@ -66,6 +81,10 @@ class _TaskEvent:
     res: dict[str, Any]
     ignore_errors: bool
     changed: bool = False  # Ansible's `changed`, or, for no_log tasks, what the stats reveal
+    uuid: str = ""
+    task_path: str = ""  # file:line in the bundle, #N from the task's second run on the host
+    check_mode: bool | None = None  # the task's effective check_mode (False: runs for real in checks)
+    skip: str = ""  # why it was skipped: check-mode | condition | hidden (no_log hid it)
 
 
 def check(
@@ -78,22 +97,9 @@ def check(
     for event in events:
         if event.status in ("failed", "unreachable") and not event.ignore_errors:
             _raise_for(event, env, Stage.DIFF, masker)
-        if event.changed:
-            action = _action(event.res)
-            rules = policy.ansible_risk_rules(
-                action=action, module=event.module, task=event.task, policy=env.approval
-            )
-            changes.append(
-                Change(
-                    action=action,
-                    target=event.host,
-                    name=event.task,
-                    module=event.module,
-                    risky=bool(rules),
-                    rules=rules,
-                    diff=masker(_diff_text(event.res)),
-                )
-            )
+        note = _unpredictable(event)
+        if event.changed or note:
+            changes.append(_change(event, env, masker, action=Action.RUN if note else _action(event.res), note=note))
     return Plan(
         environment=env.name, revision=bundle.commit, changes=tuple(changes), hosts=bundle.hosts
     )
@@ -107,17 +113,68 @@ def apply(
     masker = masker or Masker()
     events = _run(env, bundle, check_mode=False, ssh=ssh, masker=masker)
     per_host: dict[str, list[TaskResult]] = {host: [] for host in bundle.hosts}
+    changed = []
     for event in events:
         status = "changed" if event.changed else event.status
         message = masker(str(event.res.get("msg", ""))) if status in ("failed", "unreachable") else ""
         per_host.setdefault(event.host, []).append(
-            TaskResult(host=event.host, task=event.task, status=status, message=message)
+            TaskResult(host=event.host, task=event.task, status=status, message=message, task_path=event.task_path)
         )
+        if event.changed:
+            unpredictable = _short(event.module) in policy.UNPREDICTABLE_MODULES
+            changed.append(_change(event, env, masker, action=Action.RUN if unpredictable else _action(event.res)))
     hosts = []
     for host, results in per_host.items():
         counts = {s: sum(r.status == s for r in results) for s in ("ok", "changed", "failed", "unreachable", "skipped")}
         hosts.append(HostResult(host=host, tasks=tuple(results), **counts))
-    return ApplyResult(hosts=tuple(hosts))
+    return ApplyResult(hosts=tuple(hosts), changes=tuple(changed))
+
+
+def _change(event: _TaskEvent, env: Environment, masker: Masker, *, action: Action, note: str = "") -> Change:
+    rules = policy.ansible_risk_rules(action=action, module=event.module, task=event.task, policy=env.approval)
+    return Change(
+        action=action,
+        target=event.host,
+        name=event.task,
+        module=event.module,
+        risky=bool(rules),
+        rules=rules,
+        diff=masker(_diff_text(event.res)),
+        task_path=event.task_path,
+        note=note,
+    )
+
+
+def _short(module: str) -> str:
+    return module.rsplit(".", 1)[-1]
+
+
+def _unpredictable(event: _TaskEvent) -> str:
+    """Why check mode cannot predict what this task does at apply ("" if it can).
+
+    A skip by a condition is predictable (the task will not run at apply
+    either, unless the condition reads something only apply produces: the
+    record then marks it unplanned). ``changed_when: false`` does not make a
+    skipped command predictable: it changes what Ansible reports, not what
+    the command does. A task that check mode ran and that reported no change
+    (``creates:``/``removes:`` already hold, ``check_mode: false`` with
+    ``changed_when``) is predictable: it is no change.
+    """
+    module = _short(event.module)
+    if event.status == "skipped":
+        if event.skip == "check-mode" or (event.skip == "hidden" and module in policy.UNPREDICTABLE_MODULES):
+            return f"check mode skipped this {module} task: what it does is unknown until it runs at apply"
+        return ""
+    if event.status != "ok" or not event.changed:
+        return ""
+    if event.check_mode is False:
+        return (
+            "check_mode: false: the task ran for real during this plan and runs again at apply; "
+            "what it does then is unknown"
+        )
+    if module in policy.UNPREDICTABLE_MODULES:
+        return f"check mode cannot see what {module} does: it runs at apply, with an unknown effect"
+    return ""
 
 
 def _run(
@@ -143,6 +200,8 @@ def _run(
                     res=res,
                     ignore_errors=bool(data.get("ignore_errors")),
                     changed=status == "ok" and bool(res.get("changed")),
+                    uuid=str(data.get("task_uuid", "")),
+                    task_path=str(data.get("task_path", "")),
                 )
             )
         elif event.get("event") == "playbook_on_stats":
@@ -158,7 +217,7 @@ def _run(
             inventory=[str(pdd / source) for source in bundle.inventory],
             extravars=env.target.vars or None,
             cmdline="--check --diff" if check_mode else "--diff",
-            envvars=_ansible_env(pdd, known_hosts, ssh, Path(control_dir)),
+            envvars={**_ansible_env(pdd, known_hosts, ssh, Path(control_dir)), **_callback_env(pdd)},
             ssh_key=ssh.private_key if ssh and ssh.private_key else None,
             suppress_env_files=True,
             quiet=True,
@@ -166,6 +225,7 @@ def _run(
             event_handler=on_event,
         )
         output = _read_stdout(runner)
+        facts = _read_facts(pdd / _FACTS_FILE)
     if runner.status == "timeout":
         raise TransientError(
             f"environment {env.name!r}: ansible-playbook did not finish within "
@@ -179,7 +239,57 @@ def _run(
             f"{masker(_error_lines(output))}",
             stage=stage,
         )
+    if facts is None and check_mode and events:
+        raise PermanentError(
+            f"environment {env.name!r}: driftgate's Ansible callback ({_CALLBACK}) did not report, so the plan "
+            f"cannot tell what check mode skipped; reinstall driftgate ({_CALLBACK_DIR} must hold {_CALLBACK}.py)",
+            stage=stage,
+        )
+    events = _with_facts(events, facts or {}, pdd_prefix=str(pdd) + os.sep)
     return _reveal_hidden_changes(events, changed_per_host)
+
+
+def _callback_env(pdd: Path) -> dict[str, str]:
+    return {
+        "ANSIBLE_CALLBACK_PLUGINS": str(_CALLBACK_DIR),
+        "ANSIBLE_CALLBACKS_ENABLED": _CALLBACK,
+        "DRIFTGATE_TASK_FACTS": str(pdd / _FACTS_FILE),
+    }
+
+
+def _read_facts(path: Path) -> dict[tuple[str, str], list[dict[str, Any]]] | None:
+    """The callback's lines per (host, task uuid), in order; None if it never ran."""
+    try:
+        lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return None
+    if not lines or lines[0] != {_CALLBACK: 1}:
+        return None
+    facts: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for line in lines[1:]:
+        facts.setdefault((str(line.get("host")), str(line.get("uuid"))), []).append(line)
+    return facts
+
+
+def _with_facts(
+    events: list[_TaskEvent], facts: dict[tuple[str, str], list[dict[str, Any]]], *, pdd_prefix: str
+) -> list[_TaskEvent]:
+    """Events with the callback's facts, and task paths relative to the bundle,
+    numbered from a task's second run on a host (loops over include_tasks)."""
+    runs: dict[tuple[str, str], int] = {}
+    result = []
+    for event in events:
+        path = event.task_path.removeprefix(pdd_prefix)
+        runs[(event.host, path)] = n = runs.get((event.host, path), 0) + 1
+        update: dict[str, Any] = {"task_path": path if n == 1 else f"{path}#{n}"}
+        pending = facts.get((event.host, event.uuid)) if event.status in ("ok", "skipped") else None
+        if pending:
+            fact = pending.pop(0)
+            update.update(check_mode=fact.get("check_mode"), skip=str(fact.get("skip") or ""))
+        elif event.status == "skipped":
+            update["skip"] = "check-mode"  # no word from the callback: assume the worst
+        result.append(replace(event, **update))
+    return result
 
 
 def _reveal_hidden_changes(events: list[_TaskEvent], changed_per_host: dict[str, int]) -> list[_TaskEvent]:

@@ -165,9 +165,12 @@ def _print_plan(result: Plan, *, ref: str = "") -> None:
         table.add_row(*where, change.action.value, risky)
     console.print(table)
     for change in result.changes:
-        if change.diff:
+        if change.diff or change.note:
             what = change.target if change.kind else f"{change.target}: {change.name}"
             console.print(f"\n[bold]{escape(what)}[/]")
+        if change.note:
+            console.print(f"[yellow]effect unknown:[/] {escape(change.note)}")
+        if change.diff:
             console.print(Syntax(change.diff, "diff", theme="ansi_dark", background_color="default"))
 
 
@@ -259,7 +262,11 @@ def _print_run(run: StoredRun) -> None:
     )
     for change in run.changes:
         what = change["target"] if change.get("kind") else f"{change['target']}: {change['name']}"
-        console.print(f"  {change['action']:<7} {escape(what)}" + (" [red](risky)[/]" if change.get("risky") else ""))
+        console.print(
+            f"  {change['action']:<7} {escape(what)}"
+            + (" [red](risky)[/]" if change.get("risky") else "")
+            + (" [bold yellow](unplanned: not in the approved plan)[/]" if change.get("unplanned") else "")
+        )
     if run.approval and run.approval.get("required"):
         a = run.approval
         console.print(f"  approval: {a['decision']} by {escape(a.get('approver') or '-')}: {escape(a.get('reason') or '')}")
@@ -274,6 +281,8 @@ def _print_run(run: StoredRun) -> None:
         )
     if run.failed_stage:
         console.print(f"  [red]stopped at {run.failed_stage.value} ({run.failed_stage.reason}):[/] {escape(run.reason)}")
+    elif run.reason:
+        console.print(f"  [yellow]{escape(run.reason)}[/]")
 
 
 # ---------------------------------------------------------------- history, show, audit
@@ -380,7 +389,10 @@ def show(
     for change in r.changes:
         extra = ", ".join(f"{k}: {change[k]}" for k in ("result", "health") if change.get(k))
         risky = f" [red](risky: {', '.join(change.get('rules') or []) or 'yes'})[/]" if change.get("risky") else ""
-        console.print(f"\n{change['action']} [bold]{escape(change['target'])}: {escape(change['name'])}[/]{risky}" + (f"  [dim]{escape(extra)}[/]" if extra else ""))
+        unplanned = " [bold yellow](unplanned: apply made it, the approved plan did not list it)[/]" if change.get("unplanned") else ""
+        console.print(f"\n{change['action']} [bold]{escape(change['target'])}: {escape(change['name'])}[/]{risky}{unplanned}" + (f"  [dim]{escape(extra)}[/]" if extra else ""))
+        if change.get("note"):
+            console.print(f"[yellow]effect unknown when planned:[/] {escape(change['note'])}")
         if change.get("diff"):
             console.print(Syntax(change["diff"], "diff", theme="ansi_dark", background_color="default"))
 

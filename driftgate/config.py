@@ -224,7 +224,8 @@ class RiskRules(Strict):
     max_changes: int | None = Field(default=20, ge=0, description="more changes than this in one plan")
     production: bool = Field(default=True, description="any change in an environment with production: true")
     unpredictable_modules: bool = Field(
-        default=True, description="Ansible command/shell/raw/script/reboot/expect tasks (check mode cannot see them)"
+        default=True,
+        description="Ansible command/shell/raw/script/reboot/expect tasks, and any task check mode cannot predict (run)",
     )
     ansible_tag: str | None = Field(default="risky", description="Ansible tasks carrying this tag")
     max_hosts: int | None = Field(default=5, ge=0, description="Ansible changes on more hosts than this")
@@ -240,7 +241,7 @@ class RiskRule(Strict):
     namespace: str | None = None
     name: str | None = Field(default=None, description="object name (Ansible: task name) glob")
     path: str | None = Field(default=None, description="a JSON path the change touches")
-    action: list[Literal["create", "update", "delete"]] | None = None
+    action: list[Literal["create", "update", "delete", "run"]] | None = None
 
     @field_validator("action", mode="before")
     @classmethod

@@ -42,6 +42,7 @@ class Action(str, Enum):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
+    RUN = "run"  # Ansible: a task whose effect check mode cannot predict; it runs at apply
 
 
 class Outcome(str, Enum):
@@ -143,6 +144,11 @@ class Change(Frozen):
     risky: bool = False
     rules: tuple[str, ...] = Field(default=(), description="the risk rules that made this change risky")
     diff: str = Field(default="", description="unified diff, secrets masked")
+    task_path: str = Field(
+        default="",
+        description="Ansible: where the task is defined in the bundle (file:line), #N for its Nth run on the host",
+    )
+    note: str = Field(default="", description="for action run: why check mode cannot predict what the task does")
 
 
 class Plan(Frozen):
@@ -202,6 +208,7 @@ class TaskResult(Frozen):
     task: str
     status: str  # ok | changed | failed | unreachable | skipped
     message: str = ""
+    task_path: str = Field(default="", description="as in `Change.task_path`: joins a result to its planned change")
 
 
 class HostResult(Frozen):
@@ -223,6 +230,10 @@ class HostResult(Frozen):
 
 class ApplyResult(Frozen):
     hosts: tuple[HostResult, ...] = ()
+    changes: tuple[Change, ...] = Field(
+        default=(),
+        description="Ansible: every task that changed a host, as a change (with its diff), planned or not",
+    )
 
     @property
     def succeeded(self) -> bool:

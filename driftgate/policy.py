@@ -7,7 +7,8 @@ rules, all on by default and each tunable in ``approval.risk``:
     delete / prune      any Ansible delete, any Kubernetes prune
     kind:<Kind>         Namespaces, CRDs, RBAC, Secrets, ServiceAccounts, PV/PVCs
     scale-to-zero       a workload whose replicas become 0
-    module:<module>     Ansible command/shell/raw/script/reboot/expect tasks
+    module:<module>     Ansible command/shell/raw/script/reboot/expect tasks, and any
+                        task check mode cannot predict (action ``run``)
     tag:risky           Ansible tasks tagged ``risky``
     task:<glob>         Ansible task names in ``approval.risky_tasks``
     rule:<name>         a rule of your own (``approval.rules``)
@@ -39,7 +40,9 @@ from driftgate.models import Action, Bundle, Change, Plan
 log = logging.getLogger(__name__)
 
 # Check mode cannot see what these do: a change from them is a leap of faith.
-UNPREDICTABLE_MODULES = frozenset({"command", "shell", "raw", "script", "reboot", "expect"})
+UNPREDICTABLE_MODULES = frozenset(
+    {"command", "shell", "raw", "script", "reboot", "expect", "win_command", "win_shell", "win_reboot"}
+)
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"})
 
 # "+  replicas: 0" in a unified YAML/JSON diff, or "replicas: 3 -> 0" in a field diff.
@@ -86,7 +89,8 @@ def change_rules(
         rules.append("scale-to-zero")
     if ansible:
         short_module = change.module.rsplit(".", 1)[-1]
-        if risk.unpredictable_modules and short_module in UNPREDICTABLE_MODULES:
+        # `run`: any task check mode could not predict (skipped, check_mode: false).
+        if risk.unpredictable_modules and (short_module in UNPREDICTABLE_MODULES or change.action == Action.RUN):
             rules.append(f"module:{short_module}")
         if risk.ansible_tag and risk.ansible_tag in tags:
             rules.append(f"tag:{risk.ansible_tag}")

@@ -54,7 +54,13 @@ def plan_markdown(plan: Plan, *, limit: int = 50) -> str:
         f"| {_cell(change_label(c))} | {c.action.value} | {'**yes**' if c.risky else 'no'} | {_cell(', '.join(c.rules))} |"
         for c in plan.changes[:limit]
     ]
-    diffs = [f"**{_cell(change_label(c))}** ({c.action.value})\n\n{_fenced(c.diff)}" for c in plan.changes[:limit] if c.diff]
+    diffs = [
+        f"**{_cell(change_label(c))}** ({c.action.value})\n\n"
+        + (f"> **effect unknown:** {_cell(c.note)}\n\n" if c.note else "")
+        + (_fenced(c.diff) if c.diff else "")
+        for c in plan.changes[:limit]
+        if c.diff or c.note
+    ]
     more = f"\n\n… and {len(plan.changes) - limit} more changes" if len(plan.changes) > limit else ""
     return head + f"**{plan_summary(plan)}**\n\n" + "\n".join(rows) + more + "\n\n" + "\n\n".join(diffs) + "\n"
 
@@ -115,8 +121,13 @@ def run_markdown(run: RunRecord, record_id: int) -> str:
     if run.approval:
         a = run.approval
         lines.append(f"- approval: {a['decision']} by {a.get('approver') or '-'}: {a.get('reason') or ''}")
+    unplanned = [c for c in run.changes if c.get("unplanned")]
+    if unplanned:
+        lines.append(f"- **{len(unplanned)} unplanned change(s)**: apply made them, the approved plan did not list them")
     if run.failed_stage:
         lines.append(f"- stopped at **{run.failed_stage.value}** ({run.failed_stage.reason}): {run.reason}")
+    elif run.reason:
+        lines.append(f"- {run.reason}")
     return "\n".join(lines) + "\n"
 
 

@@ -134,6 +134,7 @@ class RunLog:
         return Outcome.APPLIED if self.result is not None else Outcome.FAILED
 
     def finish(self) -> RunRecord:
+        changes = self._changes()
         if self.result is not None and not self.result.succeeded and self.failed_stage is None:
             self.failed_stage = Stage.APPLY
             failed = [
@@ -143,6 +144,11 @@ class RunLog:
                 if t.status in ("failed", "unreachable")
             ]
             self.reason = self.masker("; ".join(failed) or "ansible-playbook reported failures")
+        unplanned = [f"{c['target']}: {c['name']}" for c in changes if c.get("unplanned")]
+        if unplanned:
+            said = f"{len(unplanned)} unplanned change{'s' if len(unplanned) != 1 else ''}: {', '.join(unplanned)}"
+            if said not in self.reason:  # finish() may be called again: say it once
+                self.reason = self.masker(f"{self.reason}; with {said}" if self.reason else f"applied, with {said}")
         return RunRecord(
             environment=self.environment,
             mode=self.mode,
@@ -155,7 +161,7 @@ class RunLog:
             ref=self.checkout.ref if self.checkout else "",
             commit=self.checkout.commit if self.checkout else "",
             plan_hash=self.plan.plan_hash if self.plan else "",
-            changes=self._changes(),
+            changes=changes,
             approval=self.approval.model_dump(mode="json") if self.approval else None,
             hosts=[h.model_dump(mode="json") for h in self.result.hosts] if self.result else [],
             flow_run_id=self.flow_run_id,
@@ -171,20 +177,36 @@ class RunLog:
 
     def _changes(self) -> list[dict[str, Any]]:
         """The plan's changes, each with what apply did to it (``result``) and
-        its ``health``; both "" when nothing was applied."""
+        its ``health`` (both "" when nothing was applied), then every change
+        apply made that the plan did not list, marked ``unplanned``.
+
+        Ansible changes are joined to results by host and ``task_path`` (where
+        the task is defined, and its run count), so two tasks of one name, or
+        one task on several hosts, each find their own result."""
         if self.plan is None:
             return []
-        tasks = {(t.host, t.task): t.status for h in (self.result.hosts if self.result else ()) for t in h.tasks}
+        results: dict[tuple[str, str], str] = {}
+        for host in self.result.hosts if self.result else ():
+            for t in host.tasks:
+                results.setdefault((t.host, t.task_path or t.task), t.status)
+        planned = {_key(c.target, c.task_path, c.name) for c in self.plan.changes if not c.kind}
         changes = []
         for change in self.plan.changes:
-            # Ansible: the task's status on its host. Kubernetes: the object's
-            # apply/prune task, and its health check (tasks named after them).
-            result = tasks.get((change.target, change.name)) or tasks.get(
-                (change.target, "prune" if change.action.value == "delete" else "apply"), ""
-            )
-            health = tasks.get((change.target, "health"), "")
-            changes.append({**change.model_dump(mode="json"), "result": result, "health": health})
+            if change.kind:  # Kubernetes: the object's apply/prune task, and its health check
+                step = "prune" if change.action.value == "delete" else "apply"
+                result, health = results.get((change.target, step), ""), results.get((change.target, "health"), "")
+            else:
+                result, health = results.get(_key(change.target, change.task_path, change.name), ""), ""
+            changes.append({**change.model_dump(mode="json"), "result": result, "health": health, "unplanned": False})
+        for change in self.result.changes if self.result else ():
+            if _key(change.target, change.task_path, change.name) not in planned:
+                changes.append({**change.model_dump(mode="json"), "result": "changed", "health": "", "unplanned": True})
         return changes
+
+
+def _key(target: str, task_path: str, name: str) -> tuple[str, str]:
+    """An Ansible task on a host; by name only when the events gave no path."""
+    return (target, task_path or name)
 
 
 def _commit_author(checkout: Checkout | None) -> str:

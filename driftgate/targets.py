@@ -33,9 +33,14 @@ def plan(env: Environment, bundle: Bundle, access: Access) -> Plan:
 
 
 def apply(env: Environment, bundle: Bundle, access: Access, plan: Plan) -> ApplyResult:
-    """Make live match the bundle (the plan's changes); per host/object results."""
+    """Make live match the bundle (the plan's changes); per host/object results,
+    and (Ansible) every change apply made, with its risk rules."""
     if env.target.kind == "kubernetes":
         from driftgate import kube
 
         return kube.apply(env, bundle, kube.cluster_for(env, access.kube), plan, masker=access.masker)
-    return ansible.apply(env, bundle, ssh=access.ssh, masker=access.masker)
+    result = ansible.apply(env, bundle, ssh=access.ssh, masker=access.masker)
+    # What apply changed, marked by the same rules as a plan: a change the plan
+    # did not list is recorded with the rules it would have matched.
+    done = policy.assess(env, Plan(environment=env.name, revision=bundle.commit, changes=result.changes), bundle=bundle)
+    return result.model_copy(update={"changes": done.changes})

@@ -95,4 +95,4 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
         if env is not None:
             notify(env, "failed", f"{environment}: sync failed at {record.failed_stage and record.failed_stage.value}", record.reason)
         return Failed(message=f"{summary}: {record.failed_stage and record.failed_stage.value}: {record.reason}")
-    return Completed(message=summary)
+    return Completed(message=f"{summary}: {record.reason}" if record.reason else summary)  # e.g. unplanned changes

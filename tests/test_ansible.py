@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from driftgate import ansible
+from driftgate import ansible, policy
 from driftgate.config import load_config
 from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.errors import PermanentError, TransientError
@@ -86,8 +86,71 @@ def test_deletion_and_unpredictable_modules_are_risky(world: DemoWorld) -> None:
     risky = {c.name: (c.action, c.risky, c.rules) for c in ansible.check(env, bundle).changes}
     assert risky["remove the old page"] == (Action.DELETE, True, ("delete",))
     assert risky["welcome page"] == (Action.CREATE, False, ())
-    # command does not run in check mode: it is skipped, so it cannot be a change here
-    assert "restart by hand" not in risky
+    # command does not run in check mode: its effect is unknown, so it is a `run`, and risky
+    assert risky["restart by hand"] == (Action.RUN, True, ("module:command",))
+
+
+def test_what_check_mode_cannot_predict_is_a_run_change(world: DemoWorld) -> None:
+    (world.host_root / "exists").write_text("")
+    add_tasks(
+        world,
+        "tasks check mode can and cannot predict",
+        "    - name: shell it\n"
+        "      ansible.builtin.shell: \"echo ran > {{ demo_root }}/ran\"\n"
+        "    - name: raw it\n"
+        "      ansible.builtin.raw: \"true\"\n"
+        "    - name: creates holds\n"
+        "      ansible.builtin.command: \"touch {{ demo_root }}/never\"\n"
+        "      args: {creates: \"{{ demo_root }}/exists\"}\n"
+        "    - name: creates missing\n"
+        "      ansible.builtin.command: \"touch {{ demo_root }}/made\"\n"
+        "      args: {creates: \"{{ demo_root }}/made\"}\n"
+        "    - name: skipped by a condition\n"
+        "      ansible.builtin.command: \"true\"\n"
+        "      when: false\n"
+        "    - name: only for real\n"
+        "      ansible.builtin.command: \"true\"\n"
+        "      when: not ansible_check_mode\n"
+        "    - name: says it changes nothing\n"
+        "      ansible.builtin.command: \"touch {{ demo_root }}/quiet\"\n"
+        "      changed_when: false\n"
+        "    - name: read only\n"
+        "      ansible.builtin.command: \"cat {{ demo_root }}/exists\"\n"
+        "      check_mode: false\n"
+        "      changed_when: false\n"
+        "    - name: forced copy\n"
+        "      ansible.builtin.copy: {dest: \"{{ demo_root }}/forced\", content: \"f\\n\"}\n"
+        "      check_mode: false\n"
+        "    - name: hidden and skipped\n"
+        "      ansible.builtin.command: \"true\"\n"
+        "      no_log: true\n"
+        "    - name: hidden, condition false\n"
+        "      ansible.builtin.copy: {dest: \"{{ demo_root }}/h\", content: \"h\\n\"}\n"
+        "      no_log: true\n"
+        "      when: false\n",
+    )
+    env, bundle = stages(world)
+    plan = policy.assess(env, ansible.check(env, bundle), bundle=bundle)
+    runs = {c.name: c for c in plan.changes if c.action == Action.RUN}
+    assert sorted(runs) == [
+        "creates missing", "forced copy", "hidden and skipped", "only for real", "raw it", "says it changes nothing", "shell it",
+    ]  # fmt: skip
+    assert all(c.risky and c.rules == (f"module:{c.module.rsplit('.', 1)[-1]}",) for c in runs.values())
+    assert runs["shell it"].note == "check mode skipped this shell task: what it does is unknown until it runs at apply"
+    assert "check_mode: false: the task ran for real during this plan" in runs["forced copy"].note
+    assert "+f" in runs["forced copy"].diff
+    assert (world.host_root / "forced").exists(), "check_mode: false runs for real, even in a plan"
+    assert "check mode cannot see what command does" in runs["creates missing"].note
+    assert {c.name for c in plan.changes} == set(runs) | {"app directory", "welcome page", "connection limit"}
+    assert not (world.host_root / "ran").exists() and not (world.host_root / "quiet").exists()
+
+
+def test_a_run_without_driftgates_callback_is_refused(world: DemoWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without the callback a skip by check mode looks like a skip by a condition: refuse to plan.
+    monkeypatch.setattr(ansible, "_CALLBACK_DIR", tmp_path)
+    env, bundle = stages(world)
+    with pytest.raises(PermanentError, match="driftgate's Ansible callback .driftgate_tasks. did not report"):
+        ansible.check(env, bundle)
 
 
 def test_risky_tasks_by_name(world: DemoWorld) -> None:

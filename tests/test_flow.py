@@ -72,8 +72,9 @@ def test_failing_task_is_recorded_with_stage_and_reason(world: DemoWorld) -> Non
         "        msg: disk full on purpose\n"
         "      when: not ansible_check_mode\n"
     )
-    state, record = sync(world)
+    state, record = sync(world, auto_approve=True)  # skipped *because* of check mode: a risky `run`
     assert state.is_failed()
+    assert ("run", "fails only for real", "failed") in [(c["action"], c["name"], c["result"]) for c in record.changes]
     assert record.outcome == Outcome.FAILED and record.failed_stage == Stage.APPLY
     assert "localhost: fails only for real: disk full on purpose" in record.reason
     assert record.hosts[0]["failed"] == 1

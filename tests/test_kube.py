@@ -332,6 +332,8 @@ def test_reconcile_flow_with_a_cluster_block(shop: DemoWorld, kube: Kube, driftg
     assert {c["kind"] for c in record.changes} == {"Namespace", "ConfigMap", "Secret", "Deployment", "Service"}
     web = next(h for h in record.hosts if h["host"] == f"Deployment/{kube.namespace}/web")
     assert [t["task"] for t in web["tasks"]] == ["apply", "health"]
+    row = next(c for c in record.changes if c["target"] == web["host"])  # each object's row joins its own steps
+    assert (row["result"], row["health"], row["unplanned"]) == tuple(t["status"] for t in web["tasks"]) + (False,)
 
     state = reconcile(environment="shop", config=str(shop.config), return_state=True)
     assert Store().history("shop", limit=1)[0].outcome == Outcome.IN_SYNC
