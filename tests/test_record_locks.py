@@ -1,0 +1,129 @@
+"""The record never blocks its readers, and a writer that cannot get the lock
+says so in one line: real SQLite files with a real second connection holding
+the write lock (``BEGIN IMMEDIATE``), the real CLI in its own process, and a
+real PostgreSQL session holding the chain's advisory lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from driftgate.errors import TransientError
+from driftgate.store import Store, _engine
+from tests.conftest import run_cli
+from tests.postgres import database_url, postgres_server  # noqa: F401  (fixtures)
+from tests.test_store import a_run
+
+
+@pytest.fixture
+def sqlite_record(tmp_path: Path) -> tuple[str, Path]:
+    """A record with one run, its schema current, on a SQLite file."""
+    path = tmp_path / "record.db"
+    url = f"sqlite:///{path}"
+    Store(url).record(a_run("prod"))
+    return url, path
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another writer, not driftgate (an sqlite3 shell, a backup job): a plain
+    connection that takes the write lock and keeps it."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+@pytest.fixture
+def held(sqlite_record: tuple[str, Path]) -> Iterator[tuple[str, Path]]:
+    holder = _hold_write_lock(sqlite_record[1])
+    yield sqlite_record
+    holder.rollback()
+    holder.close()
+
+
+def test_history_and_show_answer_while_another_connection_holds_the_write_lock(held: tuple[str, Path]) -> None:
+    url, _ = held
+    started = time.monotonic()
+    # Its own process: a fresh engine, which used to migrate under BEGIN IMMEDIATE on every open.
+    history = run_cli("history", "--output", "json", env={"DRIFTGATE_DATABASE_URL": url}, timeout=25)
+    assert history.returncode == 0, history.stderr
+    assert [r["environment"] for r in json.loads(history.stdout)] == ["prod"]
+    shown = run_cli("show", "1", env={"DRIFTGATE_DATABASE_URL": url}, timeout=25)
+    assert shown.returncode == 0 and "run #1" in shown.stdout, shown.stderr
+    verified = run_cli("audit", "verify", env={"DRIFTGATE_DATABASE_URL": url}, timeout=25)
+    assert verified.returncode == 0 and "the record is intact" in verified.stdout, verified.stderr
+    assert time.monotonic() - started < 15  # three processes; none waited for the writer
+
+
+def test_a_writer_blocked_beyond_its_budget_fails_with_one_line(held: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, path = held
+    monkeypatch.setenv("DRIFTGATE_RECORD_LOCK_TIMEOUT", "1.5")
+    store = Store(url)
+    started = time.monotonic()
+    with pytest.raises(TransientError) as caught:
+        store.record(a_run("prod", run_id="blocked"))
+    waited = time.monotonic() - started
+    assert 1.4 < waited < 5, waited
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"cannot write the record of 'prod': the record database {path} stayed locked by pid {os.getpid()}" in message
+    assert "for 1.5 s; nothing was written" in message
+    assert len(Store(url).history(limit=None)) == 1  # and the reader still answers
+
+
+def test_the_cli_says_one_line_when_the_record_stays_locked(world, held: tuple[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    """`plan` appends its run to the record: a lock held too long is one line and exit 1, no traceback."""
+    url, path = held
+    result = run_cli(
+        "plan", "demo", "--config", str(world.config),
+        env={"DRIFTGATE_DATABASE_URL": url, "DRIFTGATE_RECORD_LOCK_TIMEOUT": "1"}, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "error: cannot write the record of 'demo'" in lines[0], result.stderr
+    assert f"stayed locked by pid {os.getpid()}" in lines[0] and "nothing was written" in lines[0]
+
+
+def test_a_writer_waits_for_a_short_lock_and_then_writes(sqlite_record: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock released within the budget: the writer waits for it and appends."""
+    import threading
+
+    url, path = sqlite_record
+    monkeypatch.setenv("DRIFTGATE_RECORD_LOCK_TIMEOUT", "20")
+    holder = _hold_write_lock(path)
+    release = threading.Timer(0.8, holder.rollback)
+    release.start()
+    try:
+        Store(url).record(a_run("prod", run_id="after-the-wait"))
+    finally:
+        release.join()
+        holder.close()
+    assert [r.run_id for r in Store(url).history(limit=None)][0] == "after-the-wait"
+
+
+def test_a_postgresql_writer_blocked_beyond_its_budget_fails_with_one_line(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the SQLite case is above")
+    monkeypatch.setenv("DRIFTGATE_RECORD_LOCK_TIMEOUT", "1")
+    store = Store(database_url)
+    store.record(a_run("prod"))
+    other = sa.create_engine(database_url)
+    with other.connect() as conn, conn.begin():
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": 0x64726674})  # the chain's lock
+        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        with pytest.raises(TransientError) as caught:
+            store.record(a_run("prod", run_id="blocked"))
+        assert "\n" not in str(caught.value)
+        assert f"stayed locked by PostgreSQL backend {pid}" in str(caught.value) and "nothing was written" in str(caught.value)
+        assert len(store.history(limit=None)) == 1  # readers are not blocked
+    other.dispose()
+    _engine.cache_clear()
