@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
@@ -99,7 +101,8 @@ def plan(
         _store().record(run.finish())
         raise
     record = run.finish()
-    _store().record(record)
+    with _record_errors(output):
+        _store().record(record)
     if result is None:
         _fail(record.reason, output=output, environment=environment, stage=record.failed_stage and record.failed_stage.value)
     if output == "json":
@@ -111,15 +114,23 @@ def plan(
 
 def _store() -> Store:
     """The record; from a block when $DRIFTGATE_DATABASE_BLOCK names one (needs the Prefect API)."""
-    if os.environ.get("DRIFTGATE_DATABASE_BLOCK"):
-        _prefect_defaults()
-        from blocks import record_database_url
+    with _record_errors():
+        if os.environ.get("DRIFTGATE_DATABASE_BLOCK"):
+            _prefect_defaults()
+            from blocks import record_database_url
 
-        try:
             return Store(record_database_url())
-        except DriftgateError as exc:
-            _fail(str(exc))
-    return Store()
+        return Store()
+
+
+@contextmanager
+def _record_errors(output: str = "text") -> Iterator[None]:
+    """The record cannot be opened, read or written (locked beyond its budget,
+    unreachable, a newer schema): one line and exit 1, not a traceback."""
+    try:
+        yield
+    except DriftgateError as exc:
+        _fail(str(exc), output=output)
 
 
 def _access(env: Environment) -> Access:
@@ -314,7 +325,8 @@ def history(
 ) -> None:
     """Recorded runs, newest first."""
     _check_output(output)
-    runs = _store().history(environment, limit=limit or None, since=_when(since, "--since"), commit=commit, approver=approver)
+    with _record_errors(output):
+        runs = _store().history(environment, limit=limit or None, since=_when(since, "--since"), commit=commit, approver=approver)
     if output == "json":
         print(json.dumps([r.model_dump(mode="json") for r in runs], indent=2))
         return
@@ -348,7 +360,8 @@ def show(
 ) -> None:
     """One recorded run in full: who, what, where, when, approval, result, every change with its diff."""
     _check_output(output)
-    found = _store().get(run)
+    with _record_errors(output):
+        found = _store().get(run)
     if found is None:
         _fail(f"no run {run!r} in the record (see `driftgate history`)", output=output)
     if output == "json":
@@ -600,7 +613,8 @@ def status(
             head = git.head_commit(env.source, environment=name, auth=access.git)
         except DriftgateError as exc:
             head_error = str(exc)
-        lines.append(environment_status(name, store, head=head, head_error=head_error))
+        with _record_errors(output):
+            lines.append(environment_status(name, store, head=head, head_error=head_error))
     if os.environ.get("PREFECT_API_URL"):  # paused approvals live in Prefect
         lines = [line.model_copy(update={"waiting_approval": _paused_run(line.environment)}) for line in lines]
     if output == "json":

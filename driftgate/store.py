@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, SQLModel, create_engine
 
-from driftgate import audit, home
+from driftgate import audit, home, recordlock
 from driftgate.errors import TransientError
 from driftgate.models import Frozen, Kind, Mode, Outcome, RunRecord, RunStart, Stage
 from driftgate.secrets import Masker
@@ -285,7 +285,7 @@ class Store:
             query = query.where(runs.c.approver == approver)
         if limit:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(query).mappings().all()
             changes = _changes_of(conn, [r["id"] for r in rows])
         return [_stored(row, changes.get(row["id"], [])) for row in rows]
@@ -299,7 +299,7 @@ class Store:
             where = (runs.c.flow_run_id == ref) | runs.c.run_id.startswith(ref, autoescape=True)
         else:
             return None
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(select(runs).where(where).order_by(runs.c.id.desc()).limit(1)).mappings().first()
             if row is None:
                 return None
@@ -308,7 +308,7 @@ class Store:
     def for_flow_run(self, flow_run_id: str) -> StoredRun | None:
         """The run recorded by one Prefect flow run, if any."""
         runs = RunRow.__table__
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(
                 select(runs).where(runs.c.flow_run_id == flow_run_id).order_by(runs.c.id.desc()).limit(1)
             ).mappings().first()
@@ -316,7 +316,7 @@ class Store:
 
     def status(self, environment: str) -> EnvironmentStatus | None:
         """The newest status row of an environment (None if it never synced)."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = _latest_status(conn, environment)
         if row is None:
             return None
@@ -333,7 +333,7 @@ class Store:
             query = query.where(table.c.environment == environment)
         if since:
             query = query.where(table.c.detected_at >= _db_time(since))
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(query).mappings().all()
         return [
             DriftEvent(**{**{k: r[k] for k in DriftEvent.model_fields if k in r}, "detected_at": _aware(r["detected_at"])})
@@ -343,7 +343,7 @@ class Store:
     def chain_entries(self) -> list[audit.Entry]:
         """Every chained row, for `audit.verify`."""
         entries = []
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             changes = _changes_of(conn, None, raw=True)
             for model in CHAINED:
                 table = model.__table__
@@ -367,18 +367,23 @@ class Store:
 
     @contextmanager
     def _writing(self, what: str) -> Iterator[Connection]:
-        """One write transaction holding the chain: SQLite ``BEGIN IMMEDIATE``,
-        PostgreSQL an advisory lock, so two writers cannot both extend the same head."""
+        """One write transaction holding the chain (SQLite ``BEGIN IMMEDIATE``,
+        PostgreSQL an advisory lock), so two writers cannot both extend the same
+        head. Waits for another writer within a bounded time (`driftgate.recordlock`)."""
+        with recordlock.write_transaction(self.engine, what, pg_lock=_CHAIN_LOCK) as conn:
+            yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A read: no write lock, never waits for a writer (WAL on SQLite); a
+        database that cannot be read is one line, not a traceback."""
         try:
             with self.engine.connect() as conn:
-                conn.execution_options(driftgate_write=True)
-                with conn.begin():
-                    if conn.dialect.name == "postgresql":
-                        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
-                    yield conn
-        except OperationalError as exc:  # locked or unreachable database: worth a retry
+                yield conn
+        except OperationalError as exc:
             raise TransientError(
-                f"cannot write {what} to the record database: {Masker()(str(exc.orig))}", stage=Stage.RECORD
+                f"cannot read the record database {recordlock.describe(self.engine)}: {Masker()(str(exc.orig))}",
+                stage=Stage.RECORD,
             ) from None
 
     def _append(self, conn: Connection, model: type[SQLModel], values: dict[str, Any]) -> int:
@@ -592,7 +597,7 @@ def _engine(url: str) -> Engine:
     from driftgate.migrations import upgrade
 
     sqlite = url.startswith("sqlite")
-    engine = create_engine(url, connect_args={"timeout": 30} if sqlite else {})
+    engine = create_engine(url, connect_args={"timeout": recordlock.READ_BUSY_TIMEOUT_S} if sqlite else {})
     if sqlite:
 
         @event.listens_for(engine, "connect")
