@@ -19,8 +19,10 @@ import csv
 import hashlib
 import io
 import json
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import islice
 from datetime import datetime
 from typing import Any
 
@@ -89,6 +91,15 @@ class Entry:
     def hash_ok(self) -> bool:
         return self.changes_ok and row_hash(self.table, self.content) == self.row_hash
 
+    @property
+    def when(self) -> str:
+        """When the row was written, as ISO text (naive UTC)."""
+        for key in ("started_at", "detected_at", "recorded_at"):
+            value = self.content.get(key)
+            if value:
+                return value.isoformat(timespec="microseconds") if isinstance(value, datetime) else str(value)
+        return ""
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -106,17 +117,60 @@ class Verdict:
         return not self.problem
 
 
-def verify(entries: Iterable[Entry]) -> Verdict:
+@dataclass
+class ChainFacts:
+    """What the checkpoints are compared with (`driftgate.checkpoints.compare`):
+    the chain's identity (the row_hash of its first entry), where it ends, and
+    the stored row_hash at the places checkpoints name."""
+
+    chain: str = ""  # "" for an empty record
+    chain_started: str = ""  # the first entry's time, ISO
+    last_seq: int = 0  # the highest seq stored, verified or not
+    last_hash: str = ""
+    hashes: dict[int, str] = field(default_factory=dict)
+
+    def note(self, entry: Entry, *, first: bool) -> None:
+        """Take in one entry, in chain order (``first``: the first one walked)."""
+        if first and entry.seq == 1:
+            self.chain, self.chain_started = entry.row_hash, entry.when
+        if entry.seq >= self.last_seq:
+            self.last_seq, self.last_hash = entry.seq, entry.row_hash
+        if entry.seq in self.hashes and not self.hashes[entry.seq]:
+            self.hashes[entry.seq] = entry.row_hash
+
+
+def verify(entries: Iterable[Entry], *, facts: ChainFacts | None = None) -> Verdict:
     """Walk the chain in seq order; name the first row that was altered,
-    removed or inserted. Called by ``driftgate audit verify``."""
-    chain = sorted(entries, key=lambda e: (e.seq, e.table, e.id))
+    removed or inserted. Called by ``driftgate audit verify``.
+
+    ``entries`` come in (seq, table, id) order (`Store.iter_chain` and bundles
+    stream them so; a list is sorted here) and are looked at one at a time with
+    two entries of lookahead: memory stays flat however long the record. When
+    ``facts`` is given, it is filled in along the way (its ``hashes`` keys say
+    which places to keep)."""
+    if isinstance(entries, list):
+        entries = sorted(entries, key=lambda e: (e.seq, e.table, e.id))
+    stream = iter(entries)
+    window: deque[Entry] = deque(islice(stream, 3))
     prev_hash, prev_seq, prev_name = GENESIS, 0, "the start of the chain"
-    for i, entry in enumerate(chain):
+    total, first_problem = 0, None
+    while window:
+        entry = window.popleft()
+        following = next(stream, None)
+        if following is not None:
+            window.append(following)
+        total += 1
+        if facts is not None:
+            facts.note(entry, first=total == 1)
+        if first_problem is not None:
+            continue  # keep counting, and keep the facts: the checkpoints are compared with what is stored
         if entry.hash_ok and entry.prev_hash == prev_hash and entry.seq == prev_seq + 1:
             prev_hash, prev_seq, prev_name = entry.row_hash, entry.seq, entry.name
             continue
-        return _problem(entry, chain[i + 1 : i + 3], prev_hash, prev_seq, prev_name, len(chain))
-    return Verdict(entries=len(chain), head=prev_hash)
+        first_problem = (entry, list(window)[:2], prev_hash, prev_seq, prev_name)
+    if first_problem is not None:
+        return _problem(*first_problem, total)
+    return Verdict(entries=total, head=prev_hash)
 
 
 def _problem(entry: Entry, following: list[Entry], prev_hash: str, prev_seq: int, prev_name: str, total: int) -> Verdict:

@@ -410,24 +410,84 @@ def show(
             console.print(Syntax(change["diff"], "diff", theme="ansi_dark", background_color="default"))
 
 
-audit_app = typer.Typer(help="The record for auditors: verify its hash chain, export it.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The record for auditors: verify its hash chain and checkpoints, export it or a bundle.", no_args_is_help=True
+)
 app.add_typer(audit_app, name="audit")
+TrustedKeysOption = typer.Option(
+    None, "--trusted-keys", help="public keys (or allowed_signers lines) the checkpoints must be signed by; default: the instance key"
+)
 
 
 @audit_app.command("verify")
-def audit_verify(output: str = OutputOption) -> None:
-    """Walk the record's hash chain; name the first row altered, removed or inserted. Exit 0 intact, 1 not."""
-    from driftgate import audit
+def audit_verify(
+    output: str = OutputOption,
+    bundle: Path | None = typer.Option(None, "--bundle", help="verify this bundle (from `audit export --bundle`) instead; no database needed"),
+    trusted_keys: Path | None = TrustedKeysOption,
+) -> None:
+    """Walk the record's hash chain and compare it with its signed checkpoints.
+
+    Names the first row altered, removed or inserted, and what the checkpoints
+    show: rows cut from the end, a chain recomputed from some row on, a database
+    deleted and started anew. Exit 0 intact, 1 not.
+    """
+    from driftgate import bundle as bundles
+    from driftgate import checkpoints
 
     _check_output(output)
-    verdict = audit.verify(_store().chain_entries())
+    with _record_errors(output):
+        trusted = _trusted_keys(trusted_keys)
+        if bundle is not None:
+            report = bundles.verify(bundle, trusted=trusted)
+        else:
+            location = checkpoints.location_from_env()
+            if not trusted and location is not None:
+                signer = checkpoints.Signer.from_env(create=False)
+                trusted = [signer.public_key] if signer else []
+            report = checkpoints.verify_record(
+                _store().iter_chain(),
+                location.read() if location else None,
+                location=location.description if location else "",
+                trusted=trusted,
+            )
     if output == "json":
-        print(json.dumps({"ok": verdict.ok, **verdict.__dict__}, indent=2))
-    elif verdict.ok:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_report(report)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_ERROR)
+
+
+def _trusted_keys(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    from driftgate.checkpoints import public_key_of
+
+    try:
+        keys = [k for k in (public_key_of(line) for line in path.read_text().splitlines() if not line.startswith("#")) if k]
+    except OSError as exc:
+        _fail(f"--trusted-keys {path}: {exc.strerror}")
+    if not keys:
+        _fail(f"--trusted-keys {path} holds no SSH public key")
+    return keys
+
+
+def _print_report(report: Any) -> None:
+    verdict, newest = report.verdict, report.log.newest
+    if report.ok:
         console.print(f"[green]✓ the record is intact:[/] {verdict.entries} entries, head {verdict.head}")
+    elif verdict.ok:
+        console.print(f"- the hash chain holds together: {verdict.entries} entries, head {verdict.head}; but its checkpoints disagree:")
     else:
         err_console.print(f"[bold red]✗ the record was tampered with:[/] {escape(verdict.problem)}")
-    raise typer.Exit(EXIT_OK if verdict.ok else EXIT_ERROR)
+    if newest is not None:
+        console.print(
+            f"{'[green]✓[/]' if not report.findings else '-'} {len(report.log.marks)} checkpoints in {escape(report.location)}; "
+            f"the newest, {escape(newest.name)}, signed seq {newest.seq} (head {newest.head[:16]}) with {', '.join(report.trusted)}"
+        )
+    for finding in report.findings:
+        err_console.print(f"[bold red]✗[/] {escape(finding.problem)}")
+    for note in report.notes:
+        console.print(f"[yellow]![/] {escape(note)}")
 
 
 @audit_app.command("export")
@@ -436,15 +496,49 @@ def audit_export(
     since: str | None = typer.Option(None, help="runs started at or after this date (UTC)"),
     until: str | None = typer.Option(None, help="runs started before this date (UTC)"),
     environment: str | None = typer.Option(None, "--environment", "-e", help="only this environment"),
+    bundle: Path | None = typer.Option(
+        None, "--bundle", help="write the whole record, its checkpoints and public keys to this tar file (.tar.gz: gzip)"
+    ),
 ) -> None:
-    """Every run in a period, oldest first, for auditors (to stdout)."""
+    """Every run in a period, oldest first, for auditors (to stdout); or a bundle to verify offline."""
     from driftgate import audit
 
+    if bundle is not None:
+        if since or until or environment:
+            _fail("--bundle holds the whole record (a chain cannot be checked in parts): drop --since, --until and --environment")
+        _export_bundle(bundle)
+        return
     if format not in ("csv", "json"):
         _fail(f"--format must be csv or json, not {format!r}")
-    runs = _store().history(environment, limit=None, since=_when(since, "--since"), until=_when(until, "--until"))
+    with _record_errors():
+        runs = _store().history(environment, limit=None, since=_when(since, "--since"), until=_when(until, "--until"))
     rows = [r.model_dump(mode="json") for r in reversed(runs)]
     sys.stdout.write(audit.export_csv(rows) if format == "csv" else audit.export_json(rows) + "\n")
+
+
+def _export_bundle(path: Path) -> None:
+    from driftgate import bundle as bundles
+    from driftgate import checkpoints, recordlock
+
+    with _record_errors():
+        store = _store()
+        location = checkpoints.location_from_env()
+        signer = checkpoints.Signer.from_env(create=False) if location else None
+        try:
+            manifest = bundles.export(
+                path,
+                store.iter_chain(),
+                location.read() if location else (),
+                database=recordlock.describe(store.engine),
+                location=location.description if location else "",
+                instance_keys=[signer.public_key] if signer else [],
+            )
+        except OSError as exc:
+            _fail(f"cannot write the bundle {path}: {exc.strerror or exc}")
+    console.print(
+        f"wrote {path}: {manifest['entries']} entries, {manifest['checkpoints']} checkpoints, head {manifest['head'] or '-'}"
+        + ("" if location else " (no checkpoints configured: truncation and recomputation cannot be detected)")
+    )
 
 
 # ---------------------------------------------------------------- approvals

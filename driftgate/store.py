@@ -20,22 +20,25 @@ tasks, the CLI (plan, history, show, audit) and the scheduling work.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
+from heapq import merge as merge_sorted  # not `.merge(`: the no-UPDATE test looks for session.merge
+from subprocess import SubprocessError
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, and_, event, exists, insert, select, text
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, and_, event, exists, insert, select, tuple_
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, SQLModel, create_engine
 
-from driftgate import audit, home, recordlock
-from driftgate.errors import TransientError
+from driftgate import audit, checkpoints, home, recordlock
+from driftgate.errors import DriftgateError, TransientError
 from driftgate.models import Frozen, Kind, Mode, Outcome, RunRecord, RunStart, Stage
 from driftgate.secrets import Masker
 
@@ -169,6 +172,8 @@ class EnvironmentStatusRow(SQLModel, table=True):
 CHAINED: tuple[type[SQLModel], ...] = (RunRow, RunStartRow, DriftEventRow, EnvironmentStatusRow)
 _CHANGE_FIELDS = ("action", "target", "name", "module", "kind", "namespace", "api_version", "risky", "rules", "diff", "result", "health")
 _CHAIN_LOCK = 0x64726674  # PostgreSQL advisory lock key: one chain writer at a time
+
+log = logging.getLogger("driftgate.record")
 
 
 # ---------------------------------------------------------------- what the store returns
@@ -341,27 +346,29 @@ class Store:
         ]
 
     def chain_entries(self) -> list[audit.Entry]:
-        """Every chained row, for `audit.verify`."""
-        entries = []
+        """Every chained row, in chain order (for tests and small records; verify streams `iter_chain`)."""
+        return list(self.iter_chain())
+
+    def iter_chain(self) -> Iterator[audit.Entry]:
+        """Every chained row in (seq, table, id) order, a page at a time from each
+        table: `audit.verify` and the bundle export walk a record of any length
+        with flat memory. One read transaction: on SQLite one consistent snapshot."""
         with self._reading() as conn:
-            changes = _changes_of(conn, None, raw=True)
+            yield from merge_sorted(*(_pages(conn, model) for model in CHAINED), key=lambda e: (e.seq, e.table, e.id))
+
+    def head(self) -> tuple[str, int, str]:
+        """The chain's identity (the row_hash of its first entry), its last seq and
+        that entry's row_hash; ("", 0, GENESIS) for an empty record. For checkpoints."""
+        with self._reading() as conn:
+            seq, head = _head(conn)
+            first = ""
             for model in CHAINED:
-                table = model.__table__
-                for row in conn.execute(select(table)).mappings():
-                    when = row.get("started_at") or row.get("detected_at") or row.get("recorded_at")
-                    entries.append(
-                        audit.Entry(
-                            table=table.name,
-                            id=row["id"],
-                            seq=row["seq"],
-                            prev_hash=row["prev_hash"],
-                            row_hash=row["row_hash"],
-                            content=dict(row),
-                            changes=changes.get(row["id"], []) if model is RunRow else None,
-                            label=f"{row['environment']}, {when:%Y-%m-%d %H:%M:%S}" if when else row["environment"],
-                        )
-                    )
-        return entries
+                t = model.__table__
+                row = conn.execute(select(t.c.row_hash).where(t.c.seq == 1).order_by(t.c.id).limit(1)).first()
+                if row:
+                    first = row.row_hash
+                    break
+        return first, seq, head
 
     # ------------------------------------------------------------ internals
 
@@ -372,6 +379,23 @@ class Store:
         head. Waits for another writer within a bounded time (`driftgate.recordlock`)."""
         with recordlock.write_transaction(self.engine, what, pg_lock=_CHAIN_LOCK) as conn:
             yield conn
+        self._anchor()
+
+    def _anchor(self) -> None:
+        """After a write commits: a signed checkpoint of the head, outside the
+        database, when ``DRIFTGATE_CHECKPOINTS`` names a place. The run is
+        recorded already, so a checkpoint that cannot be written is logged, not
+        raised: the next one covers this head too, and `audit verify` shows
+        the rows no checkpoint covers yet."""
+        try:
+            location = checkpoints.location_from_env()
+            if location is None:
+                return
+            signer = checkpoints.Signer.from_env(create=True)
+            assert signer is not None
+            checkpoints.anchor(location, signer, self.head, database=recordlock.describe(self.engine))
+        except (DriftgateError, OSError, SubprocessError) as exc:
+            log.error("the record was written, but its checkpoint was not: %s", Masker()(str(exc)))
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -389,12 +413,7 @@ class Store:
     def _append(self, conn: Connection, model: type[SQLModel], values: dict[str, Any]) -> int:
         """Insert one chain entry after the current head; returns its id."""
         table = model.__table__
-        seq, prev_hash = 0, audit.GENESIS
-        for chained in CHAINED:  # the head is the highest seq over all chained tables
-            t = chained.__table__
-            head = conn.execute(select(t.c.seq, t.c.row_hash).order_by(t.c.seq.desc()).limit(1)).first()
-            if head and head.seq > seq:
-                seq, prev_hash = head.seq, head.row_hash
+        seq, prev_hash = _head(conn)
         row = {**values, "seq": seq + 1, "prev_hash": prev_hash}
         missing = set(table.c.keys()) - set(row) - audit.NOT_CONTENT
         assert not missing, f"{table.name}: no value for {sorted(missing)}"  # the hash must cover every column
@@ -487,6 +506,45 @@ class Store:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _head(conn: Connection) -> tuple[int, str]:
+    """The chain's last seq and row_hash: the highest seq over all chained tables."""
+    seq, row_hash = 0, audit.GENESIS
+    for chained in CHAINED:
+        t = chained.__table__
+        head = conn.execute(select(t.c.seq, t.c.row_hash).order_by(t.c.seq.desc()).limit(1)).first()
+        if head and head.seq > seq:
+            seq, row_hash = head.seq, head.row_hash
+    return seq, row_hash
+
+
+_PAGE = 500  # chained rows per query when walking the chain
+
+
+def _pages(conn: Connection, model: type[SQLModel]) -> Iterator[audit.Entry]:
+    """One chained table's rows as `audit.Entry`, in (seq, id) order, a page at a time."""
+    table = model.__table__
+    after = (0, 0)
+    while True:
+        query = select(table).where(tuple_(table.c.seq, table.c.id) > after).order_by(table.c.seq, table.c.id).limit(_PAGE)
+        rows = conn.execute(query).mappings().all()
+        if not rows:
+            return
+        changes = _changes_of(conn, [r["id"] for r in rows], raw=True) if model is RunRow else {}
+        for row in rows:
+            when = row.get("started_at") or row.get("detected_at") or row.get("recorded_at")
+            yield audit.Entry(
+                table=table.name,
+                id=row["id"],
+                seq=row["seq"],
+                prev_hash=row["prev_hash"],
+                row_hash=row["row_hash"],
+                content=dict(row),
+                changes=changes.get(row["id"], []) if model is RunRow else None,
+                label=f"{row['environment']}, {when:%Y-%m-%d %H:%M:%S}" if when else row["environment"],
+            )
+        after = (rows[-1]["seq"], rows[-1]["id"])
 
 
 def _db_time(value: datetime) -> datetime:
