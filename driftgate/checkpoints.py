@@ -358,11 +358,12 @@ class GitLocation(Location):
 
     def _fetch(self) -> str:
         """The remote's tip of the ref (fetched into the cache); "" when it has none yet."""
-        listed = self._git("ls-remote", self.url, REF)
-        if not listed.stdout.strip():
-            self._git("update-ref", "-d", REF, check=False)
+        fetched = self._git("fetch", "--quiet", "--no-tags", self.url, f"+{REF}:{REF}", check=False)
+        if fetched.returncode:
+            if "couldn't find remote ref" not in fetched.stderr:
+                raise CheckpointError(f"git fetch of the checkpoints in {Masker()(self.description)} failed: {Masker()(fetched.stderr.strip())}")
+            self._git("update-ref", "-d", REF, check=False)  # the remote has none (yet): neither has the cache
             return ""
-        self._git("fetch", "--quiet", "--no-tags", self.url, f"+{REF}:{REF}")
         return self._git("rev-parse", REF).stdout.strip()
 
     def read(self) -> Iterator[Checkpoint]:

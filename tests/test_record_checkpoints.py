@@ -11,6 +11,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 from datetime import timedelta
 from pathlib import Path
@@ -330,3 +331,39 @@ def test_checkpoints_in_a_git_ref_pushed_to_a_remote(tmp_path: Path, instance_ke
     store.record(a_run("prod", at=T0 + timedelta(days=8), run_id="elsewhere"))
     assert len(_git("--git-dir", str(remote), "rev-list", "refs/driftgate/audit").split()) == 7
     _git("--git-dir", str(remote), "merge-base", "--is-ancestor", commits[0], "refs/driftgate/audit")
+
+
+# ---------------------------------------------------------------- several writers
+
+WRITER = """
+import sys
+from datetime import timedelta
+from driftgate.store import Store
+from tests.test_store import T0, _start, a_run
+n = sys.argv[1]
+store = Store(sys.argv[2])
+for i in range(4):
+    run = a_run(f"env{n}", at=T0 + timedelta(minutes=i), run_id=f"w{n}-{i}")
+    store.start_run(_start(run.run_id, run.environment))
+    store.record(run)
+"""
+
+
+def test_writers_in_several_processes_keep_one_linked_checkpoint_log(checkpoints_dir: Path, tmp_path: Path) -> None:
+    """Checkpoints are appended under a lock and read the head under it: they
+    never go backwards, and each names the one before, whoever wrote it."""
+    url = f"sqlite:///{tmp_path / 'record.db'}"
+    Store(url)  # the schema, once
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(n), url], env=env, cwd=root, stderr=subprocess.PIPE, text=True) for n in range(3)]
+    for writer in writers:
+        _, stderr = writer.communicate(timeout=300)
+        assert writer.returncode == 0, stderr
+        assert "checkpoint was not" not in stderr, stderr
+    code, data = verify(url)
+    assert code == 0, data
+    assert data["entries"] == 3 * 4 * 3  # start, run, status
+    marks = [json.loads(json.loads(p.read_text())["payload"]) for p in sorted(checkpoints_dir.glob("*.json"))]
+    assert [m["seq"] for m in marks] == sorted(m["seq"] for m in marks) and marks[-1]["seq"] == 36
+    assert len({m["seq"] for m in marks}) == len(marks)  # never the same head twice

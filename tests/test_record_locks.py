@@ -131,3 +131,24 @@ def test_a_postgresql_writer_blocked_beyond_its_budget_fails_with_one_line(
         assert len(store.history(limit=None)) == 1  # readers are not blocked
     other.dispose()
     _engine.cache_clear()
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_sync_that_cannot_write_its_start_applies_nothing_and_says_why(world, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The start row comes first: a record locked beyond the writer's budget
+    (through the task's retries) ends the run before fetch, with the reason."""
+    from flows.reconcile import reconcile
+
+    path = Path(Store().url.removeprefix("sqlite:///"))
+    monkeypatch.setenv("DRIFTGATE_RECORD_LOCK_TIMEOUT", "0.3")
+    holder = _hold_write_lock(path)
+    try:
+        state = reconcile(environment="demo", config=str(world.config), return_state=True)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert state.is_failed()
+    with pytest.raises(TransientError, match=rf"cannot write the start of a run of 'demo': .* stayed locked by pid {os.getpid()}"):
+        state.result()
+    assert not world.config_line.exists()  # nothing was applied
+    assert Store().history("demo") == []  # and nothing half-written
