@@ -83,21 +83,23 @@ def _acquire(engine: Engine, what: str, pg_lock: int) -> Connection:
     pause, told = 0.05, False
     while True:
         remaining = deadline - time.monotonic()
-        conn = engine.connect()
+        conn: Connection | None = None
         try:
+            conn = engine.connect()
             if _try_lock(conn, pg_lock, wait_s=max(min(remaining, 1.0), 0.0)):
                 if told:
                     log.warning("the record database is free again: writing %s", what)
                 return conn
-        except OperationalError as exc:
             conn.close()
+        except OperationalError as exc:
+            if conn is not None:
+                conn.close()
             if not _is_busy(exc):
                 raise TransientError(f"cannot write {what}: {describe(engine)}: {Masker()(str(exc.orig))}", stage=Stage.RECORD) from None
         except BaseException:
-            conn.close()
+            if conn is not None:
+                conn.close()
             raise
-        else:
-            conn.close()
         holder = holder_of(engine, pg_lock)
         if time.monotonic() >= deadline:
             raise TransientError(

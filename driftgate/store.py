@@ -14,8 +14,12 @@ ever appends:
   attempted and last applied revision and the inventory of applied objects.
 
 Every appended row is an entry of one hash chain per database (see
-`driftgate.audit`); the code has no UPDATE or DELETE. Called by the record
-tasks, the CLI (plan, history, show, audit) and the scheduling work.
+`driftgate.audit`); the code has no UPDATE or DELETE. After each write, a
+signed checkpoint of the chain's head goes outside the database when
+``DRIFTGATE_CHECKPOINTS`` names a place (`driftgate.checkpoints`). Reads take
+no lock; writers wait for one another within a bounded time
+(`driftgate.recordlock`). Called by the record tasks, the CLI (plan, history,
+show, status, audit) and the scheduling work.
 """
 
 from __future__ import annotations

@@ -22,9 +22,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from driftgate import recordlock
-from driftgate.errors import PermanentError
+from driftgate.errors import PermanentError, TransientError
 from driftgate.models import Stage
 from driftgate.secrets import Masker
 
@@ -54,8 +55,13 @@ def upgrade(engine: Engine) -> None:
     cfg = config()
     script = ScriptDirectory.from_config(cfg)
     newest = script.get_current_head()
-    with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:  # unreadable, unreachable: one line, not a traceback
+        raise TransientError(
+            f"cannot open the record database {recordlock.describe(engine)}: {Masker()(str(exc.orig))}", stage=Stage.RECORD
+        ) from None
     if current == newest:
         return
     _refuse_unknown(engine, script, current, newest)
