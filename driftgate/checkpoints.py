@@ -54,6 +54,7 @@ NAMESPACE = "driftgate-checkpoint"  # ssh-keygen -n: a checkpoint signature is g
 PRINCIPAL = "driftgate-instance"  # the name the instance key has in allowed_signers
 REF = "refs/driftgate/audit"
 FORMAT = "driftgate-checkpoint/1"
+RUN_TIMEOUT_S = 60  # per ssh-keygen or git call
 NOT_CONFIGURED = "no checkpoints configured: truncation and recomputation cannot be detected"
 
 log = logging.getLogger("driftgate.record")
@@ -153,7 +154,11 @@ def payload(*, index: int, prev: str, chain: str, seq: int, head: str, database:
 
 
 def _run(args: list[str], *, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, input=input, capture_output=True, text=True, env=env, timeout=60)
+    """ssh-keygen or git, bounded: a remote that hangs is one line, not a stuck writer."""
+    try:
+        return subprocess.run(args, input=input, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise CheckpointError(f"{args[0]} {args[1]} did not finish within {RUN_TIMEOUT_S} s") from None
 
 
 def public_key_of(line: str) -> str:

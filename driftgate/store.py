@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
-from heapq import merge as merge_sorted  # not `.merge(`: the no-UPDATE test looks for session.merge
+from heapq import merge as merge_sorted  # named apart from session merge, which the no-UPDATE test looks for
 from subprocess import SubprocessError
 from typing import Any
 from uuid import uuid4
