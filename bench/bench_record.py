@@ -73,7 +73,7 @@ def main() -> None:
     assert stored is not None and len(stored.changes) == args.changes
 
     started = time.perf_counter()
-    verdict = audit.verify(store.chain_entries())
+    verdict = audit.verify(store.iter_chain())
     check = time.perf_counter() - started
     assert verdict.ok, verdict.problem
 
