@@ -13,8 +13,8 @@ Members (under ``driftgate-bundle/``; gzip when FILE ends in .gz or .tgz):
   column in ``content``, and a run's change rows in ``changes``): what
   `driftgate.audit.row_hash` is computed over, so a changed byte shows;
 - ``allowed_signers``: the instance key(s) that signed the checkpoints, and
-  the approvers' lines the record's approvals name (``allowed_signers`` in a
-  run's approval), in ssh-keygen's allowed_signers format;
+  the approvers' lines the record's signed approvals were checked with
+  (``approval.signature.allowed_signers``), in ssh-keygen's allowed_signers format;
 - ``README.txt``: the same, for the person who opens it.
 
 Rows and checkpoints are streamed through temporary files, never held in
@@ -93,12 +93,14 @@ def _entry_of(line: str, number: int) -> audit.Entry:
 
 
 def _approver_lines(entry: audit.Entry) -> list[str]:
-    """The allowed_signers lines a run's signed approval names."""
+    """The allowed_signers lines a run's signed approval was checked with
+    (``approval.signature.allowed_signers``, kept in the record with it)."""
     approval = entry.content.get("approval") if entry.table == "runs" else None
-    lines = approval.get("allowed_signers") if isinstance(approval, dict) else None
-    if isinstance(lines, str):
-        lines = [lines]
-    return [str(line).strip() for line in lines or [] if str(line).strip()]
+    evidence = approval.get("signature") if isinstance(approval, dict) else None
+    lines = evidence.get("allowed_signers") if isinstance(evidence, dict) else None
+    if isinstance(lines, list):
+        lines = "\n".join(str(line) for line in lines)
+    return [line.strip() for line in str(lines or "").splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
 def export(path: Path, entries: Iterable[audit.Entry], found: Iterable[checkpoints.Checkpoint], *, database: str, location: str, instance_keys: Iterable[str] = ()) -> dict[str, Any]:

@@ -50,11 +50,16 @@ def checkpoints_dir(tmp_path: Path, instance_key: Path, monkeypatch: pytest.Monk
     return where
 
 
-def _three_runs(url: str) -> Store:
-    """Three runs of two environments, each with its start: 9 entries, 6 transactions."""
+def _three_runs(url: str, *, signed_approvals: bool = False) -> Store:
+    """Three runs of two environments, each with its start: 9 entries, 6 transactions.
+    ``signed_approvals``: each approval carries the evidence a signed approval
+    keeps (its statement, signature, fingerprint and the allowed_signers line it
+    was checked with; the signature itself is not real here)."""
     store = Store(url)
     for i, env in enumerate(["prod", "staging", "prod"]):
-        approval = {"required": True, "decision": "approve", "approver": "alice", "allowed_signers": APPROVER_LINE}
+        approval: dict[str, Any] = {"required": True, "decision": "approve", "approver": "alice"}
+        if signed_approvals:
+            approval["signature"] = {"statement": "...", "signature": "...", "fingerprint": "SHA256:...", "allowed_signers": APPROVER_LINE}
         run = a_run(env, at=T0 + timedelta(days=i), commit=f"{'abcdef'[i]}" * 40, run_id=f"run-{i}-{env}", approval=approval)
         store.start_run(_start(run.run_id, env))
         store.record(run)
@@ -231,7 +236,7 @@ def _export(url: str, bundle: Path) -> None:
 def test_a_bundle_verifies_offline_with_the_database_deleted(checkpoints_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "record.db"
     url = f"sqlite:///{path}"
-    _three_runs(url)
+    _three_runs(url, signed_approvals=True)
     bundle = tmp_path / "audit-2024.tar"
     _export(url, bundle)
     with tarfile.open(bundle) as tar:
@@ -239,7 +244,7 @@ def test_a_bundle_verifies_offline_with_the_database_deleted(checkpoints_dir: Pa
         allowed = tar.extractfile("driftgate-bundle/allowed_signers").read().decode()  # type: ignore[union-attr]
     assert {"driftgate-bundle/record.jsonl", "driftgate-bundle/checkpoints.jsonl", "driftgate-bundle/manifest.json"} <= names
     assert 'driftgate-instance namespaces="driftgate-checkpoint" ssh-ed25519 ' in allowed
-    assert APPROVER_LINE in allowed  # the approvers' keys the record's approvals name
+    assert allowed.count(APPROVER_LINE) == 1  # the approvers' keys the record's signed approvals were checked with
 
     _engine.cache_clear()
     for leftover in tmp_path.glob("record.db*"):
