@@ -209,6 +209,7 @@ def _run(
         return False  # keep nothing on disk
 
     with _private_data_dir(bundle) as pdd, tempfile.TemporaryDirectory(prefix="dg-cp-") as control_dir:
+        bin_dir = _playbook_that_dies_with_this_process(Path(control_dir))
         known_hosts = pdd / "known_hosts"
         known_hosts.write_text(ssh.known_hosts if ssh and ssh.known_hosts else "")
         runner = ansible_runner.run(
@@ -217,7 +218,7 @@ def _run(
             inventory=[str(pdd / source) for source in bundle.inventory],
             extravars=env.target.vars or None,
             cmdline="--check --diff" if check_mode else "--diff",
-            envvars={**_ansible_env(pdd, known_hosts, ssh, Path(control_dir)), **_callback_env(pdd)},
+            envvars={**_ansible_env(pdd, known_hosts, ssh, Path(control_dir), bin_dir), **_callback_env(pdd)},
             ssh_key=ssh.private_key if ssh and ssh.private_key else None,
             suppress_env_files=True,
             quiet=True,
@@ -307,10 +308,44 @@ def _reveal_hidden_changes(events: list[_TaskEvent], changed_per_host: dict[str,
     return result
 
 
-def _ansible_env(pdd: Path, known_hosts: Path, ssh: SSHAccess | None, control_dir: Path) -> dict[str, str]:
+# ansible-runner starts ansible-playbook ignoring SIGHUP, in a session of its own:
+# when the process running it is killed (kill -9 of `driftgate sync`), the
+# playbook, its workers and their modules would go on applying, beside the
+# next sync. This stand-in, first on the PATH ansible-runner searches, asks the
+# kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG, Linux) and then
+# kills its process group: itself, ansible-playbook and everything it started.
+# It does the same on the SIGTERM/SIGINT that ansible-runner's timeout sends.
+_PLAYBOOK_STAND_IN = """\
+#!{python}
+import ctypes, os, signal, subprocess, sys
+def stop(*_):
+    os.killpg(0, signal.SIGKILL)
+for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, stop)
+ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+if os.getppid() != {parent}:  # the parent died before that: stop now
+    stop()
+sys.exit(subprocess.call([{playbook!r}, *sys.argv[1:]]))
+"""
+
+
+def _playbook_that_dies_with_this_process(directory: Path) -> Path:
+    """A bin directory holding the ansible-playbook stand-in above; returns it."""
+    bin_dir = directory / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "ansible-playbook"
+    playbook = str(Path(sys.executable).with_name("ansible-playbook"))
+    stand_in.write_text(_PLAYBOOK_STAND_IN.format(python=sys.executable, parent=os.getpid(), playbook=playbook))
+    stand_in.chmod(0o700)
+    return bin_dir
+
+
+def _ansible_env(
+    pdd: Path, known_hosts: Path, ssh: SSHAccess | None, control_dir: Path, bin_dir: Path | None = None
+) -> dict[str, str]:
     venv_bin = os.path.dirname(sys.executable)
     env = {
-        "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", "/usr/bin:/bin")]),
+        "PATH": os.pathsep.join([*([str(bin_dir)] if bin_dir else []), venv_bin, os.environ.get("PATH", "/usr/bin:/bin")]),
         # ansible-runner switches host-key checking off; driftgate wants it on.
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_SSH_ARGS": (

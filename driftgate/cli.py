@@ -20,7 +20,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
@@ -200,14 +200,15 @@ def sync(
     """Reconcile ENV now (fetch, render, diff, gate, apply, record). Exit 0 on success, 1 on failure or rejection."""
     config_path = _validated_config_path(config, environment)
     _prefect_defaults()
-    from flows.reconcile import reconcile
-    from flows.requests import cli_request, requested
-
     console.print(f"[dim]running the reconcile flow for {escape(environment)} on {_api_description()}…[/]")
-    # Trigger, requester and pre-approval travel in this process only, never as
-    # flow parameters (which anyone reaching the Prefect API could set).
-    with requested(cli_request(pre_approve=yes)):
-        state = reconcile(environment=environment, config=str(config_path), return_state=True)
+    with _prefect_server():  # before Prefect is imported: it reads PREFECT_API_URL once
+        from flows.reconcile import reconcile
+        from flows.requests import cli_request, requested
+
+        # Trigger, requester and pre-approval travel in this process only, never as
+        # flow parameters (which anyone reaching the Prefect API could set).
+        with requested(cli_request(pre_approve=yes)):
+            state = reconcile(environment=environment, config=str(config_path), return_state=True)
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     record = _record_of(flow_run_id)
     if record is None:
@@ -240,6 +241,24 @@ def _prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
+@contextmanager
+def _prefect_server() -> Iterator[None]:
+    """The server named by ``PREFECT_API_URL``; without one, a temporary server
+    for this command that dies with it, even when the command is killed (set
+    before Prefect is imported, which reads the URL once)."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from flows.temporary_server import temporary_server
+
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(temporary_server(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])))
+        except RuntimeError as exc:  # it did not start
+            _fail(str(exc))
+        yield
+
+
 def _api_description() -> str:
     url = os.environ.get("PREFECT_API_URL")
     return f"the Prefect server at {url}" if url else "a temporary Prefect server (set PREFECT_API_URL to use yours)"
@@ -262,6 +281,7 @@ _OUTCOME_STYLE = {
     Outcome.DRIFT: "yellow",
     Outcome.REJECTED: "magenta",
     Outcome.FAILED: "red",
+    Outcome.SKIPPED: "dim",
 }
 
 

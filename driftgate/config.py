@@ -308,6 +308,10 @@ class Schedule(Strict):
 
 class SyncSettings(Strict):
     schedule: Schedule | None = None
+    wait: Duration = Field(
+        default=timedelta(minutes=30),
+        description="how long a sync waits while another sync of the environment runs, then gives up",
+    )
 
 
 class DriftSettings(Strict):

@@ -26,6 +26,7 @@ class Stage(str, Enum):
     """Where a run was when it stopped; the value names the Flux-style reason."""
 
     CONFIG = "config"
+    QUEUE = "queue"  # waiting for the environment's sync slot (another sync of it runs)
     FETCH = "fetch"
     RENDER = "render"
     DIFF = "diff"
@@ -54,6 +55,7 @@ class Outcome(str, Enum):
     REJECTED = "rejected"  # approval refused or timed out: nothing applied
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # started, never finished (the process died); marked by the next start
+    SKIPPED = "skipped"  # a drift check that stayed clear of a sync of its environment: no finding
 
 
 class Mode(str, Enum):

@@ -82,6 +82,7 @@ class RunLog:
         self.result: ApplyResult | None = None
         self.failed_stage: Stage | None = None
         self.reason = ""
+        self.skipped = False
 
     def start(self) -> RunStart:
         """What the record notes when the run starts (before fetch)."""
@@ -107,6 +108,12 @@ class RunLog:
             self.failed_stage = stage or self._current_stage()
             self.reason = self.masker(f"{type(exc).__name__}: {exc}")
 
+    def skip(self, reason: str) -> None:
+        """A drift check that stays clear of a sync: no finding, whatever its diff saw."""
+        self.skipped = True
+        self.plan = None  # maybe a half-applied state: neither drift nor in sync
+        self.reason = self.masker(reason)
+
     def _current_stage(self) -> Stage:
         """The stage after the last one that produced something."""
         if self.checkout is None:
@@ -123,6 +130,8 @@ class RunLog:
             return Outcome.REJECTED
         if self.failed_stage is not None:
             return Outcome.FAILED
+        if self.skipped:
+            return Outcome.SKIPPED
         if self.result is not None and not self.result.succeeded:
             return Outcome.FAILED
         if self.plan is None:

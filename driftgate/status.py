@@ -41,7 +41,8 @@ class StatusLine(BaseModel):
 
 
 def environment_status(environment: str, store: Store, *, head: str | None, head_error: str = "") -> StatusLine:
-    runs = [r for r in store.history(environment, limit=50) if r.outcome != Outcome.INTERRUPTED]
+    # An interrupted run and a skipped check (it stayed clear of a sync) found nothing.
+    runs = [r for r in store.history(environment, limit=50) if r.outcome not in (Outcome.INTERRUPTED, Outcome.SKIPPED)]
     last_sync = next((r for r in runs if r.kind in (Kind.SYNC, Kind.ROLLBACK)), None)
     last_check = next((r for r in runs if r.kind in (Kind.DRIFT, Kind.PLAN)), None)
     recorded = store.status(environment)

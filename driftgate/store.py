@@ -204,6 +204,15 @@ class DriftEvent(Frozen):
     id: int | None = None
 
 
+class OpenRun(RunStart):
+    """A run's start, as `Store.runs_in_progress` finds it: where it runs, and
+    whether it has ended since (then it no longer works)."""
+
+    host: str = ""
+    pid: int = 0
+    ended: bool = False
+
+
 class EnvironmentStatus(Frozen):
     """Where an environment stands: what was last attempted, what was last applied."""
 
@@ -229,15 +238,19 @@ class Store:
         """Append the start of a run. Earlier starts of the same environment that
         never got an end, and whose process is gone, are first recorded as
         ``interrupted``; returns the record ids of those."""
-        marked = []
         with self._writing(f"the start of a run of {start.environment!r}") as conn:
-            for row in self._unfinished(conn, start.environment):
-                if row.run_id != start.run_id and not _still_running(row.host, row.pid):
-                    marked.append(self._append_run(conn, _interrupted(row, noticed_by=start), inventory=None))
+            marked = self._mark_interrupted(conn, start)
             values = start.model_dump(mode="python")
             values.update(kind=start.kind.value, mode=start.mode.value, started_at=_db_time(start.started_at))
             self._append(conn, RunStartRow, {**values, "host": socket.gethostname(), "pid": os.getpid()})
         return marked
+
+    def mark_interrupted(self, noticed_by: RunStart) -> list[int]:
+        """What `start_run` does first, alone: for a run that has started and is
+        waiting (for its environment's sync slot), so a holder that dies while it
+        waits is noticed. Returns the record ids of the runs marked."""
+        with self._writing(f"interrupted runs of {noticed_by.environment!r}") as conn:
+            return self._mark_interrupted(conn, noticed_by)
 
     def record(self, run: RunRecord, *, inventory: list[dict[str, Any]] | None = None) -> int:
         """Append a run's end with its changes (one transaction); returns its id.
@@ -322,6 +335,38 @@ class Store:
                 select(runs).where(runs.c.flow_run_id == flow_run_id).order_by(runs.c.id.desc()).limit(1)
             ).mappings().first()
             return _stored(row, _changes_of(conn, [row["id"]]).get(row["id"], [])) if row else None
+
+    def runs_in_progress(
+        self, environment: str, *, kinds: Sequence[Kind] = (Kind.SYNC, Kind.ROLLBACK), since: datetime | None = None
+    ) -> list[OpenRun]:
+        """Runs of ``kinds`` that may be working now: started and not ended
+        (on this machine: their process is alive; elsewhere that cannot be told,
+        so they count). With ``since``, also those that started or ended (other
+        than interrupted) since then. Oldest first. Used to say whom a waiting
+        sync waits for, and by the drift check to stay clear of syncs."""
+        starts, runs = RunStartRow.__table__, RunRow.__table__
+        query = (
+            select(starts, runs.c.outcome, runs.c.finished_at)
+            .select_from(starts.outerjoin(runs, runs.c.run_id == starts.c.run_id))
+            .where(starts.c.environment == environment, starts.c.kind.in_([k.value for k in kinds]))
+            .order_by(starts.c.seq)
+        )
+        if since is None:
+            query = query.where(runs.c.id.is_(None))
+        else:
+            since_db = _db_time(since)
+            ended_since = and_(runs.c.outcome != Outcome.INTERRUPTED.value, runs.c.finished_at >= since_db)
+            query = query.where(runs.c.id.is_(None) | ended_since | (starts.c.started_at >= since_db))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        found = []
+        for row in rows:
+            if row["outcome"] is None and not _still_running(row["host"], row["pid"], elsewhere=True):
+                if since is None or _aware(row["started_at"]) < since:
+                    continue  # died (the next start records it as interrupted)
+            data = {k: row[k] for k in OpenRun.model_fields if k in row}
+            found.append(OpenRun(**{**data, "started_at": _aware(row["started_at"]), "ended": row["outcome"] is not None}))
+        return found
 
     def status(self, environment: str) -> EnvironmentStatus | None:
         """The newest status row of an environment (None if it never synced)."""
@@ -500,6 +545,14 @@ class Store:
             values["inventory"] = inventory
         return self._append(conn, EnvironmentStatusRow, values)
 
+    def _mark_interrupted(self, conn: Connection, noticed_by: RunStart) -> list[int]:
+        """Append as ``interrupted`` the unended starts of the environment whose process is gone."""
+        marked = []
+        for row in self._unfinished(conn, noticed_by.environment):
+            if row.run_id != noticed_by.run_id and not _still_running(row.host, row.pid):
+                marked.append(self._append_run(conn, _interrupted(row, noticed_by=noticed_by), inventory=None))
+        return marked
+
     @staticmethod
     def _unfinished(conn: Connection, environment: str) -> Sequence[Any]:
         """Starts of ``environment`` with no end in ``runs``."""
@@ -639,12 +692,13 @@ def _interrupted(start: Any, *, noticed_by: RunStart) -> RunRecord:
     )
 
 
-def _still_running(host: str, pid: int) -> bool:
+def _still_running(host: str, pid: int, *, elsewhere: bool = False) -> bool:
     """Whether a run's process may still be working. Only a process on this
-    machine can be checked; one elsewhere is taken as gone, because runs of one
-    environment are serialised (one deployment, concurrency 1)."""
+    machine can be checked; one elsewhere counts as ``elsewhere``: gone when a
+    start judges it (runs of one environment are serialised: one deployment,
+    concurrency 1), running when a drift check asks whether to stay clear."""
     if host != socket.gethostname():
-        return False
+        return elsewhere
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -8,7 +8,10 @@ Never applies anything itself. Drift found is recorded as a drift event
 run (whose own gate still applies); ``sync-if-safe`` starts one only when the
 correcting plan is not risky. An unreachable target or any other error is
 recorded (status unknown, with the reason) and does not fail the serving
-process. Run by the ``drift-<env>`` deployments and by the tests.
+process; an unexpected exception is recorded as failed with its stage and
+then fails the flow run. A check while a sync of the environment runs (or
+one that a sync overlapped) is recorded as skipped: a half-applied state is
+not drift. Run by the ``drift-<env>`` deployments and by the tests.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from driftgate.models import Kind, Mode, Outcome, Plan, Trigger
 from driftgate.runlog import RunLog
 from flows.links import this_run_url
 from flows.requests import RunRequest, pinned_config, requested, this_request
+from flows.locks import free_dead_runs, sync_in_progress
 from tasks import diff_live, fetch_source, load_access, record_run, render_bundle
 from tasks.notify import notify
 from tasks.stages import record_start
@@ -42,20 +46,36 @@ def drift_check(environment: str, config: str | None = None, delay_seconds: floa
         environment, mode=Mode.PLAN, kind=Kind.DRIFT, trigger=request.trigger.value, requested_by=request.requested_by,
         flow_run_id=str(flow_run.id), flow_run_url=this_run_url(),
     )  # fmt: skip
-    record_start(run.start())
+    start = run.start()
+    interrupted = record_start(start)
     env: Environment | None = None
     try:
+        free_dead_runs(interrupted, noticed_by=start)
         env = load_config(pinned_config(config, environment=environment)).environment(environment)
-        access = load_access(env)
-        run.masker = access.masker
-        run.checkout = fetch_source(env, access)
-        bundle = render_bundle(env, run.checkout)
-        run.plan = diff_live(env, bundle, access)
+        # A sync applying now would show as drift: stay clear of it, before the
+        # diff and after it (one may have started, or ended, meanwhile).
+        busy = sync_in_progress(environment, since=run.started_at)
+        if busy is None:
+            access = load_access(env)
+            run.masker = access.masker
+            run.checkout = fetch_source(env, access)
+            bundle = render_bundle(env, run.checkout)
+            run.plan = diff_live(env, bundle, access)
+            busy = sync_in_progress(environment, since=run.started_at)
+        if busy is not None:
+            run.skip(f"skipped: {busy}; a check now could take its changes for drift")
     except DriftgateError as exc:
         run.fail(exc)
+    except Exception as exc:  # a bug or an unforeseen failure: record it, then let Prefect show it
+        run.fail(exc)
+        record_run(run.finish())
+        raise
     record = run.finish()
     record_id = record_run(record)
     summary = f"record #{record_id}: {record.outcome.value}"
+    if record.outcome == Outcome.SKIPPED:
+        logger.info("drift check of %s %s", environment, record.reason)
+        return Completed(name="Skipped", message=f"{summary}: {record.reason}")
     if record.outcome == Outcome.FAILED:
         logger.warning("drift check of %s could not finish: %s", environment, record.reason)
         # Completed, not Failed: an unknown status is a finding, not a crash of the check.

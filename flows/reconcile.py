@@ -22,7 +22,7 @@ from driftgate.models import Mode, Outcome, Plan
 from driftgate.runlog import RunLog
 from flows.approval import gate
 from flows.links import this_run_url
-from flows.locks import one_sync_at_a_time
+from flows.locks import free_dead_runs, one_sync_at_a_time
 from flows.requests import pinned_config, this_request
 from tasks.notify import notify
 from tasks.stages import record_start
@@ -43,7 +43,8 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
     Who asked, and any pre-approval (``driftgate sync --yes``), come from
     flows/requests.py, never from parameters: the Prefect UI's Run form can
     set every parameter. ``delay_seconds`` spreads cron-scheduled runs
-    (jitter). One sync per environment runs at a time (flows/locks.py).
+    (jitter). One sync per environment runs at a time (flows/locks.py); one that
+    waits longer than the environment's ``sync.wait`` fails at stage queue.
     """
     logger = get_run_logger()
     request = this_request()
@@ -55,13 +56,15 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
         flow_run_id=str(flow_run.id),
         flow_run_url=this_run_url(),
     )
-    record_start(run.start())  # first: a run whose process dies is still in the record
+    start = run.start()
+    interrupted = record_start(start)  # first: a run whose process dies is still in the record
     env: Environment | None = None
     try:
+        free_dead_runs(interrupted, noticed_by=start)  # ... and its sync slot does not outlive it
         env = load_config(pinned_config(config, environment=environment)).environment(environment)
         if delay_seconds:
             time.sleep(delay_seconds)
-        with one_sync_at_a_time(environment):
+        with one_sync_at_a_time(start, wait=env.sync.wait):
             access = load_access(env)
             run.masker = access.masker
             run.checkout = fetch_source(env, access)

@@ -1,0 +1,190 @@
+"""Nothing outlives its run: a `driftgate sync` killed with -9 mid-apply frees
+its environment (a real Prefect server, and the temporary one, which dies with
+the command); a sync that must wait says for whom and gives up in bounded time.
+
+Each sync here is the real console script in its own process. "Mid-apply" is
+deterministic: the playbook's first apply-only task touches ``applying`` and
+the next waits for ``release``, a file only the test creates.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from driftgate.demo_repo import DemoWorld, commit_change
+from driftgate.models import Outcome
+from driftgate.store import Store
+from tests.conftest import DRIFTGATE, edit_config, run_cli
+
+GATE_TASKS = """\
+    - name: applying (test gate)
+      ansible.builtin.file: {{path: "{gate}/applying", state: touch, mode: "0644"}}
+      when: not ansible_check_mode
+    - name: wait for the test
+      ansible.builtin.wait_for: {{path: "{gate}/release", timeout: 300}}
+      when: not ansible_check_mode
+
+"""
+
+
+def block_apply_on(world: DemoWorld, gate: Path) -> None:
+    """The demo playbook, with the two gate tasks first: apply stops before it
+    changes anything, and a plan (check mode) skips them."""
+    gate.mkdir(parents=True, exist_ok=True)
+    playbook = (world.repo / "ansible/site.yml").read_text()
+    playbook = playbook.replace("  tasks:\n", "  tasks:\n" + GATE_TASKS.format(gate=gate), 1)
+    commit_change(world.repo, "ansible/site.yml", playbook, "test: apply waits for the test's gate file")
+
+
+def wait_for(condition, what: str, *, timeout: float = 180, proc: subprocess.Popen[str] | None = None, log: Path | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``condition`` (a cheap check of the thing itself) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"{what}: the process ended ({proc.returncode}): {log.read_text()[-3000:] if log else ''}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout} s" + (f": {log.read_text()[-3000:]}" if log else ""))
+        time.sleep(0.1)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc: no psutil here)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@contextmanager
+def sync_process(world: DemoWorld, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[str]]:
+    """`driftgate sync demo --yes` in its own process; killed (its whole group) if the test fails."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(DRIFTGATE), "sync", "demo", "--config", str(world.config), "--yes"],
+            env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+
+
+def kill_mid_apply_then_sync(world: DemoWorld, tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float, set[str]]:
+    """Start a sync, kill -9 it while it applies, then sync again right away.
+    Returns the second sync, how long it took, and the command lines of the
+    first sync's processes still alive after the kill."""
+    gate = tmp_path / "gate"
+    block_apply_on(world, gate)
+    log = tmp_path / "first-sync.log"
+    with sync_process(world, env, log) as first:
+        wait_for((gate / "applying").exists, "the first sync reaches apply", proc=first, log=log)
+        below = descendants(first.pid)
+        os.kill(first.pid, signal.SIGKILL)  # the command only, as `kill -9 PID` does
+        first.wait(10)
+    # What the kill leaves behind must go by itself (PR_SET_PDEATHSIG, hangup): wait for that, bounded.
+    deadline = time.monotonic() + 15
+    while any(alive(p) for p in below) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = {cmdline(p) for p in below if alive(p)}
+    for pid in below:  # leave nothing running on the machine, whatever the result
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    (gate / "release").touch()  # the second sync's apply passes the gate at once
+    started = time.monotonic()
+    second = run_cli("sync", "demo", "--config", str(world.config), "--yes", env=env, timeout=150)
+    return second, time.monotonic() - started, survivors
+
+
+def assert_second_sync_took_over(second: subprocess.CompletedProcess[str], world: DemoWorld) -> None:
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "applied" in second.stdout
+    runs = Store().history("demo")
+    assert [r.outcome for r in runs] == [Outcome.APPLIED, Outcome.INTERRUPTED]
+    assert "its process" in runs[1].reason and "ended before it recorded an outcome" in runs[1].reason
+    assert world.config_line.read_text() == "max_connections = 100\n"
+
+
+def test_killed_sync_frees_its_environment_on_a_prefect_server(world: DemoWorld, tmp_path: Path, prefect_server: str) -> None:
+    env = {"PREFECT_API_URL": f"{prefect_server}/api"}
+    second, took, survivors = kill_mid_apply_then_sync(world, tmp_path, env)
+    assert survivors == set(), f"still running after the sync was killed: {survivors}"
+    assert_second_sync_took_over(second, world)
+    assert took < 60, f"the second sync took {took:.0f} s (the dead run's slot was not freed)"
+    # The dead run is not left "Running" in Prefect either.
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    interrupted = Store().history("demo")[1]
+    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as client:
+        state = client.read_flow_run(interrupted.flow_run_id).state
+    assert state is not None and state.type.value == "CRASHED", state
+
+
+def test_killed_sync_frees_its_environment_on_the_temporary_server(world: DemoWorld, tmp_path: Path) -> None:
+    env = {"PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": ""}
+    second, _took, survivors = kill_mid_apply_then_sync(world, tmp_path, env)
+    assert survivors == set(), f"still running after the sync was killed: {survivors}"
+    assert_second_sync_took_over(second, world)
+
+
+def test_a_waiting_sync_says_for_whom_and_gives_up(world: DemoWorld, tmp_path: Path, prefect_server: str) -> None:
+    env = {"PREFECT_API_URL": f"{prefect_server}/api", "DRIFTGATE_USER": "alice"}
+    gate = tmp_path / "gate"
+    block_apply_on(world, gate)
+    edit_config(world, sync={"wait": "4s"})
+    log = tmp_path / "first-sync.log"
+    with sync_process(world, env, log) as first:
+        wait_for((gate / "applying").exists, "the first sync reaches apply", proc=first, log=log)
+        holder = Store().history("demo")  # nothing ended yet
+        assert holder == []
+        started = time.monotonic()
+        second = run_cli("sync", "demo", "--config", str(world.config), "--yes", env={**env, "DRIFTGATE_USER": "bob"}, timeout=120)
+        waited = time.monotonic() - started
+        (gate / "release").touch()
+        first.wait(120)
+    out = second.stdout + second.stderr
+    assert second.returncode == 1, out
+    assert "waiting for the sync of demo started by alice" in out, out
+    assert "gave up after 4s" in out, out
+    assert waited < 60, waited
+    first_run, waiter = sorted(Store().history("demo"), key=lambda r: r.started_at)
+    assert first_run.outcome == Outcome.APPLIED and first_run.requested_by == "alice"
+    assert waiter.outcome == Outcome.FAILED and waiter.requested_by == "bob"
+    assert waiter.failed_stage is not None and waiter.failed_stage.value == "queue"
+    assert first_run.flow_run_id and first_run.flow_run_id in waiter.reason
