@@ -26,10 +26,10 @@ from tests.conftest import DRIFTGATE, edit_config, run_cli
 
 GATE_TASKS = """\
     - name: applying (test gate)
-      ansible.builtin.file: {{path: "{gate}/applying", state: touch, mode: "0644"}}
+      ansible.builtin.file: {{path: "{gate}/{{{{ environment_name }}}}.applying", state: touch, mode: "0644"}}
       when: not ansible_check_mode
     - name: wait for the test
-      ansible.builtin.wait_for: {{path: "{gate}/release", timeout: 300}}
+      ansible.builtin.wait_for: {{path: "{gate}/{{{{ environment_name }}}}.release", timeout: 300}}
       when: not ansible_check_mode
 
 """
@@ -37,7 +37,8 @@ GATE_TASKS = """\
 
 def block_apply_on(world: DemoWorld, gate: Path) -> None:
     """The demo playbook, with the two gate tasks first: apply stops before it
-    changes anything, and a plan (check mode) skips them."""
+    changes anything (having touched ``gate/ENV.applying``) until ``gate/ENV.release``
+    exists; a plan (check mode) skips them."""
     gate.mkdir(parents=True, exist_ok=True)
     playbook = (world.repo / "ansible/site.yml").read_text()
     playbook = playbook.replace("  tasks:\n", "  tasks:\n" + GATE_TASKS.format(gate=gate), 1)
@@ -113,7 +114,7 @@ def kill_mid_apply_then_sync(world: DemoWorld, tmp_path: Path, env: dict[str, st
     block_apply_on(world, gate)
     log = tmp_path / "first-sync.log"
     with sync_process(world, env, log) as first:
-        wait_for((gate / "applying").exists, "the first sync reaches apply", proc=first, log=log)
+        wait_for((gate / "demo.applying").exists, "the first sync reaches apply", proc=first, log=log)
         below = descendants(first.pid)
         os.kill(first.pid, signal.SIGKILL)  # the command only, as `kill -9 PID` does
         first.wait(10)
@@ -125,7 +126,7 @@ def kill_mid_apply_then_sync(world: DemoWorld, tmp_path: Path, env: dict[str, st
     for pid in below:  # leave nothing running on the machine, whatever the result
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
-    (gate / "release").touch()  # the second sync's apply passes the gate at once
+    (gate / "demo.release").touch()  # the second sync's apply passes the gate at once
     started = time.monotonic()
     second = run_cli("sync", "demo", "--config", str(world.config), "--yes", env=env, timeout=150)
     return second, time.monotonic() - started, survivors
@@ -170,13 +171,13 @@ def test_a_waiting_sync_says_for_whom_and_gives_up(world: DemoWorld, tmp_path: P
     edit_config(world, sync={"wait": "4s"})
     log = tmp_path / "first-sync.log"
     with sync_process(world, env, log) as first:
-        wait_for((gate / "applying").exists, "the first sync reaches apply", proc=first, log=log)
+        wait_for((gate / "demo.applying").exists, "the first sync reaches apply", proc=first, log=log)
         holder = Store().history("demo")  # nothing ended yet
         assert holder == []
         started = time.monotonic()
         second = run_cli("sync", "demo", "--config", str(world.config), "--yes", env={**env, "DRIFTGATE_USER": "bob"}, timeout=120)
         waited = time.monotonic() - started
-        (gate / "release").touch()
+        (gate / "demo.release").touch()
         first.wait(120)
     out = second.stdout + second.stderr
     assert second.returncode == 1, out
