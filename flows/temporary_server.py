@@ -42,6 +42,7 @@ def temporary_server(startup_timeout: float) -> Iterator[str]:
     try:
         yield url
     finally:
+        _send_what_is_left()
         os.environ.pop("PREFECT_API_URL", None)
         server.terminate()
         try:
@@ -85,6 +86,18 @@ def _start(startup_timeout: float) -> tuple[subprocess.Popen[bytes], str]:
                 f"the temporary Prefect server did not answer within {startup_timeout:.0f} s "
                 "(raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or set PREFECT_API_URL to a running server)"
             )
+
+
+def _send_what_is_left() -> None:
+    """Logs and events still queued go to the server before it stops; else
+    Prefect tries a stopped server at exit (a minute here, then an error)."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
 
 
 def _dies_with(parent: int) -> Callable[[], None]:
