@@ -113,7 +113,7 @@ def _try_to_take(name: str, holder: ConcurrencyLeaseHolder) -> UUID | None:
     return UUID(response.json()["lease_id"])
 
 
-def holding_run(environment: str, candidates: list[OpenRun]) -> tuple[OpenRun, str] | None:
+def holding_run(candidates: list[OpenRun]) -> tuple[OpenRun, str] | None:
     """Which of ``candidates`` holds the slot (its flow run carries the lease
     label), and since when; None if none of them does."""
     with get_client(sync_client=True) as client:
@@ -142,7 +142,7 @@ def slot_taken(environment: str) -> bool:
 def describe_holder(environment: str, candidates: list[OpenRun], *, exclude: str | None = None) -> str:
     """'the sync of ENV started by alice (cli) at ..., holding the slot since ...: flow run ID'."""
     candidates = [r for r in candidates if r.flow_run_id != exclude]
-    found = holding_run(environment, candidates)
+    found = holding_run(candidates)
     if found is None:
         return (
             f"the sync slot of {environment}, held by a run this record does not show "
