@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 def check(world: DemoWorld) -> tuple[Any, Any]:
     from flows.drift import drift_check
 
-    state = drift_check(environment="demo", config=str(world.config), trigger="test", return_state=True)
+    state = drift_check(environment="demo", config=str(world.config), return_state=True)
     runs = [r for r in Store().history("demo", limit=10) if r.kind == Kind.DRIFT]
     return state, runs[0]
 
