@@ -32,6 +32,7 @@ from pydantic import (
 
 from driftgate import yamlload
 from driftgate.errors import ConfigError
+from driftgate.kinds import pattern_problem
 
 CONFIG_ENV_VAR = "DRIFTGATE_CONFIG"
 DEFAULT_CONFIG_NAME = "driftgate.yaml"
@@ -158,11 +159,14 @@ class IgnoreRule(Strict):
     matched by kind/name/namespace (globs), drop these JSON paths, or every
     field owned by these field managers (e.g. an HPA's controller)."""
 
-    kind: str = "*"
+    kind: str = Field(default="*", description="Kind (built-in), Kind.group, or a glob")
     name: str = "*"
     namespace: str = "*"
     json_paths: list[str] = Field(default_factory=list, description="e.g. /spec/replicas or .spec.replicas")
     managers: list[str] = Field(default_factory=list, description="field managers whose fields are ignored")
+
+
+    _kind_pattern = field_validator("kind")(lambda cls, value: _check_kind_pattern(value))
 
 
 class KubernetesTarget(Strict):
@@ -212,6 +216,14 @@ SENSITIVE_KINDS = (
 )
 
 
+def _check_kind_pattern(value: Any) -> Any:
+    """Kinds are told apart by group and kind: a bare name must be a built-in."""
+    for pattern in value if isinstance(value, list) else [value]:
+        if isinstance(pattern, str) and (problem := pattern_problem(pattern)):
+            raise ValueError(problem)
+    return value
+
+
 class RiskRules(Strict):
     """The built-in risk rules of ``approval.mode: risky``; each is on by
     default and can be switched off (false / [] / null) or tuned."""
@@ -221,6 +233,7 @@ class RiskRules(Strict):
         default_factory=lambda: list(SENSITIVE_KINDS), description="changes to objects of these kinds"
     )
     scale_to_zero: bool = Field(default=True, description="a workload scaled to zero replicas")
+    _kind_patterns = field_validator("kinds")(lambda cls, value: _check_kind_pattern(value))
     max_changes: int | None = Field(default=20, ge=0, description="more changes than this in one plan")
     production: bool = Field(default=True, description="any change in an environment with production: true")
     unpredictable_modules: bool = Field(
@@ -242,6 +255,8 @@ class RiskRule(Strict):
     name: str | None = Field(default=None, description="object name (Ansible: task name) glob")
     path: str | None = Field(default=None, description="a JSON path the change touches")
     action: list[Literal["create", "update", "delete", "run"]] | None = None
+
+    _kind_pattern = field_validator("kind")(lambda cls, value: _check_kind_pattern(value))
 
     @field_validator("action", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from typing import Any
 from driftgate import home
 from driftgate.config import Environment, KubernetesTarget
 from driftgate.errors import PermanentError
+from driftgate.kinds import builtin, group_of, is_builtin
 from driftgate.kubeclient import Cluster, KubeError, Resource, as_driftgate_error, connect
 from driftgate.kubediff import (
     apply_ignore_rules,
@@ -88,6 +89,10 @@ def plan(env: Environment, bundle: Bundle, cluster: Cluster, *, masker: Masker |
     manifests = load_manifests(bundle.directory)
     try:
         live = _LiveState.read(env, cluster, manifests)
+        manifests = in_served_scope(env, manifests, live.resources)
+        live.new_namespaces = {
+            m.name for m in manifests if is_builtin(m.api_version, m.kind, "Namespace") and m.identity not in live.objects
+        }
         cache = _ComparisonCache(env)
         changes, rejected = [], []
         for manifest in in_apply_order(manifests):
@@ -121,13 +126,13 @@ class _LiveState:
     @classmethod
     def read(cls, env: Environment, cluster: Cluster, manifests: list[Manifest]) -> "_LiveState":
         state = cls()
-        state.crd_kinds = {_crd_kind(m.object) for m in manifests if m.kind == "CustomResourceDefinition"}
+        state.crd_kinds = {_crd_kind(m.object) for m in manifests if is_builtin(m.api_version, m.kind, "CustomResourceDefinition")}
         kinds = {(m.api_version, m.kind) for m in manifests} | _inventory_kinds(env, cluster)
         for api_version, kind in sorted(kinds):
             resource = cluster.resource(api_version, kind)
             state.resources[(api_version, kind)] = resource
             if resource is None:
-                if (api_version, kind) in state.crd_kinds or not any(m.kind == kind for m in manifests):
+                if (api_version, kind) in state.crd_kinds or (api_version, kind) not in {(m.api_version, m.kind) for m in manifests}:
                     continue  # its CRD is created by this plan (or it is only in the inventory)
                 first = next(m for m in manifests if (m.api_version, m.kind) == (api_version, kind))
                 raise PermanentError(
@@ -143,8 +148,34 @@ class _LiveState:
                 labels = meta.get("labels") or {}
                 if labels.get(MANAGED_BY) == "driftgate" and labels.get(ENVIRONMENT_LABEL) == env.name:
                     state.owned.append(obj)
-        state.new_namespaces = {m.name for m in manifests if m.kind == "Namespace" and m.identity not in state.objects}
         return state
+
+
+def in_served_scope(env: Environment, manifests: list[Manifest], resources: dict[tuple[str, str], Resource | None]) -> list[Manifest]:
+    """The manifests with the scope the server serves each kind with: discovery
+    (by apiVersion and kind) has the last word over render's guess, which knows
+    only the built-ins and the CRDs in the same render. A cluster-scoped object
+    loses its namespace (as kubectl and the API server do); a namespaced one
+    without a namespace gets the environment's. Two objects that become one
+    identity are an error naming both."""
+    scoped, seen = [], {}
+    for m in manifests:
+        resource = resources.get((m.api_version, m.kind))
+        if resource is not None and resource.namespaced != bool(m.namespace):
+            obj = {**m.object, "metadata": dict(m.object["metadata"])}
+            if resource.namespaced:
+                obj["metadata"]["namespace"] = _target(env).namespace
+            else:
+                obj["metadata"].pop("namespace", None)
+            m = m.model_copy(update={"object": obj})
+        if m.identity in seen:
+            raise PermanentError(
+                f"environment {env.name!r}: {m.display} is defined twice: in {seen[m.identity]} and in {m.source}",
+                stage=Stage.DIFF,
+            )
+        seen[m.identity] = m.source
+        scoped.append(m)
+    return scoped
 
 
 def _crd_kind(crd: dict[str, Any]) -> tuple[str, str]:
@@ -168,7 +199,7 @@ def _compare(env: Environment, cluster: Cluster, manifest: Manifest, live: _Live
         desired, _ = mask_secrets(manifest.object, None)
         return Change(action=Action.CREATE, diff=masker(object_diff(desired, None, label=manifest.display)), **base)
 
-    rules = matching_rules(target.ignore, manifest.kind, manifest.namespace, manifest.name)
+    rules = matching_rules(target.ignore, manifest.api_version, manifest.kind, manifest.namespace, manifest.name)
     settings = cache.settings_key(rules, target.force_conflicts)
     key = f"{stable_hash(manifest.object)}:{(current or {}).get('metadata', {}).get('resourceVersion', '-')}:{settings}"
     known = cache.get(key)
@@ -223,7 +254,7 @@ def _prunes(env: Environment, live: _LiveState, manifests: list[Manifest]) -> li
         identity = (obj["apiVersion"].rpartition("/")[0], obj["kind"], meta.get("namespace", ""), meta["name"])
         if identity in wanted:
             continue
-        display = object_display(obj["kind"], meta.get("namespace", ""), meta["name"])
+        display = object_display(obj["kind"], meta.get("namespace", ""), meta["name"], api_version=obj["apiVersion"])
         before, _ = mask_secrets(normalize(obj), None)
         changes.append(
             Change(
@@ -335,12 +366,12 @@ def wave_of(manifest: Manifest) -> int:
                 f"{manifest.display} from {manifest.source}: {WAVE_ANNOTATION} must be an integer, not {annotation!r}",
                 stage=Stage.APPLY,
             ) from None
-    return int(_DEFAULT_WAVE.get(manifest.kind, Wave.REST))
+    return int(_DEFAULT_WAVE.get(builtin(manifest.api_version, manifest.kind), Wave.REST))
 
 
 def in_apply_order(manifests: list[Manifest]) -> list[Manifest]:
     """By wave; within a wave Namespaces and CRDs first, then by kind's default wave and name."""
-    return sorted(manifests, key=lambda m: (wave_of(m), int(_DEFAULT_WAVE.get(m.kind, Wave.REST)), m.display))
+    return sorted(manifests, key=lambda m: (wave_of(m), int(_DEFAULT_WAVE.get(builtin(m.api_version, m.kind), Wave.REST)), m.display))
 
 
 def apply(env: Environment, bundle: Bundle, cluster: Cluster, plan: Plan, *, masker: Masker | None = None) -> ApplyResult:
@@ -348,13 +379,14 @@ def apply(env: Environment, bundle: Bundle, cluster: Cluster, plan: Plan, *, mas
     masker = masker or Masker()
     target = _target(env)
     manifests = load_manifests(bundle.directory)
-    to_apply = {(c.kind, c.namespace, c.name) for c in plan.changes if c.action != Action.DELETE}
+    manifests = in_served_scope(env, manifests, {(m.api_version, m.kind): cluster.resource(m.api_version, m.kind) for m in manifests})
+    to_apply = {(group_of(c.api_version), c.kind, c.namespace, c.name) for c in plan.changes if c.action != Action.DELETE}
     results: dict[str, list[TaskResult]] = defaultdict(list)
     applied: list[tuple[Manifest, Resource]] = []
     failed_wave = False
     by_wave: dict[int, list[Manifest]] = defaultdict(list)
     for m in in_apply_order(manifests):
-        if (m.kind, m.namespace, m.name) in to_apply:
+        if m.identity in to_apply:
             by_wave[wave_of(m)].append(m)
     for wave in sorted(by_wave):
         if failed_wave:
@@ -369,7 +401,7 @@ def apply(env: Environment, bundle: Bundle, cluster: Cluster, plan: Plan, *, mas
                 applied.append((m, outcome[1]))
             else:
                 failed_wave = True
-        _wait_for_crds(env, cluster, [m for m in by_wave[wave] if m.kind == "CustomResourceDefinition"])
+        _wait_for_crds(env, cluster, [m for m in by_wave[wave] if is_builtin(m.api_version, m.kind, "CustomResourceDefinition")])
 
     if not failed_wave:
         for change in plan.changes:
@@ -453,7 +485,9 @@ def health_of(obj: dict[str, Any] | None) -> tuple[Health, str]:
     """One small check per kind, after Argo CD's health assessment."""
     if obj is None:
         return Health.MISSING, "not found"
-    kind, spec, status = obj.get("kind"), obj.get("spec") or {}, obj.get("status") or {}
+    # By group and kind: a custom resource named Deployment is no Deployment.
+    kind = builtin(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
     generation = obj.get("metadata", {}).get("generation")
     if kind in ("Deployment", "StatefulSet"):
         replicas = spec.get("replicas", 1)
@@ -492,23 +526,23 @@ _HEALTH_CHECKED = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "P
 def _wait_for_health(env: Environment, cluster: Cluster, applied: list[tuple[Manifest, Resource]]) -> dict[str, TaskResult]:
     """Poll the applied workloads until healthy or the environment's timeout:
     one LIST per kind per round (by this environment's label), not a GET per object."""
-    pending = {m.display: (m, r) for m, r in applied if m.kind in _HEALTH_CHECKED}
+    pending = {m.display: (m, r) for m, r in applied if builtin(m.api_version, m.kind) in _HEALTH_CHECKED}
     results: dict[str, TaskResult] = {}
     deadline = time.monotonic() + _target(env).health_timeout.total_seconds()
     last: dict[str, tuple[Health, str]] = {}
     selector = f"{MANAGED_BY}=driftgate,{ENVIRONMENT_LABEL}={env.name}"
     while pending:
-        live: dict[tuple[str, str, str], dict[str, Any]] = {}
+        live: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for resource in {r for _, r in pending.values()}:
             try:
                 for obj in cluster.list(resource, label_selector=selector):
                     meta = obj.get("metadata", {})
-                    obj["kind"] = resource.kind
-                    live[(resource.kind, meta.get("namespace", ""), meta["name"])] = obj
+                    obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind  # list items carry neither
+                    live[(resource.api_version, resource.kind, meta.get("namespace", ""), meta["name"])] = obj
             except KubeError as exc:
                 log.info("health check of %s: %s", resource.kind, exc)
         for display, (m, _resource) in list(pending.items()):
-            state = last[display] = health_of(live.get((m.kind, m.namespace, m.name)))
+            state = last[display] = health_of(live.get((m.api_version, m.kind, m.namespace, m.name)))
             if state[0] in (Health.HEALTHY, Health.DEGRADED):
                 status = "ok" if state[0] == Health.HEALTHY else "failed"
                 results[display] = TaskResult(host=display, task="health", status=status,

@@ -21,6 +21,7 @@ import yaml
 from deepdiff import DeepDiff
 
 from driftgate.config import IgnoreRule
+from driftgate.kinds import kind_matches
 
 _SERVER_METADATA = (
     "managedFields", "resourceVersion", "uid", "generation", "creationTimestamp",
@@ -49,10 +50,11 @@ def normalize(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def matching_rules(rules: list[IgnoreRule], kind: str, namespace: str, name: str) -> list[IgnoreRule]:
+def matching_rules(rules: list[IgnoreRule], api_version: str, kind: str, namespace: str, name: str) -> list[IgnoreRule]:
+    """The ignore rules for one object (kind by group and kind: see `driftgate.kinds`)."""
     return [
         r for r in rules
-        if fnmatchcase(kind, r.kind) and fnmatchcase(namespace, r.namespace) and fnmatchcase(name, r.name)
+        if kind_matches(r.kind, api_version, kind) and fnmatchcase(namespace, r.namespace) and fnmatchcase(name, r.name)
     ]  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from driftgate import yamlload
 from driftgate.config import Environment
 from driftgate.errors import PermanentError
+from driftgate.kinds import BUILTIN_GROUP, CLUSTER_SCOPED_BUILTINS, group_of, is_builtin
 from driftgate.models import Checkout, Manifest, Stage
 from driftgate.tools import run_tool
 
@@ -31,16 +32,6 @@ ENVIRONMENT_LABEL = "driftgate.io/environment"
 WAVE_ANNOTATION = "driftgate.io/wave"
 MANIFESTS_FILE = "manifests.json"
 
-# Kinds that live outside namespaces (the common built-ins; CRDs in the bundle
-# declare their own scope).
-CLUSTER_SCOPED = frozenset(
-    {
-        "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
-        "CustomResourceDefinition", "StorageClass", "PriorityClass", "IngressClass",
-        "RuntimeClass", "APIService", "MutatingWebhookConfiguration",
-        "ValidatingWebhookConfiguration", "CSIDriver", "VolumeAttachment",
-    }
-)  # fmt: skip
 _YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -185,13 +176,22 @@ def _helm(env: Environment, root: Path, where: str) -> list[tuple[str, int, Any]
         values.unlink()
 
 
+def _cluster_scoped(documents: list[tuple[str, int, Any]]) -> set[tuple[str, str]]:
+    """(group, kind) of the cluster-scoped kinds: the built-ins, and those whose
+    CRD in this render says ``scope: Cluster``. A kind not known here is taken as
+    namespaced until discovery says otherwise (`driftgate.kube` checks at plan)."""
+    scoped = {(BUILTIN_GROUP[kind], kind) for kind in CLUSTER_SCOPED_BUILTINS}
+    for _, _, doc in documents:
+        if not isinstance(doc, dict) or not is_builtin(str(doc.get("apiVersion", "")), str(doc.get("kind", "")), "CustomResourceDefinition"):
+            continue
+        spec = doc.get("spec") or {}
+        if isinstance(spec, dict) and spec.get("scope") == "Cluster" and isinstance(spec.get("names"), dict):
+            scoped.add((str(spec.get("group", "")), str(spec["names"].get("kind", ""))))
+    return scoped
+
+
 def _validate(documents: list[tuple[str, int, Any]], env: Environment, where: str) -> list[Manifest]:
-    cluster_scoped = set(CLUSTER_SCOPED) | {
-        doc["spec"]["names"]["kind"]
-        for _, _, doc in documents
-        if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition"
-        and doc.get("spec", {}).get("scope") == "Cluster" and "names" in doc.get("spec", {})
-    }
+    cluster_scoped = _cluster_scoped(documents)
     seen: dict[tuple[str, str, str, str], str] = {}
     manifests = []
     for source, index, doc in documents:
@@ -208,7 +208,7 @@ def _validate(documents: list[tuple[str, int, Any]], env: Environment, where: st
             )
         obj = json.loads(json.dumps(doc))  # plain JSON types (YAML dates, etc.)
         metadata = obj["metadata"]
-        if obj["kind"] in cluster_scoped:
+        if (group_of(str(obj["apiVersion"])), obj["kind"]) in cluster_scoped:
             metadata.pop("namespace", None)
         else:
             metadata.setdefault("namespace", env.target.namespace)

@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from driftgate.kinds import display_kind
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -121,11 +123,14 @@ class Manifest(Frozen):
 
     @property
     def display(self) -> str:
-        return object_display(self.kind, self.namespace, self.name)
+        return object_display(self.kind, self.namespace, self.name, api_version=self.api_version)
 
 
-def object_display(kind: str, namespace: str, name: str) -> str:
-    """How an object is named to people: Kind/namespace/name (Kind/name if cluster-wide)."""
+def object_display(kind: str, namespace: str, name: str, *, api_version: str = "") -> str:
+    """How an object is named to people: Kind/namespace/name (Kind/name if cluster-wide);
+    a custom kind that borrows a built-in's name shows its group (Namespace.servicebus.azure.com/...)."""
+    if api_version:
+        kind = display_kind(api_version, kind)
     return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
 
 

@@ -6,6 +6,7 @@ rules, all on by default and each tunable in ``approval.risk``:
 
     delete / prune      any Ansible delete, any Kubernetes prune
     kind:<Kind>         Namespaces, CRDs, RBAC, Secrets, ServiceAccounts, PV/PVCs
+                        (by group and kind: see `driftgate.kinds`)
     scale-to-zero       a workload whose replicas become 0
     module:<module>     Ansible command/shell/raw/script/reboot/expect tasks, and any
                         task check mode cannot predict (action ``run``)
@@ -35,6 +36,7 @@ import yaml
 
 from driftgate import yamlload
 from driftgate.config import ApprovalMode, ApprovalPolicy, Environment, RiskRule
+from driftgate.kinds import builtin, kind_matches
 from driftgate.models import Action, Bundle, Change, Plan
 
 log = logging.getLogger(__name__)
@@ -83,8 +85,8 @@ def change_rules(
     rules = []
     if risk.deletes and change.action == Action.DELETE:
         rules.append("prune" if change.kind else "delete")  # a Kubernetes delete is always a prune
-    if change.kind and change.kind in risk.kinds:
-        rules.append(f"kind:{change.kind}")
+    if change.kind:  # by group and kind: a custom resource named Namespace is no Namespace
+        rules += [f"kind:{pattern}" for pattern in risk.kinds if kind_matches(pattern, change.api_version, change.kind)]
     if risk.scale_to_zero and scales_to_zero(change):
         rules.append("scale-to-zero")
     if ansible:
@@ -108,16 +110,16 @@ def ansible_risk_rules(*, action: Action, module: str, task: str, policy: Approv
 
 def scales_to_zero(change: Change) -> bool:
     """A workload whose diff sets replicas to 0 (read from the masked diff)."""
-    if change.kind and change.kind not in WORKLOAD_KINDS:
-        return False
     if not change.kind or change.action == Action.DELETE:
+        return False
+    if builtin(change.api_version, change.kind) not in WORKLOAD_KINDS:
         return False
     return any(p.search(line.rstrip()) for line in change.diff.splitlines() for p in _TO_ZERO)
 
 
 def rule_matches(rule: RiskRule, change: Change) -> bool:
     """A user rule matches when every field it gives matches the change."""
-    if rule.kind is not None and not fnmatchcase(change.kind, rule.kind):
+    if rule.kind is not None and not (change.kind and kind_matches(rule.kind, change.api_version, change.kind)):
         return False
     if rule.namespace is not None and not fnmatchcase(change.namespace, rule.namespace):
         return False

@@ -17,6 +17,7 @@ from driftgate import policy, report
 from driftgate.config import Environment, parse_config
 from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.errors import ConfigError
+from driftgate.kinds import BUILTIN_GROUP
 from driftgate.models import Action, Bundle, Change, Outcome, Plan
 from driftgate.store import Store, StoredRun
 from tests.conftest import answer, approver, as_cli, edit_config, run_cli
@@ -33,7 +34,7 @@ def env_of(*, kind: str = "kubernetes", production: bool = False, **approval: An
 def obj(kind: str, name: str, *, namespace: str = "web", action: Action = Action.UPDATE, diff: str = "", paths: tuple[str, ...] = ()) -> Change:
     return Change(
         action=action, target=f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}", name=name,
-        kind=kind, namespace=namespace, api_version="v1", diff=diff, paths=paths,
+        kind=kind, namespace=namespace, api_version=f"{BUILTIN_GROUP[kind]}/v1".lstrip("/"), diff=diff, paths=paths,
     )  # fmt: skip
 
 
@@ -130,7 +131,7 @@ def test_risk_rule_config_is_validated() -> None:
     assert "approval.rules.1.colour: unknown key" in message
     assert "approval.risk.typo: unknown key" in message and "approval.risk.deletes" in message
     with pytest.raises(ConfigError, match="names must be unique"):
-        env_of(rules=[{"rule": "a", "kind": "A"}, {"rule": "a", "kind": "B"}])
+        env_of(rules=[{"rule": "a", "kind": "Service"}, {"rule": "a", "kind": "Secret"}])
 
 
 PLAYBOOK = """\

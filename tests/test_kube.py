@@ -376,3 +376,104 @@ def test_risky_kubernetes_plan_pauses_and_a_prune_needs_approval(shop: DemoWorld
     assert [(c["action"], c["name"], c["rules"]) for c in record.changes] == [("delete", "web-config", ["prune"])]
     names = {cm.metadata.name for cm in client.CoreV1Api(kube.client()).list_namespaced_config_map(kube.namespace).items}
     assert "web-config" in names
+
+
+def _crd(group: str, kind: str, plural: str, scope: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group, "scope": scope, "names": {"plural": plural, "singular": kind.lower(), "kind": kind},
+            "versions": [{"name": "v1beta1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                "type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}],
+        },
+    }  # fmt: skip
+
+
+def _wait_established(kube: Kube, name: str, timeout: float = 10) -> None:
+    import time
+
+    from kubernetes import client
+
+    api = client.ApiextensionsV1Api(kube.client())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conditions = api.read_custom_resource_definition(name).status.conditions or []
+        if any(c.type == "Established" and c.status == "True" for c in conditions):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"CRD {name} not established within {timeout}s")
+
+
+def test_a_custom_kind_named_namespace_is_a_namespaced_custom_resource(shop: DemoWorld, kube: Kube, tmp_path: Path) -> None:
+    """Azure Service Operator's `Namespace` (servicebus.azure.com) is a namespaced
+    custom resource: applied in its namespace, in the last wave, and not risky as
+    kind:Namespace; the core Namespace in the same plan still is."""
+    from kubernetes import dynamic
+
+    from driftgate.kube import Wave, wave_of
+    from driftgate.manifests import load_manifests
+
+    ns = kube.namespace
+    bus = {"apiVersion": "servicebus.azure.com/v1beta1", "kind": "Namespace", "metadata": {"name": "orders-bus"},
+           "spec": {"location": "westeurope"}}  # fmt: skip
+    crd = _crd("servicebus.azure.com", "Namespace", "namespaces", "Namespaced")
+    commit_change(shop.repo, "k8s/bus.yaml", yaml.safe_dump_all([crd, bus]), "a service bus namespace")
+
+    first = plan(shop)
+    by_target = {c.target: c for c in first.changes}
+    ours = by_target[f"Namespace.servicebus.azure.com/{ns}/orders-bus"]  # the group shows where the name is shared
+    assert (ours.namespace, ours.api_version, ours.rules, ours.risky) == (ns, "servicebus.azure.com/v1beta1", (), False)
+    assert by_target[f"Namespace/{ns}"].rules == ("kind:Namespace",)
+    assert by_target["CustomResourceDefinition/namespaces.servicebus.azure.com"].rules == ("kind:CustomResourceDefinition",)
+    env, bundle, _ = stages(shop)
+    waves = {m.display: wave_of(m) for m in load_manifests(bundle.directory)}
+    assert waves[f"Namespace.servicebus.azure.com/{ns}/orders-bus"] == Wave.REST
+    assert waves[f"Namespace/{ns}"] == Wave.NAMESPACES_AND_CRDS
+    assert list(by_target).index(ours.target) == len(by_target) - 1  # after the Deployment and the Service
+
+    sync(shop)
+    custom = dynamic.DynamicClient(kube.client()).resources.get(api_version="servicebus.azure.com/v1beta1", kind="Namespace")
+    live = custom.get(name="orders-bus", namespace=ns).to_dict()
+    assert live["spec"] == {"location": "westeurope"} and live["metadata"]["namespace"] == ns
+    assert plan(shop).in_sync
+
+    # Scope from discovery: a cluster-scoped look-alike whose CRD someone else
+    # installed (not in this render) loses the namespace render guessed for it.
+    apply_as(kube, "platform-team", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/namespaces.fleet.example.com",
+             _crd("fleet.example.com", "Namespace", "namespaces", "Cluster"))
+    fleet = {"apiVersion": "fleet.example.com/v1beta1", "kind": "Namespace", "metadata": {"name": "team-a"}}
+    commit_change(shop.repo, "k8s/fleet.yaml", yaml.safe_dump(fleet), "a fleet namespace")
+    _wait_established(kube, "namespaces.fleet.example.com")
+    created = plan(shop)
+    assert [(c.target, c.namespace, c.rules) for c in created.changes] == [("Namespace.fleet.example.com/team-a", "", ())]
+    sync(shop)
+    fleets = dynamic.DynamicClient(kube.client()).resources.get(api_version="fleet.example.com/v1beta1", kind="Namespace")
+    assert fleets.get(name="team-a").to_dict()["metadata"].get("namespace") is None
+    assert plan(shop).in_sync
+
+
+def test_kind_rules_name_a_group_for_custom_kinds(shop: DemoWorld) -> None:
+    """`kind: Namespace` means the core Namespace; a custom kind needs its group;
+    a bare name that is no built-in is refused rather than silently matching nothing."""
+    from driftgate import policy
+    from driftgate.errors import ConfigError
+    from driftgate.models import Change
+
+    def rules(api_version: str, kind: str, **approval: Any) -> tuple[str, ...]:
+        edit_config(shop, "shop", approval={"risk": {}, "rules": [], **approval})
+        env = load_config(shop.config).environment("shop")
+        change = Change(action=Action.UPDATE, target="x", name="x", kind=kind, namespace="web", api_version=api_version)
+        return policy.assess(env, Plan(environment="shop", revision="c0ffee", changes=(change,))).changes[0].rules
+
+    bus = ("servicebus.azure.com/v1beta1", "Namespace")
+    assert rules(*bus) == ()
+    assert rules("v1", "Namespace") == ("kind:Namespace",)
+    assert rules(*bus, risk={"kinds": ["Namespace.servicebus.azure.com"]}) == ("kind:Namespace.servicebus.azure.com",)
+    assert rules(*bus, rules=[{"rule": "ns", "kind": "Namespace"}]) == ()
+    assert rules(*bus, rules=[{"rule": "bus", "kind": "*.servicebus.azure.com"}]) == ("rule:bus",)
+    assert rules(*bus, rules=[{"rule": "any", "kind": "Name*"}]) == ("rule:any",)  # a glob names every group
+    assert rules("rbac.authorization.k8s.io/v1", "ClusterRole") == ("kind:ClusterRole",)
+    assert rules("example.com/v1", "ClusterRole") == ()
+    with pytest.raises(ConfigError, match=r"'Widget' is not a built-in Kubernetes kind: write a custom kind with its API group"):
+        rules(*bus, rules=[{"rule": "w", "kind": "Widget"}])

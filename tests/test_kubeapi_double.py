@@ -748,3 +748,35 @@ def test_in_process_doubles_are_independent_and_resettable(kube_double_factory):
     one.reset()
     assert one.get_object("v1", "ConfigMap", "x", "default") is None
     assert one.requests == []
+
+
+def test_a_custom_kind_named_like_a_builtin_is_served_with_its_crd_scope(target, core, ns, tmp_path):
+    """A CRD may reuse a built-in kind's name (Azure Service Operator's Namespace
+    in servicebus.azure.com): discovery and routing follow the CRD's scope, and
+    the built-in's rules (label-only names, cluster scope) do not apply to it."""
+    group = f"servicebus{uuid.uuid4().hex[:6]}.azure.com"
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": f"namespaces.{group}"},
+           "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"plural": "namespaces", "singular": "namespace", "kind": "Namespace"},
+                    "versions": [{"name": "v1beta1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                                      "spec": {"type": "object",
+                                               "x-kubernetes-preserve-unknown-fields": True}}}}}]}}
+    (tmp_path / "crd.yaml").write_text(yaml.safe_dump(crd))
+    kubectl(target, "apply", "--server-side", "-f", str(tmp_path / "crd.yaml"))
+    kubectl(target, "wait", "--for=condition=Established", f"crd/namespaces.{group}", "--timeout=10s")
+    bus = {"apiVersion": f"{group}/v1beta1", "kind": "Namespace",
+           "metadata": {"name": "orders.bus"}, "spec": {"sku": "Standard"}}  # a DNS subdomain name
+    (tmp_path / "bus.yaml").write_text(yaml.safe_dump(bus))
+    kubectl(target, "apply", "--server-side", "-n", ns, "-f", str(tmp_path / "bus.yaml"))
+
+    resources = client.CustomObjectsApi(target.api_client()).get_api_resources(group, "v1beta1").resources
+    assert [(r.name, r.kind, r.namespaced) for r in resources] == [("namespaces", "Namespace", True)]
+    got = json.loads(kubectl(target, "get", f"namespaces.{group}", "orders.bus", "-n", ns, "-o", "json").stdout)
+    assert got["metadata"]["namespace"] == ns and got["spec"] == {"sku": "Standard"}
+    with pytest.raises(ApiException) as exc:  # no cluster-scoped path for a namespaced kind
+        target.api_client().call_api(f"/apis/{group}/v1beta1/namespaces/orders.bus", "GET",
+                                     auth_settings=["BearerToken"], _preload_content=False)
+    assert exc.value.status == 404
+    assert ns in [n.metadata.name for n in core.list_namespace().items]  # the core kind is untouched

@@ -309,7 +309,7 @@ def apply_defaults(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | 
 # -- validation --------------------------------------------------------------------------
 
 def _name_causes(rt: ResourceType, name: str) -> Causes:
-    if rt.kind in _LABEL_NAMED:
+    if rt.kind in _LABEL_NAMED and not rt.custom:  # custom resources: DNS subdomain names
         if len(name) > 63 or not _LABEL.match(name):
             return [("FieldValueInvalid", "metadata.name",
                      f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of lower '
@@ -448,20 +448,21 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
     """Raise 422 ``Invalid`` (or 400) as the real server would for ``obj``."""
     name = (obj.get("metadata") or {}).get("name") or ""
     group = rt.group
+    builtin_kind = "" if rt.custom else rt.kind  # a custom resource named like a built-in is no built-in
     causes = _name_causes(rt, name) + _metadata_causes(obj)
-    if rt.kind in ("ConfigMap", "Secret"):
+    if builtin_kind in ("ConfigMap", "Secret"):
         for key in ("data", "binaryData"):
             for k, v in (obj.get(key) or {}).items():
-                if rt.kind == "ConfigMap" and key == "data" and not isinstance(v, str):
+                if builtin_kind == "ConfigMap" and key == "data" and not isinstance(v, str):
                     raise bad_request(f"json: cannot unmarshal {type(v).__name__} into Go struct "
                                       "field ConfigMap.data of type string")
                 if not _CONFIG_KEY.match(k):
                     causes.append(("FieldValueInvalid", f"{key}[{k}]", f'Invalid value: "{k}": a '
                                    "valid config key must consist of alphanumeric characters, "
                                    "'-', '_' or '.'"))
-    if rt.kind in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+    if builtin_kind in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
         causes += _workload_causes(obj, rt.kind)
-    if rt.kind == "Service":
+    if builtin_kind == "Service":
         spec = obj.get("spec") or {}
         if spec.get("type") != "ExternalName" and spec.get("clusterIP") != "None" \
                 and not spec.get("ports"):
@@ -471,7 +472,7 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
                 causes.append(("FieldValueInvalid", f"spec.ports[{n}].port",
                                f"Invalid value: {p.get('port')!r}: must be between 1 and 65535, "
                                "inclusive"))
-    if rt.kind == "CustomResourceDefinition":
+    if builtin_kind == "CustomResourceDefinition":
         causes += _crd_causes(obj)
     if rt.custom and rt.schema:
         causes += _schema_causes(obj, rt.schema)
