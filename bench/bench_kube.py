@@ -315,7 +315,7 @@ class Driftgate:
         access = local_access(env)
         checkout = git.fetch(env.source, environment=env.name)
         t1 = time.perf_counter()
-        bundle = targets.render(env, checkout)
+        bundle = targets.render(env, checkout, access=access)
         t2 = time.perf_counter()
         self.split = {"fetch": t1 - t0, "render": t2 - t1}
         return env, bundle, access

@@ -8,6 +8,7 @@ register`) or in Python (`GitCredentials(token=...).save("deploy-repo")`).
 """
 
 from blocks.credentials import (
+    AgeIdentity,
     AnsibleSSH,
     DriftgateDatabase,
     GitCredentials,
@@ -20,6 +21,7 @@ from blocks.credentials import (
 )
 
 __all__ = [
+    "AgeIdentity",
     "AnsibleSSH",
     "BLOCK_TYPES",
     "DriftgateDatabase",

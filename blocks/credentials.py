@@ -8,7 +8,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from driftgate import yamlload
-from driftgate.access import Access, config_signing_keys
+from driftgate.access import Access, age_identities_from_file, config_signing_keys, parse_age_identities
 from driftgate.ansible import SSHAccess
 from driftgate.config import Environment
 from driftgate.errors import PermanentError
@@ -59,6 +59,15 @@ class KubernetesCluster(Block):
     context: str | None = Field(default=None, description="context to use (default: the file's current)")
 
 
+class AgeIdentity(Block):
+    """The key that decrypts Secrets kept encrypted with age in Git (*.yaml.age)."""
+
+    _block_type_name = "driftgate age identity"
+    _description = "age identities (AGE-SECRET-KEY-...) that decrypt a Kubernetes environment's *.yaml.age files."
+
+    identity: SecretStr = Field(description="one or more AGE-SECRET-KEY-... lines, as age-keygen writes them")
+
+
 class DriftgateDatabase(Block):
     """Where the record lives, when it is not the default SQLite file."""
 
@@ -68,7 +77,7 @@ class DriftgateDatabase(Block):
     url: SecretStr = Field(description="database URL, with its password")
 
 
-BLOCK_TYPES: tuple[type[Block], ...] = (GitCredentials, AnsibleSSH, SigningKeys, KubernetesCluster, DriftgateDatabase)
+BLOCK_TYPES: tuple[type[Block], ...] = (GitCredentials, AnsibleSSH, SigningKeys, KubernetesCluster, AgeIdentity, DriftgateDatabase)
 
 
 def register_block_types() -> list[str]:
@@ -126,7 +135,13 @@ def load_access(env: Environment) -> Access:
     if env.source.allowed_signers_block:
         signers = _load(SigningKeys, env.source.allowed_signers_block, env, "source.allowed_signers_block")
         keys.extend(signers.public_keys)
-    return Access(git=git_auth, ssh=ssh, kube=kube, signing_keys=keys, masker=masker)
+    identities = age_identities_from_file(env)
+    if env.render.age_identity:
+        block = _load(AgeIdentity, env.render.age_identity, env, "render.age_identity")
+        where = f"environment {env.name!r}: render.age_identity block {env.render.age_identity!r}"
+        identities = parse_age_identities(block.identity.get_secret_value(), where)
+    masker.add(*identities)
+    return Access(git=git_auth, ssh=ssh, kube=kube, signing_keys=keys, masker=masker, age_identities=identities)
 
 
 DATABASE_BLOCK_ENV_VAR = "DRIFTGATE_DATABASE_BLOCK"

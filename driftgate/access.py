@@ -28,12 +28,13 @@ class Access:
     kube: Any = None  # driftgate.kube.KubeAccess (not imported here: the client is slow to import)
     signing_keys: list[str] = field(default_factory=list)
     masker: Masker = field(default_factory=Masker)
+    age_identities: tuple[str, ...] = ()  # AGE-SECRET-KEY-... lines: decrypt *.yaml.age at render
 
 
 def uses_blocks(env: Environment) -> bool:
     source = env.source
     target_block = getattr(env.target, "ssh", None) or getattr(env.target, "cluster", None)
-    return bool(source.credentials or source.allowed_signers_block or target_block)
+    return bool(source.credentials or source.allowed_signers_block or target_block or env.render.age_identity)
 
 
 def config_signing_keys(env: Environment) -> list[str]:
@@ -55,4 +56,39 @@ def config_signing_keys(env: Environment) -> list[str]:
 
 def local_access(env: Environment) -> Access:
     """Access for an environment that needs no block."""
-    return Access(signing_keys=config_signing_keys(env))
+    identities = age_identities_from_file(env)
+    return Access(signing_keys=config_signing_keys(env), age_identities=identities, masker=Masker(identities))
+
+
+def age_identities_from_file(env: Environment) -> tuple[str, ...]:
+    """The identities in ``render.age_identity_file`` (none when it is not set)."""
+    path = env.render.age_identity_file
+    if not path:
+        return ()
+    try:
+        text = Path(path).expanduser().read_text()
+    except OSError as exc:
+        raise PermanentError(
+            f"environment {env.name!r}: render.age_identity_file {path} cannot be read ({exc.strerror}): "
+            "create it with age-keygen, or fix the path",
+            stage=Stage.CONFIG,
+        ) from None
+    return parse_age_identities(text, f"environment {env.name!r}: render.age_identity_file {path}")
+
+
+def parse_age_identities(text: str, where: str) -> tuple[str, ...]:
+    """AGE-SECRET-KEY-... lines of an age identity file (comments and blank lines
+    skipped); each is checked here, so a broken key fails before render, by name only."""
+    from pyrage import IdentityError, x25519
+
+    identities = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#"))
+    if not identities:
+        raise PermanentError(f"{where} holds no age identity (AGE-SECRET-KEY-...)", stage=Stage.CONFIG)
+    for number, identity in enumerate(identities, 1):
+        try:
+            x25519.Identity.from_str(identity)
+        except IdentityError:
+            raise PermanentError(
+                f"{where}: identity {number} is not an age X25519 identity (AGE-SECRET-KEY-...)", stage=Stage.CONFIG
+            ) from None
+    return identities

@@ -92,7 +92,7 @@ def plan(
         access = _access(env)
         run.masker = access.masker
         run.checkout = git.fetch(env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys)
-        bundle = targets.render(env, run.checkout)
+        bundle = targets.render(env, run.checkout, access=access)
         result = run.plan = targets.plan(env, bundle, access)
     except DriftgateError as exc:
         run.fail(exc)
@@ -151,11 +151,14 @@ def plan_json(result: Plan, *, ref: str = "") -> dict[str, Any]:
         "risky": result.risky,
         "hosts": list(result.hosts),
         "changes": [c.model_dump(mode="json") for c in result.changes],
+        "warnings": list(result.warnings),
     }
 
 
 def _print_plan(result: Plan, *, ref: str = "") -> None:
     where = f"[bold]{escape(result.environment)}[/] at [cyan]{result.revision[:12]}[/]" + (f" ({escape(ref)})" if ref else "")
+    for warning in result.warnings:
+        console.print(f"[yellow]! warning:[/] {escape(warning)}")
     if result.in_sync:
         noun = "object(s)" if any("/" in h for h in result.hosts) else "host(s)"  # Kubernetes: Kind/ns/name
         console.print(f"[green]✓ In sync:[/] {where}, {len(result.hosts)} {noun}, nothing to change.")

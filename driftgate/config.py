@@ -361,6 +361,18 @@ class RenderSettings(Strict):
         "an inventory ending in .j2 is always rendered. Ansible's own templates/ are not listed here.",
     )
     timeout: Duration = Field(default=timedelta(minutes=2), description="per kustomize or helm run")
+    age_identity: str | None = Field(
+        default=None, description="Kubernetes: a driftgate-age-identity block whose key decrypts *.yaml.age files"
+    )
+    age_identity_file: str | None = Field(
+        default=None, description="Kubernetes: or a file of age identities (AGE-SECRET-KEY-...), for the CLI and the demo"
+    )
+
+    @model_validator(mode="after")
+    def _one_age_identity(self) -> "RenderSettings":
+        if self.age_identity and self.age_identity_file:
+            raise ValueError("give either age_identity (a block) or age_identity_file, not both")
+        return self
 
 
 class Environment(Strict):
@@ -483,6 +495,10 @@ def _resolve_local_paths(env: dict[str, Any], base: Path) -> None:
     repo = source.get("repo")
     if isinstance(repo, str) and is_local_repo(repo) and not Path(repo).expanduser().is_absolute():
         source["repo"] = str((base / repo).resolve())
+    render = env.get("render")
+    identity_file = render.get("age_identity_file") if isinstance(render, dict) else None
+    if isinstance(identity_file, str) and not Path(identity_file).expanduser().is_absolute():
+        render["age_identity_file"] = str((base / identity_file).resolve())
     signers = source.get("allowed_signers")
     if isinstance(signers, list):
         source["allowed_signers"] = [

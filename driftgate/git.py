@@ -3,8 +3,11 @@
 `fetch()` keeps a mirror clone per repository under ``$DRIFTGATE_HOME/repos``
 (cloned once, fetched incrementally afterwards), resolves the ref (branch, tag
 or commit) to a commit SHA, optionally verifies the commit's GPG signature
-against the allowed keys, and exports the subpath at that commit to
-``$DRIFTGATE_HOME/checkouts`` (immutable per commit and path, so reused).
+against the allowed keys, and checks that the subpath exists at that commit.
+Nothing is exported then: render reads the files from the mirror's object
+store (`read_files()`, in memory) or writes them where it needs them
+(`export()`), so no extra plain-text copy of what Git holds (a Kubernetes
+Secret, say) stays on disk.
 
 Credentials come in as a `GitAuth` (the task loads it from a block) and reach
 git through environment variables only: never in a URL, a config file or an
@@ -17,15 +20,16 @@ import base64
 import hashlib
 import logging
 import os
+import posixpath
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, NamedTuple
 
 import git
 
@@ -91,14 +95,14 @@ def fetch(
         signed_by = None
         if source.require_signed_commits:
             signed_by = verify_signature(mirror, commit, signing_keys or [], where=where)
-    directory = _export(mirror, commit, source.path, where)
+    _check_links(_subtree(mirror, commit, source.path, where), source.path, where)
     author = mirror.commit(commit).author
     return Checkout(
         repo=masker(source.repo),
         ref=source.ref,
         commit=commit,
         path=source.path,
-        directory=directory,
+        git_dir=Path(mirror.git_dir),
         author=masker(f"{author.name} <{author.email}>"),
         signed_by=signed_by,
     )
@@ -262,36 +266,94 @@ def _gpg_status(stderr: str) -> dict[str, str]:
     return status
 
 
-def _export(mirror: git.Repo, commit: str, subpath: str, where: str) -> Path:
-    """Write the tree at ``commit:subpath`` to a directory, once per (commit, path)."""
-    key = hashlib.sha256(f"{commit}:{subpath}".encode()).hexdigest()[:20]
-    target = home.subdir("checkouts") / f"{commit[:12]}-{key}"
-    if target.is_dir():
-        return target
+def _subtree(mirror: git.Repo, commit: str, subpath: str, where: str) -> git.Tree:
+    """The tree at ``commit:subpath``; a missing path or a file is a clear error."""
     tree = mirror.commit(commit).tree
-    if subpath != ".":
-        try:
-            tree = tree / subpath
-        except KeyError:
-            raise PermanentError(
-                f"{where}: path {subpath!r} does not exist at commit {commit[:12]}: fix source.path",
-                stage=Stage.FETCH,
-            ) from None
-        if tree.type != "tree":
-            raise PermanentError(
-                f"{where}: path {subpath!r} at commit {commit[:12]} is a file, not a directory",
-                stage=Stage.FETCH,
-            )
-    staging = Path(tempfile.mkdtemp(prefix="export-", dir=target.parent))
+    if subpath == ".":
+        return tree
     try:
-        for item in tree.traverse():
-            relative = Path(item.path).relative_to(tree.path) if subpath != "." else Path(item.path)
-            _write_item(item, staging / relative, staging, where)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        tree = tree / subpath
+    except KeyError:
+        raise PermanentError(
+            f"{where}: path {subpath!r} does not exist at commit {commit[:12]}: fix source.path",
+            stage=Stage.FETCH,
+        ) from None
+    if tree.type != "tree":
+        raise PermanentError(
+            f"{where}: path {subpath!r} at commit {commit[:12]} is a file, not a directory",
+            stage=Stage.FETCH,
+        )
+    return tree
+
+
+def _checkout_tree(checkout: Checkout) -> tuple[git.Tree, str]:
+    where = f"commit {checkout.commit[:12]}"
+    return _subtree(git.Repo(checkout.git_dir), checkout.commit, checkout.path, where), where
+
+
+def export(checkout: Checkout, dest: Path, *, skip: Callable[[str], bool] = lambda _path: False) -> None:
+    """Write the checkout's files to ``dest`` (which must not exist yet), except
+    those whose relative path ``skip`` names. Used where a tool needs files on
+    disk: ansible-runner's bundle, kustomize and helm (a short-lived directory)."""
+    tree, where = _checkout_tree(checkout)
+    dest.mkdir(parents=True, mode=0o700)
+    for item in tree.traverse():
+        relative = Path(item.path).relative_to(tree.path) if checkout.path != "." else Path(item.path)
+        if item.type == "blob" and skip(relative.as_posix()):
+            continue
+        _write_item(item, dest / relative, dest, where)
+
+
+class SourceFile(NamedTuple):
+    """One file of a checkout in the object store: its size is known before
+    ``read()`` brings its content into memory."""
+
+    path: str  # relative to the checkout's path, with /
+    size: int
+    read: Callable[[], bytes]
+
+
+def read_files(checkout: Checkout) -> Iterator[SourceFile]:
+    """Every file of the checkout, from the object store, read only when asked.
+    A symlink to a file inside the path reads as that file; one that leaves the
+    path is an error, as in `export()`."""
+    tree, where = _checkout_tree(checkout)
+    for item in tree.traverse():
+        if item.type != "blob":
+            continue
+        relative = _relative(item, checkout.path)
+        blob = item
+        if item.mode == _SYMLINK:
+            try:
+                blob = tree / _link_target(item, relative, where)
+            except KeyError:
+                continue  # a dangling link: nothing to read
+            if blob.type != "blob":
+                continue  # a link to a directory: its files are read where they are
+        yield SourceFile(relative.as_posix(), blob.size, blob.data_stream.read)
+
+
+_SYMLINK = 0o120000
+
+
+def _relative(item: git.objects.Object, subpath: str) -> PurePosixPath:
+    return PurePosixPath(item.path).relative_to(subpath) if subpath != "." else PurePosixPath(item.path)
+
+
+def _link_target(item: git.objects.Object, relative: PurePosixPath, where: str) -> str:
+    """Where a symlink points, relative to the checkout's path; refused if outside it."""
+    link = item.data_stream.read().decode()
+    target = posixpath.normpath(posixpath.join(str(relative.parent), link))
+    if posixpath.isabs(link) or target == ".." or target.startswith("../"):
+        raise PermanentError(f"{where}: symlink {item.path} points outside the repository ({link})", stage=Stage.FETCH)
     return target
+
+
+def _check_links(tree: git.Tree, subpath: str, where: str) -> None:
+    """Refuse, at fetch, a commit whose path holds a symlink that leaves it."""
+    for item in tree.traverse():
+        if item.type == "blob" and item.mode == _SYMLINK:
+            _link_target(item, _relative(item, subpath), where)
 
 
 def _write_item(item: git.objects.Object, dest: Path, root: Path, where: str) -> None:

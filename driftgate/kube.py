@@ -17,6 +17,7 @@ Called through `driftgate.targets`; only `driftgate.kubeclient` talks to the API
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -39,7 +40,14 @@ from driftgate.kubediff import (
     object_diff,
     stable_hash,
 )
-from driftgate.manifests import ENVIRONMENT_LABEL, MANAGED_BY, WAVE_ANNOTATION, load_manifests
+from driftgate.manifests import (
+    ENVIRONMENT_LABEL,
+    LAST_APPLIED,
+    MANAGED_BY,
+    WAVE_ANNOTATION,
+    load_manifests,
+    plain_text_secrets,
+)
 from driftgate.models import (
     Action,
     ApplyResult,
@@ -83,10 +91,11 @@ def _target(env: Environment) -> KubernetesTarget:
 # ---------------------------------------------------------------- plan
 
 
-def plan(env: Environment, bundle: Bundle, cluster: Cluster, *, masker: Masker | None = None) -> Plan:
+def plan(env: Environment, bundle: Bundle, cluster: Cluster, *, masker: Masker | None = None,
+         identities: tuple[str, ...] = ()) -> Plan:
     masker = masker or Masker()
     where = f"environment {env.name!r}"
-    manifests = load_manifests(bundle.directory)
+    manifests = load_manifests(bundle, env=env, identities=identities)
     try:
         live = _LiveState.read(env, cluster, manifests)
         manifests = in_served_scope(env, manifests, live.resources)
@@ -110,7 +119,8 @@ def plan(env: Environment, bundle: Bundle, cluster: Cluster, *, masker: Masker |
             )
     except KubeError as exc:
         raise as_driftgate_error(exc, where, Stage.DIFF) from None
-    return Plan(environment=env.name, revision=bundle.commit, changes=tuple(changes), hosts=bundle.hosts)
+    return Plan(environment=env.name, revision=bundle.commit, changes=tuple(changes), hosts=bundle.hosts,
+                warnings=tuple(plain_text_secrets(manifests)))
 
 
 class _LiveState:
@@ -201,7 +211,7 @@ def _compare(env: Environment, cluster: Cluster, manifest: Manifest, live: _Live
 
     rules = matching_rules(target.ignore, manifest.api_version, manifest.kind, manifest.namespace, manifest.name)
     settings = cache.settings_key(rules, target.force_conflicts)
-    key = f"{stable_hash(manifest.object)}:{(current or {}).get('metadata', {}).get('resourceVersion', '-')}:{settings}"
+    key = f"{stable_hash(_cache_view(manifest, current))}:{(current or {}).get('metadata', {}).get('resourceVersion', '-')}:{settings}"
     known = cache.get(key)
     if known is None:
         known = _dry_run_comparison(env, cluster, resource, manifest, current, rules, masker)
@@ -209,6 +219,30 @@ def _compare(env: Environment, cluster: Cluster, manifest: Manifest, live: _Live
     if known["action"] == "unchanged":
         return None
     return Change(action=Action(known["action"]), diff=known["diff"], paths=tuple(known.get("paths", ())), **base)
+
+
+def _cache_view(manifest: Manifest, live: dict[str, Any] | None) -> dict[str, Any]:
+    """The desired object as the comparison cache (on disk) may know it: a
+    Secret's values become whether each equals the live value. The masked
+    comparison depends on nothing more, and even a hash of a guessable value
+    would let someone with the disk check their guesses."""
+    obj = manifest.object
+    if not is_builtin(manifest.api_version, manifest.kind, "Secret"):
+        return obj
+    live_data = (live or {}).get("data") or {}
+    live_annotations = ((live or {}).get("metadata") or {}).get("annotations") or {}
+
+    def same(key: str, value: Any, encode: bool) -> bool:
+        wanted = base64.b64encode(str(value).encode()).decode() if encode else value
+        return live_data.get(key) == wanted
+
+    view = {**obj, "data": {k: same(k, v, False) for k, v in (obj.get("data") or {}).items()},
+            "stringData": {k: same(k, v, True) for k, v in (obj.get("stringData") or {}).items()}}
+    annotations = obj["metadata"].get("annotations") or {}
+    if LAST_APPLIED in annotations:
+        same_annotation = live_annotations.get(LAST_APPLIED) == annotations[LAST_APPLIED]
+        view["metadata"] = {**obj["metadata"], "annotations": {**annotations, LAST_APPLIED: same_annotation}}
+    return view
 
 
 def _dry_run_comparison(env: Environment, cluster: Cluster, resource: Resource, manifest: Manifest,
@@ -374,11 +408,12 @@ def in_apply_order(manifests: list[Manifest]) -> list[Manifest]:
     return sorted(manifests, key=lambda m: (wave_of(m), int(_DEFAULT_WAVE.get(builtin(m.api_version, m.kind), Wave.REST)), m.display))
 
 
-def apply(env: Environment, bundle: Bundle, cluster: Cluster, plan: Plan, *, masker: Masker | None = None) -> ApplyResult:
+def apply(env: Environment, bundle: Bundle, cluster: Cluster, plan: Plan, *, masker: Masker | None = None,
+          identities: tuple[str, ...] = ()) -> ApplyResult:
     """Apply the plan's changes in waves, prune, then wait for health."""
     masker = masker or Masker()
     target = _target(env)
-    manifests = load_manifests(bundle.directory)
+    manifests = load_manifests(bundle, env=env, identities=identities)
     manifests = in_served_scope(env, manifests, {(m.api_version, m.kind): cluster.resource(m.api_version, m.kind) for m in manifests})
     to_apply = {(group_of(c.api_version), c.kind, c.namespace, c.name) for c in plan.changes if c.action != Action.DELETE}
     results: dict[str, list[TaskResult]] = defaultdict(list)

@@ -66,13 +66,13 @@ class Mode(str, Enum):
 
 
 class Checkout(Frozen):
-    """A commit of the source, exported to a directory of its own."""
+    """A commit of the source: where its files are read from (the mirror's object store)."""
 
     repo: str
     ref: str
     commit: str
     path: str = Field(description="subpath inside the repository")
-    directory: Path = Field(description="the exported subpath at that commit")
+    git_dir: Path = Field(description="the mirror clone holding the commit; read with driftgate.git.read_files/export")
     author: str = Field(default="", description="the commit's author, Name <email>")
     signed_by: str | None = None
 
@@ -88,6 +88,9 @@ class Bundle(Frozen):
     inventory: tuple[str, ...] = Field(default=(), description="inventory sources, relative to directory")
     hosts: tuple[str, ...] = Field(default=(), description="Ansible hosts, or the Kubernetes objects")
     cached: bool = False
+    checkout: Checkout | None = Field(
+        default=None, description="Kubernetes: the commit rendered, to render Secrets again (their values are not on disk)"
+    )
 
 
 class Manifest(Frozen):
@@ -95,6 +98,8 @@ class Manifest(Frozen):
 
     source: str
     object: dict[str, Any]
+    encrypted: bool = Field(default=False, description="from an age-encrypted file (*.yaml.age)")
+    redacted: bool = Field(default=False, description="a Secret as stored on disk: its values left out")
 
     @property
     def api_version(self) -> str:
@@ -165,6 +170,9 @@ class Plan(Frozen):
     revision: str
     changes: tuple[Change, ...] = ()
     hosts: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = Field(
+        default=(), description="what a reviewer should know that is no change, e.g. a Secret in plain text in Git"
+    )
 
     @property
     def in_sync(self) -> bool:

@@ -3,7 +3,7 @@
 Kubernetes targets are rendered by `driftgate.manifests`; the rest of this
 module is the Ansible bundle.
 
-`render_bundle()` copies the checkout, renders the driftgate templates
+`render_bundle()` exports the commit from the Git object store, renders the driftgate templates
 (the inventory file when it ends in ``.j2`` and the globs in
 ``render.templates``) with a sandboxed Jinja2 environment, writes inline hosts
 as an inventory, and validates before anything runs: the playbook exists and
@@ -30,7 +30,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from driftgate import home, yamlload
 from driftgate.config import Environment
 from driftgate.errors import PermanentError
-from driftgate.manifests import render_manifests
+from driftgate import git
+from driftgate.manifests import remember, render_manifests
 from driftgate.models import Bundle, Checkout, Stage
 
 PROJECT = "project"  # ansible-runner's layout: the playbook lives in <dir>/project
@@ -38,8 +39,9 @@ MARKER = ".driftgate-bundle.json"
 LOCAL_OVERLAY = "driftgate-local.yml"
 
 
-def render_bundle(env: Environment, checkout: Checkout) -> Bundle:
-    """Build (or reuse) the bundle for ``env`` at ``checkout.commit``."""
+def render_bundle(env: Environment, checkout: Checkout, *, identities: tuple[str, ...] = ()) -> Bundle:
+    """Build (or reuse) the bundle for ``env`` at ``checkout.commit``; ``identities``
+    decrypt a Kubernetes environment's age-encrypted files."""
     key = _cache_key(env, checkout)
     target = home.subdir("renders") / f"{checkout.commit[:12]}-{key}"
     marker = target / MARKER
@@ -48,23 +50,27 @@ def render_bundle(env: Environment, checkout: Checkout) -> Bundle:
 
     staging = Path(tempfile.mkdtemp(prefix="render-", dir=target.parent))
     try:
+        manifests = None
         if env.target.kind == "kubernetes":
-            manifests = render_manifests(env, checkout, staging)
+            manifests = render_manifests(env, checkout, staging, identities=identities)
             bundle = Bundle(
                 commit=checkout.commit,
                 directory=target,
                 target_kind="kubernetes",
                 hosts=tuple(m.display for m in manifests),
+                checkout=checkout,
             )
         else:
             project = staging / PROJECT
-            shutil.copytree(checkout.directory, project, symlinks=True)
+            git.export(checkout, project)  # straight from the object store: no other copy
             bundle = _build(env, checkout, project, target)
         (staging / MARKER).write_text(bundle.model_dump_json())
         try:
             staging.rename(target)
         except OSError:  # another run rendered the same commit first: theirs is as good
             shutil.rmtree(staging, ignore_errors=True)
+        if manifests is not None:
+            remember(target, manifests)  # with their Secret values, in memory only
         return bundle
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

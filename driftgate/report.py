@@ -47,6 +47,8 @@ def plan_markdown(plan: Plan, *, limit: int = 50) -> str:
         f"plan hash `{plan.plan_hash[:16]}`; hosts/objects: {_cell(', '.join(plan.hosts[:20])) or '-'}"
         f"{' …' if len(plan.hosts) > 20 else ''}\n\n"
     )
+    if plan.warnings:
+        head += "".join(f"> **Warning:** {_cell(w)}\n" for w in plan.warnings) + "\n"
     if plan.in_sync:
         return head + "**In sync**: nothing to change.\n"
     rows = ["| change | action | risky | rules |", "|---|---|---|---|"]

@@ -15,9 +15,10 @@ from driftgate.config import Environment
 from driftgate.models import ApplyResult, Bundle, Checkout, Plan
 
 
-def render(env: Environment, checkout: Checkout) -> Bundle:
-    """The commit, made ready for its target (cached per commit)."""
-    return bundles.render_bundle(env, checkout)
+def render(env: Environment, checkout: Checkout, *, access: Access | None = None) -> Bundle:
+    """The commit, made ready for its target (cached per commit); ``access``
+    brings the age identities that decrypt encrypted Secrets."""
+    return bundles.render_bundle(env, checkout, identities=access.age_identities if access else ())
 
 
 def plan(env: Environment, bundle: Bundle, access: Access) -> Plan:
@@ -26,7 +27,8 @@ def plan(env: Environment, bundle: Bundle, access: Access) -> Plan:
     if env.target.kind == "kubernetes":
         from driftgate import kube
 
-        found = kube.plan(env, bundle, kube.cluster_for(env, access.kube), masker=access.masker)
+        found = kube.plan(env, bundle, kube.cluster_for(env, access.kube), masker=access.masker,
+                          identities=access.age_identities)
     else:
         found = ansible.check(env, bundle, ssh=access.ssh, masker=access.masker)
     return policy.assess(env, found, bundle=bundle)
@@ -38,7 +40,8 @@ def apply(env: Environment, bundle: Bundle, access: Access, plan: Plan) -> Apply
     if env.target.kind == "kubernetes":
         from driftgate import kube
 
-        return kube.apply(env, bundle, kube.cluster_for(env, access.kube), plan, masker=access.masker)
+        return kube.apply(env, bundle, kube.cluster_for(env, access.kube), plan, masker=access.masker,
+                          identities=access.age_identities)
     result = ansible.apply(env, bundle, ssh=access.ssh, masker=access.masker)
     # What apply changed, marked by the same rules as a plan: a change the plan
     # did not list is recorded with the rules it would have matched.

@@ -59,7 +59,7 @@ def drift_check(environment: str, config: str | None = None, delay_seconds: floa
             access = load_access(env)
             run.masker = access.masker
             run.checkout = fetch_source(env, access)
-            bundle = render_bundle(env, run.checkout)
+            bundle = render_bundle(env, run.checkout, access)
             run.plan = diff_live(env, bundle, access)
             busy = sync_in_progress(environment, since=run.started_at)
         if busy is not None:

@@ -68,14 +68,14 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
             access = load_access(env)
             run.masker = access.masker
             run.checkout = fetch_source(env, access)
-            bundle = render_bundle(env, run.checkout)
+            bundle = render_bundle(env, run.checkout, access)
             run.plan = diff_live(env, bundle, access)
 
             def replan() -> Plan:
                 """fetch, render and diff again right before apply: an approval is for one exact plan."""
                 nonlocal bundle
                 run.checkout = fetch_source(env, access)
-                bundle = render_bundle(env, run.checkout)
+                bundle = render_bundle(env, run.checkout, access)
                 return diff_live(env, bundle, access)
 
             run.plan, run.approval = gate(env, run.plan, replan=replan, request=request)

@@ -50,8 +50,8 @@ def fetch_source(env: Environment, access: Access) -> Checkout:
 
 
 @task(name="render", **_common)
-def render_bundle(env: Environment, checkout: Checkout) -> Bundle:
-    return targets.render(env, checkout)
+def render_bundle(env: Environment, checkout: Checkout, access: Access) -> Bundle:
+    return targets.render(env, checkout, access=access)
 
 
 @task(name="diff", **_common, **_transient_retries)

@@ -146,7 +146,7 @@ def _record_run(world_config: Path, environment: str) -> None:
     run = RunLog(environment, mode=Mode.SYNC, trigger="test", masker=access.masker)
     Store().start_run(run.start())
     run.checkout = git.fetch(env.source, environment=environment)
-    bundle = targets.render(env, run.checkout)
+    bundle = targets.render(env, run.checkout, access=access)
     run.plan = targets.plan(env, bundle, access)
     run.result = targets.apply(env, bundle, access, run.plan)
     record = run.finish()

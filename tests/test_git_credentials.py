@@ -18,6 +18,7 @@ from driftgate.config import Source
 from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.errors import PermanentError
 from driftgate.git import GitAuth, fetch
+from tests.test_git import files_of
 from tests import sshvm
 from tests.conftest import ssh_fleet_or_skip
 
@@ -87,7 +88,7 @@ def https_repo(world: DemoWorld, tmp_path: Path) -> Iterator[str]:
 
 def test_https_token(world: DemoWorld, https_repo: str, driftgate_home: Path) -> None:
     checkout = fetch(Source(repo=https_repo, path="ansible"), environment="web", auth=GitAuth(username="deploy", token=TOKEN))
-    assert (checkout.directory / "site.yml").exists()
+    assert "site.yml" in files_of(checkout)
     for path in driftgate_home.rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), f"token written to {path}"
@@ -116,7 +117,7 @@ def test_ssh_key(world: DemoWorld, git_host: sshvm.SSHFleet) -> None:
     repo = f"root@{host.address}:/srv/deploy.git"
     auth = GitAuth(ssh_private_key=git_host.private_key, known_hosts=git_host.known_hosts)
     first = fetch(Source(repo=repo, path="ansible"), environment="vms", auth=auth)
-    assert (first.directory / "site.yml").exists()
+    assert "site.yml" in files_of(first)
 
     # An incremental fetch over SSH sees a new commit pushed to the server.
     sha = commit_change(world.repo, "ansible/vars.yml", "max_connections: 42\n", "42")

@@ -68,7 +68,7 @@ def shop(world: DemoWorld, kube: Kube) -> DemoWorld:
 def stages(world: DemoWorld) -> tuple[Environment, Any, Any]:
     env = load_config(world.config).environment("shop")
     access = local_access(env)
-    return env, targets.render(env, git.fetch(env.source, environment="shop")), access
+    return env, targets.render(env, git.fetch(env.source, environment="shop"), access=access), access
 
 
 def plan(world: DemoWorld) -> Plan:
@@ -284,15 +284,15 @@ def test_kustomize_and_jinja_rendering(shop: DemoWorld, kube: Kube) -> None:
     commit_change(shop.repo, "k8s/kustomization.yaml", "resources: [namespace.yaml, config.yaml, web.yaml]\ncommonLabels: {team: shop}\n", "kustomize")
     edit_config(shop, "shop", render={"kind": "kustomize"})
     env, bundle, _ = stages(shop)
-    from driftgate.manifests import load_manifests
+    from driftgate.manifests import stored_manifests
 
-    manifests = load_manifests(bundle.directory)
+    manifests = stored_manifests(bundle.directory)
     assert len(manifests) == 5 and all(m.object["metadata"]["labels"]["team"] == "shop" for m in manifests)
 
     commit_change(shop.repo, "k8s/extra.yaml.j2", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg-{{ environment }}}\ndata: {size: '{{ size }}'}\n", "jinja")
     edit_config(shop, "shop", render={"kind": "jinja", "values": {"size": 7}})
     env, bundle, _ = stages(shop)
-    extra = [m for m in load_manifests(bundle.directory) if m.name == "cfg-shop"]
+    extra = [m for m in stored_manifests(bundle.directory) if m.name == "cfg-shop"]
     assert extra and extra[0].object["data"] == {"size": "7"}
 
     edit_config(shop, "shop", render={"kind": "helm"})
@@ -412,7 +412,7 @@ def test_a_custom_kind_named_namespace_is_a_namespaced_custom_resource(shop: Dem
     from kubernetes import dynamic
 
     from driftgate.kube import Wave, wave_of
-    from driftgate.manifests import load_manifests
+    from driftgate.manifests import stored_manifests
 
     ns = kube.namespace
     bus = {"apiVersion": "servicebus.azure.com/v1beta1", "kind": "Namespace", "metadata": {"name": "orders-bus"},
@@ -427,7 +427,7 @@ def test_a_custom_kind_named_namespace_is_a_namespaced_custom_resource(shop: Dem
     assert by_target[f"Namespace/{ns}"].rules == ("kind:Namespace",)
     assert by_target["CustomResourceDefinition/namespaces.servicebus.azure.com"].rules == ("kind:CustomResourceDefinition",)
     env, bundle, _ = stages(shop)
-    waves = {m.display: wave_of(m) for m in load_manifests(bundle.directory)}
+    waves = {m.display: wave_of(m) for m in stored_manifests(bundle.directory)}
     assert waves[f"Namespace.servicebus.azure.com/{ns}/orders-bus"] == Wave.REST
     assert waves[f"Namespace/{ns}"] == Wave.NAMESPACES_AND_CRDS
     assert list(by_target).index(ours.target) == len(by_target) - 1  # after the Deployment and the Service
