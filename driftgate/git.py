@@ -298,7 +298,7 @@ def export(checkout: Checkout, dest: Path, *, skip: Callable[[str], bool] = lamb
     tree, where = _checkout_tree(checkout)
     dest.mkdir(parents=True, mode=0o700)
     for item in tree.traverse():
-        relative = Path(item.path).relative_to(tree.path) if checkout.path != "." else Path(item.path)
+        relative = _relative(item, checkout.path)
         if item.type == "blob" and skip(relative.as_posix()):
             continue
         _write_item(item, dest / relative, dest, where)

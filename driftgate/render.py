@@ -27,10 +27,9 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from driftgate import home, yamlload
+from driftgate import git, home, yamlload
 from driftgate.config import Environment
 from driftgate.errors import PermanentError
-from driftgate import git
 from driftgate.manifests import remember, render_manifests
 from driftgate.models import Bundle, Checkout, Stage
 
@@ -42,6 +41,7 @@ LOCAL_OVERLAY = "driftgate-local.yml"
 def render_bundle(env: Environment, checkout: Checkout, *, identities: tuple[str, ...] = ()) -> Bundle:
     """Build (or reuse) the bundle for ``env`` at ``checkout.commit``; ``identities``
     decrypt a Kubernetes environment's age-encrypted files."""
+    _forget_plaintext_caches()
     key = _cache_key(env, checkout)
     target = home.subdir("renders") / f"{checkout.commit[:12]}-{key}"
     marker = target / MARKER
@@ -75,6 +75,27 @@ def render_bundle(env: Environment, checkout: Checkout, *, identities: tuple[str
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+_swept = False
+
+
+def _forget_plaintext_caches() -> None:
+    """Once per process: delete what older driftgate versions left with Secret
+    values in clear — exported checkouts, and Kubernetes bundles rendered before
+    Secrets were kept off disk (their marker names no checkout)."""
+    global _swept
+    if _swept:
+        return
+    _swept = True
+    shutil.rmtree(home.home() / "checkouts", ignore_errors=True)
+    for marker in home.subdir("renders").glob(f"*/{MARKER}"):
+        try:
+            old = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            continue
+        if old.get("target_kind") == "kubernetes" and not old.get("checkout"):
+            shutil.rmtree(marker.parent, ignore_errors=True)
 
 
 def _cache_key(env: Environment, checkout: Checkout) -> str:

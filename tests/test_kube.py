@@ -338,8 +338,8 @@ def test_reconcile_flow_with_a_cluster_block(shop: DemoWorld, kube: Kube, driftg
     state = reconcile(environment="shop", config=str(shop.config), return_state=True)
     assert Store().history("shop", limit=1)[0].outcome == Outcome.IN_SYNC
 
-    # The block's token is nowhere on disk. The Secret's value is in Git (so in the
-    # Git cache and the rendered bundle) but never in the record or the diff cache.
+    # The block's token is nowhere on disk; the Secret's value is in Git's object
+    # store only, never in the record or the diff cache (see test_secrets_on_disk).
     for path in driftgate_home.rglob("*"):
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path

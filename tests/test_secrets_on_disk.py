@@ -28,7 +28,7 @@ from driftgate.config import load_config
 from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_change
 from driftgate.errors import PermanentError
 from driftgate.store import Store
-from tests.conftest import edit_config
+from tests.conftest import edit_config, run_cli
 from tests.kubeapi import KubeAPIDouble
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 from tests.test_audit import VAULT_PASSWORD, VAULTED_TOKEN, _add_vaulted_variable
@@ -154,6 +154,12 @@ def test_an_age_encrypted_secret_is_applied_and_never_on_disk(
     assert live and base64.b64decode(live["data"]["key"]).decode() == AGE_SECRET
     assert live["metadata"]["labels"]["driftgate.io/environment"] == "shop"
 
+    # Another process (the CLI) finds the bundle rendered, without Secret values:
+    # it renders them again from Git, in memory, and sees the cluster in sync.
+    planned = run_cli("plan", "shop", "--config", str(world.config), "--output", "json")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert json.loads(planned.stdout)["in_sync"]
+
     # kustomize renders the plain files; encrypted ones join its output, decrypted in memory.
     commit_change(world.repo, "k8s/kustomization.yaml", "resources: [namespace.yaml, config.yaml, web.yaml]\n", "kustomize")
     edit_config(world, "shop", render={"kind": "kustomize"})
@@ -210,3 +216,24 @@ def test_encrypted_files_need_the_right_key_and_may_hold_only_secrets(
     repo.index.commit("an encrypted ConfigMap instead of the key")
     with pytest.raises(PermanentError, match=r"cm.yaml.age \(document 0\): ConfigMap/shop-disk/c: only Secrets may be encrypted"):
         targets.render(env, git.fetch(env.source, environment="shop"), access=local_access(env))
+
+
+def test_plain_text_left_by_older_versions_is_removed(world: DemoWorld, tmp_path: Path, driftgate_home: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exported checkouts and Kubernetes bundles with Secret values, as older
+    versions wrote them, are deleted by the next render."""
+    from driftgate import render
+
+    old_checkout = driftgate_home / "checkouts" / "0123456789ab-k8s"
+    old_checkout.mkdir(parents=True)
+    (old_checkout / "config.yaml").write_text(f"stringData: {{password: {PLAIN_SECRET}}}\n")
+    old_bundle = driftgate_home / "renders" / "0123456789ab-old"
+    old_bundle.mkdir(parents=True)
+    (old_bundle / render.MARKER).write_text(json.dumps({"commit": "0" * 40, "directory": str(old_bundle), "target_kind": "kubernetes"}))
+    (old_bundle / "manifests.json").write_text(json.dumps([{"source": "x", "object": {"stringData": {"p": PLAIN_SECRET}}}]))
+    monkeypatch.setattr(render, "_swept", False)
+
+    env = load_config(world.config).environment("demo")
+    bundle = targets.render(env, git.fetch(env.source, environment="demo"))
+    assert bundle.directory.is_dir() and not old_checkout.exists() and not old_bundle.exists()
+    assert files_holding(driftgate_home, [PLAIN_SECRET]) == []
