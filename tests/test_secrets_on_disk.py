@@ -154,28 +154,42 @@ def test_an_age_encrypted_secret_is_applied_and_never_on_disk(
     assert live and base64.b64decode(live["data"]["key"]).decode() == AGE_SECRET
     assert live["metadata"]["labels"]["driftgate.io/environment"] == "shop"
 
-    # Another process (the CLI) finds the bundle rendered, without Secret values:
-    # it renders them again from Git, in memory, and sees the cluster in sync.
+    # The key is rotated in Git. This process renders the commit; another one
+    # (the CLI) finds that bundle without Secret values, renders them again from
+    # Git in memory, and sees the change.
+    import pyrage
+    from pyrage import x25519
+
+    rotated = yaml.safe_dump({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api-key"},
+                              "stringData": {"key": AGE_SECRET + "-v2"}})  # fmt: skip
+    sealed = pyrage.encrypt(rotated.encode(), [x25519.Recipient.from_str(recipient)], armored=True).decode()
+    commit_change(world.repo, "k8s/api-key.yaml.age", sealed, "rotate the API key")
+    env = load_config(world.config).environment("shop")
+    assert not targets.render(env, git.fetch(env.source, environment="shop"), access=local_access(env)).cached
     planned = run_cli("plan", "shop", "--config", str(world.config), "--output", "json")
-    assert planned.returncode == 0, planned.stdout + planned.stderr
-    assert json.loads(planned.stdout)["in_sync"]
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    changes = json.loads(planned.stdout)["changes"]
+    assert [(c["target"], c["paths"]) for c in changes] == [(f"Secret/{NAMESPACE}/api-key", ["data.key"])]
+    assert "key: '*** (changed)'" in changes[0]["diff"] and AGE_SECRET not in planned.stdout  # masked like any Secret
 
     # kustomize renders the plain files; encrypted ones join its output, decrypted in memory.
     commit_change(world.repo, "k8s/kustomization.yaml", "resources: [namespace.yaml, config.yaml, web.yaml]\n", "kustomize")
     edit_config(world, "shop", render={"kind": "kustomize"})
-    rotated = yaml.safe_dump({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api-key"},
-                              "stringData": {"key": AGE_SECRET + "-v2"}})  # fmt: skip
-    import pyrage
-    from pyrage import x25519
-
-    sealed = pyrage.encrypt(rotated.encode(), [x25519.Recipient.from_str(recipient)], armored=True).decode()
-    commit_change(world.repo, "k8s/api-key.yaml.age", sealed, "rotate the API key")
     plan = engine_sync(world)
     assert [(c.target, c.paths) for c in plan.changes] == [(f"Secret/{NAMESPACE}/api-key", ("data.key",))]
-    assert "key: '*** (changed)'" in plan.changes[0].diff  # masked like any Secret
-    assert "v2" not in plan.model_dump_json() and AGE_SECRET not in plan.model_dump_json()
+    assert AGE_SECRET not in plan.model_dump_json()
     live = api.get_object("v1", "Secret", "api-key", NAMESPACE)
     assert live and base64.b64decode(live["data"]["key"]).decode() == AGE_SECRET + "-v2"
+
+    # Not even a hash of the Secret (a guessable value could be checked against it).
+    from driftgate.kubediff import stable_hash
+    from driftgate.manifests import load_manifests
+
+    env = load_config(world.config).environment("shop")
+    bundle = targets.render(env, git.fetch(env.source, environment="shop"), access=local_access(env))
+    (key,) = [m for m in load_manifests(bundle, env=env) if m.name == "api-key"]
+    assert files_holding(driftgate_home, [stable_hash(key.object)]) == []
+    assert files_holding(driftgate_home / "kube-cache", [":"])  # the cache is there, keyed without it
 
     checkpoint_sqlite()
     for root in (driftgate_home, scratch, world.repo):
