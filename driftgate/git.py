@@ -330,7 +330,9 @@ def read_files(checkout: Checkout) -> Iterator[SourceFile]:
                 continue  # a dangling link: nothing to read
             if blob.type != "blob":
                 continue  # a link to a directory: its files are read where they are
-        yield SourceFile(relative.as_posix(), blob.size, blob.data_stream.read)
+        # The stream is opened only when read, and read whole: GitPython shares one
+        # `git cat-file --batch` per repository, and a stream left open would derail it.
+        yield SourceFile(relative.as_posix(), blob.size, lambda blob=blob: blob.data_stream.read())
 
 
 _SYMLINK = 0o120000

@@ -154,3 +154,15 @@ def test_signed_commits(world: DemoWorld, signer: tuple[Path, str, str]) -> None
 def test_signing_key_that_is_not_a_key(world: DemoWorld) -> None:
     with pytest.raises(PermanentError, match="not a valid armored public key"):
         fetch(source(world, require_signed_commits=True, allowed_signers=["x"]), environment="p", signing_keys=["garbage"])
+
+
+def test_read_files_reads_any_file_in_any_order(world: DemoWorld) -> None:
+    """Files are read from the object store only when asked, in any order, any of
+    them skipped: GitPython's shared `cat-file --batch` must not get out of step."""
+    commit_change(world.repo, "ansible/extra.txt", "not yaml\n", "a file render skips")
+    files = list(read_files(fetch(source(world), environment="demo")))
+    assert [f.path for f in files] == sorted(f.path for f in files)
+    by_path = {f.path: f for f in files}
+    assert by_path["vars.yml"].read() == (world.repo / "ansible/vars.yml").read_bytes()  # the others left unread
+    assert files[0].read() == (world.repo / "ansible" / files[0].path).read_bytes()
+    assert by_path["extra.txt"].size == len("not yaml\n")
