@@ -28,7 +28,7 @@ from driftgate.config import load_config
 from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_change
 from driftgate.errors import PermanentError
 from driftgate.store import Store
-from tests.conftest import edit_config, run_cli
+from tests.conftest import as_cli, edit_config, run_cli
 from tests.kubeapi import KubeAPIDouble
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 from tests.test_audit import VAULT_PASSWORD, VAULTED_TOKEN, _add_vaulted_variable
@@ -114,7 +114,8 @@ def test_no_secret_in_driftgate_home_after_plan_sync_and_drift_check(
     for environment in ("shop", "demo"):
         planned = runner.invoke(app, ["plan", environment, "--config", config, "--output", "json"])
         assert planned.exit_code == 2, planned.output
-        assert reconcile(environment=environment, config=config, auto_approve=True, return_state=True).is_completed()
+        with as_cli(yes=True):
+            assert reconcile(environment=environment, config=config, return_state=True).is_completed()
         assert drift_check(environment=environment, config=config, return_state=True).is_completed()
     assert (world.host_root / "app/token").read_text() == VAULTED_TOKEN  # the vaulted variable was used
     live = api.get_object("v1", "Secret", "web-secret", NAMESPACE)
