@@ -287,6 +287,31 @@ class ApprovalPolicy(Strict):
     risky_tasks: list[str] = Field(
         default_factory=list, description="glob patterns of task names that always need approval"
     )
+    require_signature: bool = Field(
+        default=False, description="an answer must carry the approver's SSH signature over the run's statement"
+    )
+    allowed_signers: str | None = Field(
+        default=None,
+        description="OpenSSH allowed_signers file in the environment's repository (from its root), read at the fetched commit",
+    )
+    allowed_signers_block: str | None = Field(default=None, description="ApprovalSigners block name (instead)")
+
+    @field_validator("allowed_signers")
+    @classmethod
+    def _signers_inside_repo(cls, value: str | None) -> str | None:
+        return None if value is None else safe_subpath(value)
+
+    @model_validator(mode="after")
+    def _one_signers_source(self) -> "ApprovalPolicy":
+        sources = [s for s in (self.allowed_signers, self.allowed_signers_block) if s]
+        if self.require_signature and len(sources) != 1:
+            raise ValueError(
+                "require_signature needs exactly one of allowed_signers (a file in the repository) "
+                "or allowed_signers_block (a block)"
+            )
+        if sources and not self.require_signature:
+            raise ValueError("allowed_signers is given but require_signature is not true: set it, or drop allowed_signers")
+        return self
 
     @model_validator(mode="after")
     def _unique_rule_names(self) -> "ApprovalPolicy":
@@ -387,6 +412,17 @@ class Environment(Strict):
     sync: SyncSettings = SyncSettings()
     drift: DriftSettings = DriftSettings()
     notify: NotifySettings | None = None
+
+    @model_validator(mode="after")
+    def _signers_file_needs_signed_commits(self) -> "Environment":
+        # Whoever can push could otherwise list their own key as an approver's in the
+        # very commit they want approved, and sign for that approver.
+        if self.approval.allowed_signers and not self.source.require_signed_commits:
+            raise ValueError(
+                "approval.allowed_signers is read from the repository, so source.require_signed_commits must be true "
+                "(or anyone who can push could list their own key); or use approval.allowed_signers_block"
+            )
+        return self
 
 
 class Config(Strict):

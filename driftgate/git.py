@@ -2,12 +2,12 @@
 
 `fetch()` keeps a mirror clone per repository under ``$DRIFTGATE_HOME/repos``
 (cloned once, fetched incrementally afterwards), resolves the ref (branch, tag
-or commit) to a commit SHA, optionally verifies the commit's GPG signature
-against the allowed keys, and checks that the subpath exists at that commit.
-Nothing is exported then: render reads the files from the mirror's object
-store (`read_files()`, in memory) or writes them where it needs them
-(`export()`), so no extra plain-text copy of what Git holds (a Kubernetes
-Secret, say) stays on disk.
+or commit) to a commit SHA, optionally verifies the commit's signature (GPG,
+or SSH with ``gpg.format=ssh``) against the allowed keys, and checks that the
+subpath exists at that commit. Nothing is exported then: render reads the
+files from the mirror's object store (`read_files()`, in memory) or writes
+them where it needs them (`export()`), so no extra plain-text copy of what Git
+holds (a Kubernetes Secret, say) stays on disk.
 
 Credentials come in as a `GitAuth` (the task loads it from a block) and reach
 git through environment variables only: never in a URL, a config file or an
@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 import git
 
-from driftgate import home
+from driftgate import home, signing
 from driftgate.config import Source, is_local_repo
 from driftgate.errors import PermanentError, TransientError
 from driftgate.models import Checkout, Stage
@@ -188,18 +188,73 @@ def _resolve(mirror: git.Repo, ref: str, repo: str, where: str) -> str:
     )
 
 
-def verify_signature(mirror: git.Repo, commit: str, armored_keys: list[str], *, where: str) -> str:
+def verify_signature(mirror: git.Repo, commit: str, allowed: list[str], *, where: str) -> str:
     """Return who signed ``commit``; refuse if it is unsigned or signed by a key not allowed.
 
-    The commit is checked against a throwaway keyring that holds only the
-    allowed keys, so any good signature is by definition an allowed one.
+    ``allowed`` holds armored OpenPGP public keys and OpenSSH allowed_signers
+    text (the file Git's ``gpg.ssh.allowedSignersFile`` names); a commit
+    signed with an SSH key (``gpg.format=ssh``) is checked against the latter,
+    any other against the former.
     """
-    short = commit[:12]
-    if not armored_keys:
+    if not allowed:
         raise PermanentError(
             f"{where}: signed commits are required but no allowed signer key could be loaded",
             stage=Stage.FETCH,
         )
+    pgp_keys = [key for key in allowed if "BEGIN PGP PUBLIC KEY BLOCK" in key]
+    for entry in allowed:
+        if entry not in pgp_keys:
+            try:
+                signing.check_allowed_signers(entry, where="an allowed_signers entry")
+            except ValueError as exc:
+                raise PermanentError(
+                    f"{where}: {exc}; an entry is an armored OpenPGP public key or an OpenSSH allowed_signers file",
+                    stage=Stage.FETCH,
+                ) from None
+    if _signed_with_ssh(mirror, commit):
+        signers = "\n".join(key for key in allowed if key not in pgp_keys)
+        return _verify_ssh_signature(mirror, commit, signers, where=where)
+    return _verify_gpg_signature(mirror, commit, pgp_keys, where=where)
+
+
+def _signed_with_ssh(mirror: git.Repo, commit: str) -> bool:
+    header = mirror.git.cat_file("commit", commit).split("\n\n", 1)[0]
+    return any(line.startswith(("gpgsig -----BEGIN SSH SIGNATURE", "gpgsig-sha256 -----BEGIN SSH SIGNATURE"))
+               for line in header.splitlines())  # fmt: skip
+
+
+def _verify_ssh_signature(mirror: git.Repo, commit: str, allowed_signers: str, *, where: str) -> str:
+    """Git verifies (through ssh-keygen, namespace "git") against only these allowed_signers."""
+    short = commit[:12]
+    with tempfile.TemporaryDirectory(prefix="driftgate-ssh-signers-") as tmp:
+        signers = Path(tmp) / "allowed_signers"
+        signers.write_text(allowed_signers + "\n")
+        result = _signature_tool(
+            ["git", "-c", "gpg.format=ssh", "-c", f"gpg.ssh.allowedSignersFile={signers}",
+             "log", "-1", "--format=%G?%x00%GK%x00%GS", commit],
+            where, cwd=mirror.git_dir, capture_output=True, text=True,
+        )  # fmt: skip
+    status, _, rest = result.stdout.strip().partition("\0")
+    fingerprint, _, principal = rest.partition("\0")
+    if result.returncode == 0 and status == "G" and principal:
+        return f"{principal} ({fingerprint})"
+    if status in ("U", "E") and fingerprint.startswith("SHA256:"):
+        raise PermanentError(
+            f"{where}: commit {short} is signed by SSH key {fingerprint}, which is not an allowed signer "
+            "(for namespace git): sign with an allowed key or add it to allowed_signers",
+            stage=Stage.FETCH,
+        )
+    raise PermanentError(
+        f"{where}: commit {short} has an SSH signature{' by key ' + fingerprint if fingerprint else ''} that does not "
+        "verify for Git (a bad signature, or an allowed_signers line whose namespaces leave out git): refusing it",
+        stage=Stage.FETCH,
+    )
+
+
+def _verify_gpg_signature(mirror: git.Repo, commit: str, armored_keys: list[str], *, where: str) -> str:
+    """The commit is checked against a throwaway keyring that holds only the
+    allowed keys, so any good signature is by definition an allowed one."""
+    short = commit[:12]
     with tempfile.TemporaryDirectory(prefix="driftgate-gpg-") as gnupghome:
         env = {**os.environ, "GNUPGHOME": gnupghome}
         for key in armored_keys:

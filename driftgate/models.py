@@ -200,6 +200,18 @@ class Decision(str, Enum):
     REJECT = "reject"
 
 
+class SignatureEvidence(Frozen):
+    """What proves a signed approval, kept in the record so that ``driftgate
+    audit verify`` can check it again offline (driftgate.signing)."""
+
+    statement: str  # the exact text signed
+    signature: str  # armored SSH signature
+    fingerprint: str  # SHA256 fingerprint of the key that signed
+    principal: str  # the allowed_signers principal it was verified as
+    allowed_signers: str  # the allowed_signers line(s) of that key
+    allowed_signers_source: str  # where the file came from: repository path at a commit, or a block
+
+
 class Approval(Frozen):
     """The gate's verdict on one plan (by plan_hash)."""
 
@@ -210,6 +222,7 @@ class Approval(Frozen):
     plan_hash: str = ""
     decided_at: datetime | None = None
     timed_out: bool = False
+    signature: SignatureEvidence | None = None  # when the environment requires signed approvals
 
     @property
     def approved(self) -> bool:

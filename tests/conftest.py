@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,32 @@ def answer(decision: str, name: str, reason: str = "") -> Callable[[Any], None]:
     from flows.approval import answer_run
 
     return lambda run: answer_run(run, decision=decision, approver=name, reason=reason)
+
+
+@dataclass(frozen=True)
+class SSHKey:
+    """A real ed25519 key made by ssh-keygen: its private key file and public key ("ssh-ed25519 AAAA...")."""
+
+    path: Path
+    public: str
+
+    def signer_line(self, principal: str, options: str = "") -> str:
+        """Its line in an OpenSSH allowed_signers file."""
+        return " ".join(p for p in (principal, options, self.public) if p) + "\n"
+
+
+def make_ssh_key(directory: Path, name: str) -> SSHKey:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)], check=True, timeout=30)
+    return SSHKey(path, " ".join(path.with_suffix(".pub").read_text().split()[:2]))
+
+
+@pytest.fixture(scope="session")
+def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SSHKey]:
+    """Real SSH keys for alice, bob and mallory (one set per session: ssh-keygen takes a few ms each)."""
+    directory = tmp_path_factory.mktemp("ssh-keys")
+    return {name: make_ssh_key(directory, name) for name in ("alice", "bob", "mallory")}
 
 
 @contextmanager

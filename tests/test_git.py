@@ -1,4 +1,4 @@
-"""fetch against real Git repositories: cache, refs, bad input, signed commits with real gpg keys."""
+"""fetch against real Git repositories: cache, refs, bad input, signed commits with real gpg and SSH keys."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from pathlib import Path
 import git
 import pytest
 
+from driftgate import signing
 from driftgate.config import Source
 from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.errors import PermanentError, TransientError, is_transient
 from driftgate.git import GitAuth, fetch, read_files
 from driftgate.models import Checkout, Stage
+from tests.conftest import SSHKey
 
 
 def files_of(checkout: Checkout) -> dict[str, str]:
@@ -152,8 +154,57 @@ def test_signed_commits(world: DemoWorld, signer: tuple[Path, str, str]) -> None
 
 
 def test_signing_key_that_is_not_a_key(world: DemoWorld) -> None:
-    with pytest.raises(PermanentError, match="not a valid armored public key"):
+    with pytest.raises(PermanentError, match="an allowed_signers entry: entry 1 .* has no SSH public key"):
         fetch(source(world, require_signed_commits=True, allowed_signers=["x"]), environment="p", signing_keys=["garbage"])
+    with pytest.raises(PermanentError, match="not a valid armored public key"):
+        fetch(source(world, require_signed_commits=True, allowed_signers=["x"]), environment="p",
+              signing_keys=["-----BEGIN PGP PUBLIC KEY BLOCK-----\ngarbage\n-----END PGP PUBLIC KEY BLOCK-----"])  # fmt: skip
+
+
+# ---------------------------------------------------------------- SSH-signed commits (gpg.format=ssh)
+
+
+def _ssh_signed_commit(world: DemoWorld, key: SSHKey | None, message: str) -> str:
+    (world.repo / "ansible" / "vars.yml").write_text(f"max_connections: {len(message)}\n")
+    subprocess.run(["git", "add", "-A"], cwd=world.repo, check=True)
+    sign = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={key.path}"] if key else []
+    subprocess.run(["git", *sign, "commit", "-q", "-S" if key else "--no-gpg-sign", "-m", message], cwd=world.repo, check=True)
+    return git.Repo(world.repo).head.commit.hexsha
+
+
+def test_ssh_signed_commits_beside_gpg_keys(world: DemoWorld, ssh_keys: dict[str, SSHKey], signer: tuple[Path, str, str], tmp_path: Path) -> None:
+    home, allowed_gpg, _ = signer
+    signers_file = tmp_path / "allowed_signers"
+    signers_file.write_text("# who may sign deployed commits\n" + ssh_keys["alice"].signer_line("alice@example.com"))
+    gpg_key = _gpg(home, "--armor", "--export", allowed_gpg)
+    keys = [gpg_key, signers_file.read_text()]
+    signed_source = source(world, require_signed_commits=True, allowed_signers=[str(signers_file)])
+
+    good = _ssh_signed_commit(world, ssh_keys["alice"], "signed with alice's SSH key")
+    checkout = fetch(signed_source, environment="prod", signing_keys=keys)
+    fingerprint = signing.key_fingerprint(ssh_keys["alice"].public.split()[1])
+    assert checkout.commit == good and checkout.signed_by == f"alice@example.com ({fingerprint})"
+
+    by_other = _ssh_signed_commit(world, ssh_keys["mallory"], "signed with a key nobody allowed")
+    with pytest.raises(PermanentError) as caught:
+        fetch(signed_source, environment="prod", signing_keys=keys)
+    mallory = signing.key_fingerprint(ssh_keys["mallory"].public.split()[1])
+    assert f"commit {by_other[:12]} is signed by SSH key {mallory}, which is not an allowed signer" in str(caught.value)
+
+    unsigned = _ssh_signed_commit(world, None, "not signed")
+    with pytest.raises(PermanentError, match=f"commit {unsigned[:12]} is not signed"):
+        fetch(signed_source, environment="prod", signing_keys=keys)
+
+    _signed_commit(world, home, allowed_gpg, "GPG still works beside SSH")
+    assert fetch(signed_source, environment="prod", signing_keys=keys).signed_by.startswith("Release Bot")
+
+
+def test_ssh_key_allowed_only_for_approvals_does_not_sign_commits(world: DemoWorld, ssh_keys: dict[str, SSHKey]) -> None:
+    """A key whose allowed_signers line restricts it to driftgate-approval cannot vouch for a commit."""
+    line = ssh_keys["alice"].signer_line("alice", 'namespaces="driftgate-approval"')
+    commit = _ssh_signed_commit(world, ssh_keys["alice"], "signed, but with an approvals-only key")
+    with pytest.raises(PermanentError, match=f"commit {commit[:12]} has an SSH signature by key SHA256:.* that does not verify"):
+        fetch(source(world, require_signed_commits=True, allowed_signers=["x"]), environment="prod", signing_keys=[line])
 
 
 def test_read_files_reads_any_file_in_any_order(world: DemoWorld) -> None:
