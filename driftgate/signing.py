@@ -225,6 +225,7 @@ def check_answer(expected: Statement, answer: str, allowed_signers: str, *, now:
     """
     if len(answer) > MAX_ANSWER:
         raise SignatureRefused(f"malformed: the signature field holds {len(answer)} characters (at most {MAX_ANSWER})", "malformed")
+    normalize_armor(answer)  # no signature at all: say so before anything else
     claimed_text, _, _ = answer.partition("-----BEGIN SSH SIGNATURE-----")
     statement = expected
     if claimed_text.strip():
