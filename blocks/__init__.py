@@ -10,12 +10,14 @@ register`) or in Python (`GitCredentials(token=...).save("deploy-repo")`).
 from blocks.credentials import (
     AgeIdentity,
     AnsibleSSH,
+    ApprovalSigners,
     DriftgateDatabase,
     GitCredentials,
     KubernetesCluster,
     SigningKeys,
     BLOCK_TYPES,
     load_access,
+    load_approval_signers,
     record_database_url,
     register_block_types,
 )
@@ -23,12 +25,14 @@ from blocks.credentials import (
 __all__ = [
     "AgeIdentity",
     "AnsibleSSH",
+    "ApprovalSigners",
     "BLOCK_TYPES",
     "DriftgateDatabase",
     "GitCredentials",
     "KubernetesCluster",
     "SigningKeys",
     "load_access",
+    "load_approval_signers",
     "record_database_url",
     "register_block_types",
 ]

@@ -44,9 +44,20 @@ class SigningKeys(Block):
     """Public keys whose signatures driftgate accepts on commits."""
 
     _block_type_name = "driftgate signing keys"
-    _description = "Armored OpenPGP public keys allowed to sign deployed commits."
+    _description = "Keys allowed to sign deployed commits: armored OpenPGP public keys, or OpenSSH allowed_signers text."
 
-    public_keys: list[str] = Field(description="armored public key blocks")
+    public_keys: list[str] = Field(description="armored public key blocks, or OpenSSH allowed_signers files' text")
+
+
+class ApprovalSigners(Block):
+    """Who may sign approvals: an OpenSSH allowed_signers file (approval.allowed_signers_block)."""
+
+    _block_type_name = "driftgate approval signers"
+    _description = "OpenSSH allowed_signers lines (principal, key) of the people who may sign approvals."
+
+    allowed_signers: str = Field(
+        description="allowed_signers file text: one 'name [namespaces=\"driftgate-approval\"] ssh-ed25519 AAAA...' line per key"
+    )
 
 
 class KubernetesCluster(Block):
@@ -77,7 +88,9 @@ class DriftgateDatabase(Block):
     url: SecretStr = Field(description="database URL, with its password")
 
 
-BLOCK_TYPES: tuple[type[Block], ...] = (GitCredentials, AnsibleSSH, SigningKeys, KubernetesCluster, AgeIdentity, DriftgateDatabase)
+BLOCK_TYPES: tuple[type[Block], ...] = (
+    GitCredentials, AnsibleSSH, SigningKeys, ApprovalSigners, KubernetesCluster, AgeIdentity, DriftgateDatabase,
+)  # fmt: skip
 
 
 def register_block_types() -> list[str]:
@@ -142,6 +155,12 @@ def load_access(env: Environment) -> Access:
         identities = parse_age_identities(block.identity.get_secret_value(), where)
     masker.add(*identities)
     return Access(git=git_auth, ssh=ssh, kube=kube, signing_keys=keys, masker=masker, age_identities=identities)
+
+
+def load_approval_signers(env: Environment) -> str:
+    """The allowed_signers text of ``env``'s approval.allowed_signers_block."""
+    block = _load(ApprovalSigners, env.approval.allowed_signers_block, env, "approval.allowed_signers_block")
+    return block.allowed_signers
 
 
 DATABASE_BLOCK_ENV_VAR = "DRIFTGATE_DATABASE_BLOCK"

@@ -116,6 +116,23 @@ def head_commit(source: Source, *, environment: str, auth: GitAuth | None = None
         return _resolve(_update_mirror(source, env, masker, where), source.ref, source.repo, where)
 
 
+def file_at_commit(source: Source, commit: str, path: str, *, environment: str, max_bytes: int = 1 << 20) -> str:
+    """The text of ``path`` (from the repository's root) at ``commit``, read
+    from the mirror `fetch` made. Used by the gate for a repository-held
+    allowed_signers file: who may approve is then itself a reviewed commit."""
+    where = f"environment {environment!r}: approval.allowed_signers {path!r} at commit {commit[:12]}"
+    try:
+        blob = git.Repo(_cache_dir(source.repo)).commit(commit).tree / path
+    except (KeyError, ValueError, git.exc.NoSuchPathError, git.exc.InvalidGitRepositoryError, git.BadName):
+        raise PermanentError(f"{where} does not exist: add the file (OpenSSH allowed_signers format) in a commit", stage=Stage.GATE) from None
+    if blob.type != "blob" or blob.mode == 0o120000 or blob.size > max_bytes:
+        raise PermanentError(f"{where} must be a regular file of at most {max_bytes} bytes", stage=Stage.GATE)
+    try:
+        return blob.data_stream.read().decode()
+    except UnicodeDecodeError:
+        raise PermanentError(f"{where} is not UTF-8 text", stage=Stage.GATE) from None
+
+
 def _cache_dir(repo: str) -> Path:
     return home.subdir("repos") / hashlib.sha256(repo.encode()).hexdigest()[:20]
 

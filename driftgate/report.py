@@ -89,8 +89,10 @@ def approval_markdown(
     forbid_self_approval: bool,
     timeout: timedelta,
     asked_again: str = "",
+    signing: str = "",
 ) -> str:
-    """The text above the approval form: what deciding means, then the plan."""
+    """The text above the approval form: what deciding means, how to sign
+    (``signing``, when the environment requires signatures), then the plan."""
     if deciders is None:
         who = "anyone" + (f" except {requester}, who requested this run" if forbid_self_approval else "")
     else:
@@ -108,7 +110,31 @@ def approval_markdown(
     ]
     if asked_again:
         lines[2:2] = [f"> **Asked again:** {asked_again}", ""]
-    return "\n".join(lines) + "\n" + plan_markdown(plan)
+    return "\n".join(lines) + "\n" + (signing + "\n" if signing else "") + plan_markdown(plan)
+
+
+def signature_markdown(statement: str, command: str, *, run_id: str) -> str:
+    """How to sign an answer, above the form of an environment with
+    ``approval.require_signature``: the statement for the approver and
+    decision shown, and the one command that prints its signature."""
+    return "\n".join([
+        "### Sign your answer (this environment requires signed approvals)",
+        "",
+        "Your SSH key must sign this statement, with **your** decision and name on the "
+        "`decision:` and `approver:` lines (the example below is filled in for the first approver):",
+        "",
+        _code_block(statement.rstrip("\n").split("\n"), "text"),
+        "",
+        "Run this, after changing `approve` and the name at the end of `printf` to your decision and your name "
+        "(and `-f` to your key; a `.pub` file for a key in ssh-agent or on a FIDO token), then paste "
+        "everything it prints into **signature**:",
+        "",
+        _code_block([command], "sh"),
+        "",
+        f"Or from a shell with driftgate: `driftgate approve {run_id} --key ~/.ssh/id_ed25519 --as NAME` "
+        "(add `--reject` to reject).",
+        "",
+    ])  # fmt: skip
 
 
 def run_markdown(run: RunRecord, record_id: int) -> str:
@@ -154,7 +180,12 @@ def _fenced(diff: str) -> str:
     lines = diff.splitlines()
     if len(lines) > MAX_DIFF_LINES:
         lines = lines[:MAX_DIFF_LINES] + [f"… {len(lines) - MAX_DIFF_LINES} more lines (see `driftgate plan`)"]
+    return _code_block(lines, "diff")
+
+
+def _code_block(lines: list[str], language: str) -> str:
+    """A fenced block that no line inside can close."""
     fence = "```"
     while any(line.lstrip().startswith(fence) for line in lines):
         fence += "`"
-    return f"{fence}diff\n" + "\n".join(lines) + f"\n{fence}"
+    return f"{fence}{language}\n" + "\n".join(lines) + f"\n{fence}"

@@ -44,7 +44,7 @@ MAX_ANSWER = 16_384  # an armored signature is well under 2 KiB
 DECISIONS = ("approve", "reject")
 
 _ARMOR = re.compile(r"-----BEGIN SSH SIGNATURE-----(.*?)-----END SSH SIGNATURE-----", re.S)
-_PRINCIPAL = re.compile(r"^[^\s,\"'*?!\x00-\x1f\x7f-][^\s,\"'*?!\x00-\x1f\x7f]*$")
+PRINCIPAL = re.compile(r"^[^\s,\"'*?!\x00-\x1f\x7f-][^\s,\"'*?!\x00-\x1f\x7f]*$")
 _FINGERPRINT = re.compile(r"(SHA256:[A-Za-z0-9+/]+)")
 _KEY_TYPE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)$")
 
@@ -86,7 +86,7 @@ class Statement:
                 raise ValueError(f"statement {f.name} {value!r} is empty or holds control characters")
         if self.decision not in DECISIONS:
             raise ValueError(f"statement decision must be approve or reject, not {self.decision!r}")
-        if not _PRINCIPAL.match(self.approver):
+        if not PRINCIPAL.match(self.approver):
             raise ValueError(
                 f"approver {self.approver!r} cannot be an allowed_signers principal "
                 "(no spaces, commas, quotes or wildcards, and not starting with -)"
@@ -185,7 +185,7 @@ def verify(statement: str, signature: str, allowed_signers: str, principal: str,
     ``at`` checks key validity (valid-after/valid-before) at that time, for
     re-verifying old approvals."""
     armor = normalize_armor(signature)
-    if not _PRINCIPAL.match(principal):
+    if not PRINCIPAL.match(principal):
         raise SignatureRefused(f"{principal!r} cannot be an allowed_signers principal", "key")
     with tempfile.TemporaryDirectory(prefix="driftgate-verify-") as tmp:
         sig, signers = Path(tmp) / "sig", Path(tmp) / "allowed_signers"

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger
@@ -33,14 +34,17 @@ from prefect.input import RunInput
 from prefect.states import Running
 from pydantic import Field, create_model
 
-from driftgate import policy, report
+from prefect.runtime import flow_run
+
+from driftgate import policy, report, signing
 from driftgate.config import Environment
 from driftgate.errors import PermanentError
-from driftgate.models import Approval, Decision, Plan, Stage, Trigger
+from driftgate.models import Approval, Decision, Plan, SignatureEvidence, Stage, Trigger
 from driftgate.runlog import now
+from driftgate.signing import SignatureRefused, SigningUnavailable, Statement
 from flows.links import this_run_url
 from flows.requests import RunRequest
-from tasks import decide_gate
+from tasks import decide_gate, load_approval_signers
 from tasks.notify import notify
 
 # Seconds between checks for an answer while paused; Prefect's default of 10 s
@@ -50,7 +54,9 @@ POLL_SECONDS = 2
 # timestamp) would otherwise ask again for ever.
 MAX_ROUNDS = 5
 IN_ADVANCE = "approved in advance (sync --yes)"
+IN_ADVANCE_SIGNED = "approved in advance (sync --yes --key)"
 INFO_PREFIX = "driftgate-"  # flow run input key of a pause's summary, for `driftgate approvals`
+VERDICT_PREFIX = "driftgate-verdict-"  # ... and of the flow's verdict on the answer to a pause
 
 APPROVER_HELP = "your name as the environment's approvers list it; the record names you as who decided"
 
@@ -64,6 +70,18 @@ class ApprovalInput(RunInput):
     )
     approver: str = Field(min_length=1, description=APPROVER_HELP)
     reason: str = Field(default="", description="why you decided so; kept in the record")
+
+
+SIGNATURE_HELP = (
+    "what the command above printed: -----BEGIN SSH SIGNATURE----- ... (the statement before it may be pasted too); "
+    "checked against the environment's allowed_signers for the approver named"
+)
+
+
+class SignedApprovalInput(ApprovalInput):
+    """The answer in an environment with approval.require_signature."""
+
+    signature: str = Field(min_length=1, description=SIGNATURE_HELP, json_schema_extra={"format": "textarea"})
 
 
 # ---------------------------------------------------------------- in the flow
@@ -86,7 +104,7 @@ def gate(
     """
     requester = request.requested_by
     pre_approver = requester if request.pre_approve and request.trigger == Trigger.CLI else None
-    approval, waited = _decide(env, plan, pre_approver=pre_approver, requester=requester)
+    approval, waited = _decide(env, plan, pre_approver=pre_approver, requester=requester, signing_key=request.signing_key)
     for _ in range(MAX_ROUNDS):
         if approval is None or not (approval.approved and waited):
             return plan, approval
@@ -113,9 +131,11 @@ def plan_changed(old: Plan, new: Plan, approval: Approval) -> str:
 
 
 def _decide(
-    env: Environment, plan: Plan, *, pre_approver: str | None, requester: str, asked_again: str = ""
+    env: Environment, plan: Plan, *, pre_approver: str | None, requester: str, asked_again: str = "",
+    signing_key: Path | None = None,
 ) -> tuple[Approval | None, bool]:
-    """The gate's verdict on one plan, and whether a person was waited for."""
+    """The gate's verdict on one plan, and whether a person was waited for.
+    ``signing_key`` signs a pre-approval where approvals must be signed."""
     if plan.in_sync:
         return None, False
     if not decide_gate(env, plan):
@@ -123,14 +143,18 @@ def _decide(
         return Approval(required=False, decision=Decision.APPROVE, reason=reason, plan_hash=plan.plan_hash), False
     if pre_approver is not None:
         refusal = policy.approver_refusal(pre_approver, env.approval, requester=requester)
+        evidence = None
+        if refusal is None and env.approval.require_signature:
+            refusal, evidence = _signed_in_advance(env, plan, pre_approver, signing_key)
         if refusal is None:
             approval = Approval(
                 required=True,
                 decision=Decision.APPROVE,
                 approver=pre_approver,
-                reason=IN_ADVANCE,
+                reason=IN_ADVANCE_SIGNED if evidence else IN_ADVANCE,
                 plan_hash=plan.plan_hash,
                 decided_at=now(),
+                signature=evidence,
             )
             return approval, False
         get_run_logger().warning("--yes does not apply: %s; waiting for an approver", refusal)
@@ -138,11 +162,13 @@ def _decide(
 
 
 def approval_form(env: Environment, *, requester: str) -> type[ApprovalInput]:
-    """`ApprovalInput` whose approver field accepts only who may decide.
+    """`ApprovalInput` (with a signature field when the environment requires
+    one) whose approver field accepts only who may decide.
 
     The rule is in the form's JSON schema, so the Prefect server itself
     refuses anyone else (from the UI or the API) and the run stays paused.
     """
+    base = SignedApprovalInput if env.approval.require_signature else ApprovalInput
     names = policy.deciders(env.approval, requester=requester)
     if names is not None:
         # An empty enum is not a valid schema; "not {}" accepts nothing.
@@ -152,20 +178,25 @@ def approval_form(env: Environment, *, requester: str) -> type[ApprovalInput]:
         extra = {"not": {"enum": [requester]}}
         help_text = f"{APPROVER_HELP}; not {requester}, who requested this run"
     else:
-        return ApprovalInput
+        return base
     field = Field(min_length=1, description=help_text, json_schema_extra=extra)
-    return create_model("ApprovalInput", __base__=ApprovalInput, approver=(str, field))
+    return create_model(base.__name__, __base__=base, approver=(str, field))
 
 
 def wait_for_approval(env: Environment, plan: Plan, *, requester: str, asked_again: str = "") -> Approval:
     """Pause until someone allowed decides, or the environment's timeout passes.
 
     An answer from someone the policy refuses (possible only through an old
-    form) does not count: the run pauses again for the rest of the time.
+    form), or without a valid signature where one is required, does not
+    count: the run pauses again for the rest of the time, saying why.
     """
     logger = get_run_logger()
     timeout = env.approval.timeout
     deadline = time.monotonic() + timeout.total_seconds()
+    # A signed statement is valid until this run stops waiting for it.
+    expires = (now() + timeout).replace(microsecond=0)
+    if env.approval.require_signature:
+        load_approval_signers(env, plan.revision)  # no usable allowed_signers: fail now, not after a wait
     note = asked_again
     url = this_run_url()
     where = f" ({url})" if url else ""
@@ -176,7 +207,7 @@ def wait_for_approval(env: Environment, plan: Plan, *, requester: str, asked_aga
         if remaining < 1:
             return _timed_out(plan, timeout)
         key = f"approve-{plan.plan_hash[:12]}-{uuid.uuid4().hex[:8]}"
-        _publish_summary(env, plan, key=key, requester=requester, asked_again=note)
+        _publish_summary(env, plan, key=key, requester=requester, asked_again=note, expires=expires)
         description = report.approval_markdown(
             plan,
             requester=requester,
@@ -184,6 +215,7 @@ def wait_for_approval(env: Environment, plan: Plan, *, requester: str, asked_aga
             forbid_self_approval=env.approval.forbid_self_approval,
             timeout=timeout,
             asked_again=note,
+            signing=_signing_help(env, plan, requester=requester, expires=expires),
         )
         form = approval_form(env, requester=requester).with_initial_data(description=description)
         logger.info("waiting for approval of plan %s (%s)", plan.plan_hash[:12], report.plan_summary(plan))
@@ -193,8 +225,13 @@ def wait_for_approval(env: Environment, plan: Plan, *, requester: str, asked_aga
             _leave_paused_state()
             return _timed_out(plan, timeout)
         refusal = policy.approver_refusal(answer.approver, env.approval, requester=requester)
+        evidence = None
+        if refusal is None and env.approval.require_signature:
+            refusal, evidence = _check_signature(env, plan, answer, expires=expires)
+        _publish_verdict(key, refusal)
         if refusal is None:
-            logger.info("%s: %s by %s", plan.plan_hash[:12], answer.decision.value, answer.approver)
+            signed = f" (signed with {evidence.fingerprint})" if evidence else ""
+            logger.info("%s: %s by %s%s", plan.plan_hash[:12], answer.decision.value, answer.approver, signed)
             return Approval(
                 required=True,
                 decision=answer.decision,
@@ -202,9 +239,64 @@ def wait_for_approval(env: Environment, plan: Plan, *, requester: str, asked_aga
                 reason=answer.reason,
                 plan_hash=plan.plan_hash,
                 decided_at=now(),
+                signature=evidence,
             )
         logger.warning("refused the answer of %s: %s; still waiting", answer.approver, refusal)
         note = f"the answer from {answer.approver} was refused: {refusal}"
+
+
+def expected_statement(env: Environment, plan: Plan, *, decision: str, approver: str, expires: datetime) -> Statement:
+    """The statement an answer by ``approver`` deciding ``decision`` on this run must be a signature of."""
+    return Statement(
+        environment=env.name, flow_run=str(flow_run.id), plan=plan.plan_hash, commit=plan.revision,
+        decision=decision, approver=approver, expires=expires,
+    )  # fmt: skip
+
+
+def _signed_in_advance(
+    env: Environment, plan: Plan, approver: str, key: Path | None
+) -> tuple[str | None, SignatureEvidence | None]:
+    """A pre-approval (``sync --yes --key``) signed in this, the CLI's, process
+    with the user's key (ssh-keygen may ask for a passphrase or a touch), then
+    checked exactly like an answer to the form."""
+    if key is None:
+        return f"environment {env.name!r} requires signed approvals: give --key with --yes", None
+    expires = (now() + env.approval.timeout).replace(microsecond=0)
+    try:
+        statement = expected_statement(env, plan, decision=Decision.APPROVE.value, approver=approver, expires=expires)
+        answer = signing.sign(statement.text(), key)
+    except ValueError as exc:
+        return f"malformed: {exc}", None
+    except SigningUnavailable as exc:
+        return str(exc), None
+    allowed, source = load_approval_signers(env, plan.revision)
+    try:
+        return None, signing.check_answer(statement, answer, allowed, now=now(), source=source)
+    except (SignatureRefused, SigningUnavailable) as exc:
+        return str(exc), None
+
+
+def _signing_help(env: Environment, plan: Plan, *, requester: str, expires: datetime) -> str:
+    """The statement and the one command that signs it, for the form."""
+    if not env.approval.require_signature:
+        return ""
+    names = policy.deciders(env.approval, requester=requester)
+    example = next((n for n in names or [] if signing.PRINCIPAL.match(n)), "YOUR_NAME")
+    template = expected_statement(env, plan, decision="approve", approver=example, expires=expires)
+    return report.signature_markdown(template.text(), signing.sign_command(template), run_id=str(flow_run.id))
+
+
+def _check_signature(env: Environment, plan: Plan, answer: Any, *, expires: datetime) -> tuple[str | None, SignatureEvidence | None]:
+    """(why the answer's signature is refused, or None; the evidence to record)."""
+    try:
+        expected = expected_statement(env, plan, decision=answer.decision.value, approver=answer.approver, expires=expires)
+    except ValueError as exc:
+        return f"malformed: {exc}", None
+    allowed, source = load_approval_signers(env, plan.revision)  # afresh: a key removed while waiting no longer counts
+    try:
+        return None, signing.check_answer(expected, answer.signature, allowed, now=now(), source=source)
+    except (SignatureRefused, SigningUnavailable) as exc:
+        return str(exc), None
 
 
 def _timed_out(plan: Plan, timeout: timedelta) -> Approval:
@@ -218,14 +310,16 @@ def _timed_out(plan: Plan, timeout: timedelta) -> Approval:
     )
 
 
-def _publish_summary(env: Environment, plan: Plan, *, key: str, requester: str, asked_again: str) -> None:
-    """What `driftgate approvals` and `driftgate approve` need to know about this pause."""
+def _publish_summary(env: Environment, plan: Plan, *, key: str, requester: str, asked_again: str, expires: datetime) -> None:
+    """What `driftgate approvals` and `driftgate approve` need to know about this
+    pause (with what a signed statement binds: this flow run, plan, commit, expiry)."""
     from prefect.input import create_flow_run_input
 
     create_flow_run_input(
         key=INFO_PREFIX + key,
         value={
             "environment": env.name,
+            "flow_run": str(flow_run.id),
             "commit": plan.revision,
             "plan_hash": plan.plan_hash,
             "summary": report.plan_summary(plan),
@@ -234,8 +328,18 @@ def _publish_summary(env: Environment, plan: Plan, *, key: str, requester: str, 
             "approvers": policy.describe_approvers(env.approval),
             "forbid_self_approval": env.approval.forbid_self_approval,
             "asked_again": asked_again,
+            "require_signature": env.approval.require_signature,
+            "expires": expires.isoformat(),
         },
     )
+
+
+def _publish_verdict(key: str, refusal: str | None) -> None:
+    """Whether the answer to pause ``key`` was taken, for `driftgate approve`
+    (the server cannot check a signature; the flow tells the sender)."""
+    from prefect.input import create_flow_run_input
+
+    create_flow_run_input(key=f"{VERDICT_PREFIX}{key}", value={"accepted": refusal is None, "refusal": refusal or ""})
 
 
 def _leave_paused_state() -> None:
@@ -278,6 +382,16 @@ class PausedRun:
     approvers: str = "anyone"
     forbid_self_approval: bool = False
     asked_again: str = ""
+    flow_run: str = ""
+    require_signature: bool = False
+    expires: str = ""  # ISO 8601 UTC: when a signed statement for this pause stops counting
+
+    def statement(self, *, decision: str, approver: str) -> Statement:
+        """What ``approver`` signs to decide this pause (ValueError if the name cannot be a principal)."""
+        return Statement(
+            environment=self.environment, flow_run=self.id, plan=self.plan_hash, commit=self.commit,
+            decision=decision, approver=approver, expires=datetime.fromisoformat(self.expires),
+        )  # fmt: skip
 
 
 def paused_runs() -> list[PausedRun]:
@@ -354,16 +468,23 @@ def _paused_run_by_id(run_id: uuid.UUID) -> PausedRun:
     return _paused_run(run)
 
 
-def answer_run(run: PausedRun, *, decision: str, approver: str, reason: str) -> None:
+def answer_run(run: PausedRun, *, decision: str, approver: str, reason: str, signature: str = "") -> None:
     """Resume ``run`` with a decision, after checking the approver.
 
     Raises ApproverRefused (the run stays paused), NotPaused (someone else
     answered first, or it timed out) or ValueError (an invalid answer).
+    ``signature``: the signed statement (see `sign_answer`) where the run requires one.
     """
     from prefect.exceptions import NotPausedError
     from prefect.flow_runs import resume_flow_run
 
-    answer = ApprovalInput(decision=Decision(decision), approver=approver, reason=reason)  # validate before sending
+    if run.require_signature and not signature:
+        raise ApproverRefused(
+            f"run {run.id} of {run.environment!r} requires a signed answer: pass --key ~/.ssh/id_ed25519; it stays paused"
+        )
+    form = SignedApprovalInput if run.require_signature else ApprovalInput
+    extra = {"signature": signature} if run.require_signature else {}
+    answer = form(decision=Decision(decision), approver=approver, reason=reason, **extra)  # validate before sending
     refusal = _refusal(run, approver)
     if refusal:
         raise ApproverRefused(f"{refusal}; run {run.id} of {run.environment!r} stays paused")
@@ -373,6 +494,38 @@ def answer_run(run: PausedRun, *, decision: str, approver: str, reason: str) -> 
         raise NotPaused(f"run {run.id} of {run.environment!r} is no longer waiting for approval") from None
     except RuntimeError as exc:  # the server refused the input (its schema): the run stays paused
         raise ApproverRefused(f"the Prefect server refused the answer for run {run.id}: {exc}") from None
+
+
+def sign_answer(run: PausedRun, *, decision: str, approver: str, key: str) -> str:
+    """The statement for this pause and ``approver``'s signature of it with
+    ``key`` (ssh-keygen; may ask for a passphrase or a touch), as one answer."""
+    try:
+        statement = run.statement(decision=decision, approver=approver)
+    except ValueError as exc:
+        raise ApproverRefused(f"cannot sign for run {run.id}: {exc}") from None
+    if statement.expires <= now():
+        raise NotPaused(f"run {run.id} of {run.environment!r} stopped waiting at {statement.expires:%Y-%m-%d %H:%M:%S} UTC")
+    try:
+        return statement.text() + signing.sign(statement.text(), key)
+    except SigningUnavailable as exc:
+        raise ApproverRefused(str(exc)) from None
+
+
+def await_verdict(run: PausedRun, *, timeout: float = 60) -> None:
+    """Wait until the flow has checked the answer to ``run``'s pause: return if
+    it was taken, raise ApproverRefused (the run stays paused) with the flow's
+    one-line reason if not. Only the flow can check a signature."""
+    from prefect.input import read_flow_run_input
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        verdict = read_flow_run_input(f"{VERDICT_PREFIX}{run.pause_key}", flow_run_id=uuid.UUID(run.id))
+        if verdict is not None:
+            if verdict.get("accepted"):
+                return
+            raise ApproverRefused(f"run {run.id} of {run.environment!r} refused the answer: {verdict.get('refusal')}; it stays paused")
+        time.sleep(0.3)
+    raise NotPaused(f"run {run.id} of {run.environment!r} has not checked the answer within {timeout:.0f} s: see `driftgate approvals`")
 
 
 def _refusal(run: PausedRun, approver: str) -> str | None:

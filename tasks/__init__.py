@@ -5,7 +5,16 @@ function and returns its typed result. Retries (transient failures only),
 timeouts and caching are set here, not in the engine. Used by flows/.
 """
 
-from tasks.stages import apply_changes, decide_gate, diff_live, fetch_source, load_access, record_run, render_bundle
+from tasks.stages import (
+    apply_changes,
+    decide_gate,
+    diff_live,
+    fetch_source,
+    load_access,
+    load_approval_signers,
+    record_run,
+    render_bundle,
+)
 
 __all__ = [
     "apply_changes",
@@ -13,6 +22,7 @@ __all__ = [
     "diff_live",
     "fetch_source",
     "load_access",
+    "load_approval_signers",
     "record_run",
     "render_bundle",
 ]

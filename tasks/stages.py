@@ -9,11 +9,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from driftgate import git, policy, report, targets
+from driftgate import git, policy, report, signing, targets
 from driftgate.access import Access, local_access, uses_blocks
 from driftgate.config import Environment
-from driftgate.errors import is_transient
-from driftgate.models import ApplyResult, Bundle, Checkout, Plan, RunRecord, RunStart
+from driftgate.errors import PermanentError, is_transient
+from driftgate.models import ApplyResult, Bundle, Checkout, Plan, RunRecord, RunStart, Stage
 from driftgate.store import Store
 
 
@@ -68,6 +68,24 @@ def diff_live(env: Environment, bundle: Bundle, access: Access) -> Plan:
             description=f"driftgate plan {plan.plan_hash[:12]}: {report.plan_summary(plan)}",
         )
     return plan
+
+
+@task(name="approval signers", **_common)
+def load_approval_signers(env: Environment, commit: str) -> tuple[str, str]:
+    """Who may sign approvals (allowed_signers text) and where that came from:
+    the environment's block, or the file in its repository at ``commit``."""
+    if env.approval.allowed_signers_block:
+        from blocks import load_approval_signers as from_block
+
+        text, source = from_block(env), f"block {env.approval.allowed_signers_block}"
+    else:
+        path = env.approval.allowed_signers or ""
+        text, source = git.file_at_commit(env.source, commit, path, environment=env.name), f"{path} at commit {commit}"
+    try:
+        signing.check_allowed_signers(text, where=f"environment {env.name!r}: approval allowed_signers ({source})")
+    except ValueError as exc:
+        raise PermanentError(str(exc), stage=Stage.GATE) from None
+    return text, source
 
 
 @task(name="gate", **_common)
