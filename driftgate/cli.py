@@ -288,6 +288,17 @@ _OUTCOME_STYLE = {
 }
 
 
+def _key_fingerprint(signed_answer: str) -> str:
+    """The fingerprint of the key in a signature (check-novalidate prints it; no principal needed)."""
+    from driftgate import signing
+
+    statement, _, _ = signed_answer.partition("-----BEGIN SSH SIGNATURE-----")
+    try:
+        return signing.signer_fingerprint(statement, signed_answer)
+    except (signing.SignatureRefused, signing.SigningUnavailable):
+        return "an SSH key"
+
+
 def _print_run(run: StoredRun) -> None:
     style = _OUTCOME_STYLE[run.outcome]
     console.print(
@@ -452,7 +463,8 @@ def audit_verify(
 
     Names the first row altered, removed or inserted, and what the checkpoints
     show: rows cut from the end, a chain recomputed from some row on, a database
-    deleted and started anew. Exit 0 intact, 1 not.
+    deleted and started anew; re-verifies every signed approval offline.
+    Exit 0 intact, 1 not.
     """
     from driftgate import bundle as bundles
     from driftgate import checkpoints
@@ -473,11 +485,29 @@ def audit_verify(
                 location=location.description if location else "",
                 trusted=trusted,
             )
+        signed, bad_approvals = _verify_signed_approvals(bundle)
+    ok = report.ok and not bad_approvals
     if output == "json":
-        print(json.dumps(report.to_json(), indent=2))
+        print(json.dumps({**report.to_json(), "ok": ok, "signed_approvals": signed, "approval_problems": bad_approvals}, indent=2))
     else:
         _print_report(report)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_ERROR)
+        if signed and not bad_approvals:
+            console.print(f"[green]✓[/] {signed} signed approval{'s' if signed > 1 else ''} re-verified (ssh-keygen, offline)")
+        for problem in bad_approvals:
+            err_console.print(f"[bold red]✗[/] {escape(problem)}")
+    raise typer.Exit(EXIT_OK if ok else EXIT_ERROR)
+
+
+def _verify_signed_approvals(bundle: Path | None) -> tuple[int, list[str]]:
+    """Every signed approval in the record (or the bundle) checked again with the
+    statement, signature and allowed_signers lines it keeps (driftgate.signing)."""
+    from driftgate import bundle as bundles
+    from driftgate import signing
+
+    if bundle is None:
+        return signing.verify_approvals(_store().iter_chain())
+    with bundles.Bundle(bundle) as opened:
+        return signing.verify_approvals(opened.entries())
 
 
 def _trusted_keys(path: Path | None) -> list[str]:
@@ -594,14 +624,21 @@ def approvals(output: str = OutputOption) -> None:
             console.print(f"  [yellow]asked again:[/] {escape(r.asked_again)}")
         anyone = f"anyone but {r.requester}" if r.forbid_self_approval else "anyone"
         console.print(f"  may decide: {escape(', '.join(r.deciders) if r.deciders is not None else anyone)}")
+        if r.require_signature:
+            console.print(f"  signed approval required until {escape(r.expires)}: add --key ~/.ssh/id_ed25519 to approve or reject")
         url = _flow_run_url(r.id)
         if url:
             console.print(f"  {url}")
-    console.print(escape("answer with: driftgate approve RUN [--reject] [--reason TEXT] [--as NAME]"), style="dim")
+    console.print(escape("answer with: driftgate approve RUN [--reject] [--reason TEXT] [--as NAME] [--key SSH_KEY]"), style="dim")
 
 
 _AS_OPTION = typer.Option(None, "--as", "--approver", help="who decides (default: $DRIFTGATE_USER or your login)")
 _REASON_OPTION = typer.Option("", "--reason", help="why; kept in the record")
+_KEY_OPTION = typer.Option(
+    None, "--key", "-k",
+    help="sign the answer with this SSH key (a private key, or the .pub of a key in ssh-agent or on a FIDO token); "
+    "needed where approval.require_signature is on",
+)  # fmt: skip
 
 
 @app.command()
@@ -610,9 +647,10 @@ def approve(
     reject: bool = typer.Option(False, "--reject", help="reject instead: nothing is applied"),
     reason: str = _REASON_OPTION,
     approver: str = _AS_OPTION,
+    key: str | None = _KEY_OPTION,
 ) -> None:
     """Approve (or --reject) a paused sync: the same as the form in the Prefect UI."""
-    _answer(run, "reject" if reject else "approve", approver, reason)
+    _answer(run, "reject" if reject else "approve", approver, reason, key)
 
 
 @app.command()
@@ -620,29 +658,39 @@ def reject(
     run: str = typer.Argument(..., help="flow run id, or an environment with one paused run"),
     reason: str = _REASON_OPTION,
     approver: str = _AS_OPTION,
+    key: str | None = _KEY_OPTION,
 ) -> None:
     """Reject a paused sync: nothing is applied and the run ends as rejected."""
-    _answer(run, "reject", approver, reason)
+    _answer(run, "reject", approver, reason, key)
 
 
-def _answer(ref: str, decision: str, approver: str | None, reason: str) -> None:
+def _answer(ref: str, decision: str, approver: str | None, reason: str, key: str | None) -> None:
     from driftgate.runlog import current_user
 
     _prefect_defaults()
     # Without PREFECT_API_URL Prefect starts a temporary server on the same
     # database (PREFECT_HOME) as the paused run's, and finds it there.
-    from flows.approval import answer_run, find_paused_run
+    from flows.approval import answer_run, await_verdict, find_paused_run, sign_answer
 
+    name = approver or current_user()
+    signed = ""
     try:
         paused = find_paused_run(ref)
-        answer_run(paused, decision=decision, approver=approver or current_user(), reason=reason)
+        signature = sign_answer(paused, decision=decision, approver=name, key=key) if key and paused.require_signature else ""
+        answer_run(paused, decision=decision, approver=name, reason=reason, signature=signature)
+        if paused.require_signature:  # only the flow can check a signature: wait for its verdict
+            await_verdict(paused)
+            signed = f", signed with {_key_fingerprint(signature)}"
     except (LookupError, PermissionError, ValueError) as exc:
         _fail(str(exc))
     done = "approved" if decision == "approve" else "rejected"
     console.print(
         f"{done} run {paused.id} of {escape(paused.environment)}"
         + (f" (plan {paused.plan_hash[:12]}: {escape(paused.summary)})" if paused.plan_hash else "")
+        + signed
     )
+    if key and not paused.require_signature:
+        console.print(f"[dim]{escape(paused.environment)} does not require signed approvals: the answer was sent unsigned[/]")
     url = _flow_run_url(paused.id)
     if url:
         console.print(f"[dim]Prefect UI: {url}[/]")

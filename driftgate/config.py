@@ -502,7 +502,7 @@ def parse_config(raw: Any, path: Path) -> Config:
 def _describe(err: dict[str, Any]) -> str:
     # Drop the discriminator tag pydantic puts in the location ("target.ansible.playbook").
     loc = [str(p) for p in err["loc"] if p not in ("ansible", "kubernetes")]
-    where = ".".join(loc) or "(environment)"
+    where = ".".join(loc)
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown key (check the spelling)"
@@ -510,7 +510,7 @@ def _describe(err: dict[str, Any]) -> str:
         message = f"unknown kind {err.get('input', {}).get('kind')!r}: use 'ansible' or 'kubernetes'"
     elif err["type"] == "union_tag_not_found":
         message = "missing 'kind' (use 'ansible' or 'kubernetes')"
-    return f"{where}: {message}"
+    return f"{where}: {message}" if where else message
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -254,11 +254,17 @@ def check_answer(expected: Statement, answer: str, allowed_signers: str, *, now:
 
 def _signs(statement: str, signature: str) -> bool:
     """Whether ``signature`` is a good signature over ``statement`` by any key."""
+    return bool(signer_fingerprint(statement, signature))
+
+
+def signer_fingerprint(statement: str, signature: str) -> str:
+    """The fingerprint of the key that made ``signature`` over ``statement``,
+    whoever it is ("" if it is not a signature of ``statement``)."""
     with tempfile.TemporaryDirectory(prefix="driftgate-verify-") as tmp:
         sig = Path(tmp) / "sig"
         sig.write_text(normalize_armor(signature))
-        return _ssh_keygen(["-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sig)], stdin=statement,
-                           what="checking a signature").returncode == 0  # fmt: skip
+        result = _ssh_keygen(["-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sig)], stdin=statement, what="checking a signature")
+        return _fingerprint(result.stdout) if result.returncode == 0 else ""
 
 
 def normalize_armor(text: str) -> str:

@@ -24,6 +24,9 @@ from driftgate.models import Outcome
 from driftgate.store import Store, StoredRun
 from tests.conftest import SSHKey, approver, edit_config, run_cli
 
+# A flow run with several answers and console-script calls, on a machine others share.
+pytestmark = pytest.mark.timeout(600)
+
 SIGNED = {"mode": "always", "timeout": "3m", "approvers": ["alice", "bob"], "require_signature": True}
 
 
@@ -165,14 +168,13 @@ def test_cli_approve_with_key_end_to_end_and_audit_verify(signed_world: DemoWorl
     assert verified.returncode == 0, verified.stderr
     assert "1 signed approval re-verified" in verified.stdout
 
-    # Someone with write access to the database rewrites the signed statement.
+    # Someone with write access to the database stretches the signed statement's expiry by a century.
     with sqlite3.connect(driftgate_home / "driftgate.db") as db:
-        db.execute(
-            "UPDATE runs SET approval = replace(approval, 'decision: approve', 'decision: reject') WHERE id = ?", (record.id,)
-        )
+        db.execute("UPDATE runs SET approval = replace(approval, 'expires: 20', 'expires: 21') WHERE id = ?", (record.id,))
     tampered = run_cli("audit", "verify")
     assert tampered.returncode == 1
-    assert f"runs #{record.id}" in tampered.stderr and "signed approval does not verify" in tampered.stderr
+    assert f"runs #{record.id}" in tampered.stderr and "was altered" in tampered.stderr  # the chain
+    assert "signed approval does not verify: the signature is for another statement" in tampered.stderr  # and the signature
 
 
 def test_allowed_signers_in_the_repository_with_ssh_signed_commits(world: DemoWorld, ssh_keys: dict[str, SSHKey], prefect_api: str) -> None:
@@ -203,17 +205,22 @@ def test_allowed_signers_in_the_repository_with_ssh_signed_commits(world: DemoWo
 
 def test_allowed_signers_in_the_repository_require_signed_commits(world: DemoWorld) -> None:
     """Else whoever can push lists their own key under an approver's name, in the commit to be approved."""
-    edit_config(world, approval={**SIGNED, "allowed_signers": ".driftgate/allowed_signers"})
-    with pytest.raises(ConfigError, match="source.require_signed_commits must be true"):
-        load_config(world.config)
-    edit_config(world, approval={**SIGNED})
-    with pytest.raises(ConfigError, match="require_signature needs exactly one of allowed_signers"):
-        load_config(world.config)
-    data = yaml.safe_load(world.config.read_text())
-    data["environments"]["demo"]["approval"] = {"allowed_signers_block": "x"}
-    world.config.write_text(yaml.safe_dump(data))
-    with pytest.raises(ConfigError, match="require_signature is not true"):
-        load_config(world.config)
+    def problem(**approval: Any) -> str:
+        data = yaml.safe_load(world.config.read_text())
+        data["environments"]["demo"]["approval"] = approval
+        world.config.write_text(yaml.safe_dump(data))
+        with pytest.raises(ConfigError) as bad:
+            load_config(world.config)
+        return str(bad.value).splitlines()[-1].strip()
+
+    assert problem(**SIGNED, allowed_signers=".driftgate/allowed_signers").startswith(
+        "environment 'demo': approval.allowed_signers is read from the repository, so source.require_signed_commits must be true"
+    )
+    assert "approval: require_signature needs exactly one of allowed_signers" in problem(**SIGNED)
+    assert "approval: require_signature needs exactly one" in problem(**SIGNED, allowed_signers="a", allowed_signers_block="b")
+    assert "approval: allowed_signers is given but require_signature is not true" in problem(allowed_signers_block="x")
+    assert "approval.allowed_signers: path '../keys' escapes the repository" in problem(**SIGNED, allowed_signers="../keys")
+    assert "approval.require_signatures: unknown key" in problem(require_signatures=True)
 
 
 @pytest.mark.usefixtures("prefect_api")
