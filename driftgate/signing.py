@@ -307,8 +307,8 @@ def check_allowed_signers(allowed_signers: str, *, where: str) -> None:
 
 def _key_of(line: str) -> tuple[str, str] | None:
     """(key type, base64 blob) of an allowed_signers line."""
-    try:
-        words = shlex.split(line, posix=True)
+    try:  # options may quote spaces (namespaces="a b"); most lines quote nothing
+        words = shlex.split(line, posix=True) if '"' in line else line.split()
     except ValueError:
         return None
     for i, word in enumerate(words[1:-1], 1):

@@ -4,7 +4,8 @@ headless by Playwright (never a downloaded browser). The reviewer opens the
 run page, finds the plan artifacts and the resume form, approves from the
 browser, and the run completes with the approver in the record.
 
-Set DRIFTGATE_UPDATE_SCREENSHOTS=1 to refresh the README's screenshots in docs/.
+A second test approves with an SSH signature made from the command the form
+shows. Set DRIFTGATE_UPDATE_SCREENSHOTS=1 to refresh the README's screenshots in docs/.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,24 @@ def choose(page: Any, dialog: Any, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def open_form(page: Any, *fields: str) -> Any:
+    """Click Resume and return the dialog once driftgate's form is in it.
+
+    Prefect first shows its default resume dialog and swaps in the run's own
+    form when it has loaded the schema: wait for driftgate's fields, not for
+    any Submit button (reading the default dialog made the old wait flaky)."""
+    page.get_by_role("button", name="Resume").click()
+    dialog = page.locator("[role=dialog]")
+    for label in fields:
+        dialog.locator(".schema-form-property__label", has_text=label).first.wait_for()
+    dialog.get_by_role("button", name="Submit").wait_for()
+    return dialog
+
+
+def form_field(page: Any, dialog: Any, label: str) -> Any:
+    return dialog.locator(".schema-form-property", has=page.locator(".schema-form-property__label", has_text=label))
+
+
 def save_screenshot(page: Any, tmp_path: Path, name: str) -> Path:
     shot = tmp_path / name
     page.screenshot(path=str(shot))
@@ -98,9 +118,7 @@ def test_approve_a_paused_sync_in_the_prefect_ui(world: DemoWorld, prefect_serve
             page.go_back()
 
             # The resume form: the plan, what deciding means, the three fields with their help.
-            page.get_by_role("button", name="Resume").click()
-            dialog = page.locator("[role=dialog]")
-            dialog.get_by_role("button", name="Submit").wait_for()
+            dialog = open_form(page, "Decision", "Approver", "Reason")
             text = dialog.inner_text()
             assert f"Approve plan {run_plan_hash(api, run['id'])[:16]} for demo?" in text
             assert "Requested by bob" in text and "approve applies exactly this plan" in text
@@ -111,7 +129,7 @@ def test_approve_a_paused_sync_in_the_prefect_ui(world: DemoWorld, prefect_serve
 
             choose(page, dialog, "Decision", "approve")
             choose(page, dialog, "Approver", "alice")
-            dialog.locator("textarea").fill("reviewed in the Prefect UI")
+            form_field(page, dialog, "Reason").locator("textarea").fill("reviewed in the Prefect UI")
             dialog.get_by_role("button", name="Submit").click()
 
             out, err = sync.communicate(timeout=120)
@@ -134,3 +152,65 @@ def run_plan_hash(api: str, run_id: str) -> str:
     """The plan hash the paused run published for `driftgate approvals`."""
     inputs = httpx.post(f"{api}/flow_runs/{run_id}/input/filter", json={"prefix": "driftgate-"}, timeout=5).json()
     return json.loads(inputs[0]["value"])["plan_hash"]
+
+
+def test_signed_approval_in_the_prefect_ui(world: DemoWorld, prefect_server: str, tmp_path: Path) -> None:
+    """The form shows the statement and the one command that signs it; the
+    command, run as shown (with the test's key), prints the signature that
+    is pasted; the run applies and the record keeps the signature."""
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' brings playwright")
+    from tests.conftest import make_ssh_key
+
+    api = f"{prefect_server}/api"
+    alice = make_ssh_key(tmp_path / "keys", "alice")
+    block = f"ui-approvers-{tmp_path.name[-8:]}".lower().replace("_", "-")
+    save_block = "from blocks import ApprovalSigners; import sys; ApprovalSigners(allowed_signers=sys.argv[1]).save(sys.argv[2], overwrite=True)"
+    subprocess.run([sys.executable, "-c", save_block, alice.signer_line("alice", 'namespaces="driftgate-approval"'), block],
+                   env={**os.environ, "PREFECT_API_URL": api}, check=True, timeout=120)  # fmt: skip
+    edit_config(world, approval={"mode": "always", "timeout": "10m", "approvers": ["alice", "bob"], "forbid_self_approval": True,
+                                 "require_signature": True, "allowed_signers_block": block})  # fmt: skip
+    sync = subprocess.Popen(
+        [str(DRIFTGATE), "sync", "demo", "--config", str(world.config)],
+        env={**os.environ, "PREFECT_API_URL": api, "DRIFTGATE_USER": "bob"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        run = wait_for_paused_run(api, sync)
+        with playwright.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page.set_default_timeout(30_000)
+            page.goto(f"{prefect_server}/runs/flow-run/{run['id']}")
+            dialog = open_form(page, "Decision", "Approver", "Signature")
+            text = dialog.inner_text()
+            assert "Sign your answer" in text and "driftgate approval v1" in text
+            assert f"flow run: {run['id']}" in text and f"plan: {run_plan_hash(api, run['id'])}" in text
+            assert "approver: alice" in text and "ssh-keygen -Y sign -n driftgate-approval" in text
+            code = dialog.locator("code", has_text="ssh-keygen -Y sign").first
+            command = code.inner_text().strip()
+            code.scroll_into_view_if_needed()  # the statement and the command, above the fields
+            save_screenshot(page, tmp_path, "approval-signed-form.png")
+
+            # The approver runs the command shown, with their own key, and pastes what it prints.
+            assert command.endswith("approve alice | ssh-keygen -Y sign -n driftgate-approval -f ~/.ssh/id_ed25519")
+            mine = command.replace("-f ~/.ssh/id_ed25519", f"-f {alice.path}")
+            signature = subprocess.run(["bash", "-c", mine], capture_output=True, text=True, check=True, timeout=30).stdout
+            assert signature.startswith("-----BEGIN SSH SIGNATURE-----")
+            choose(page, dialog, "Decision", "approve")
+            choose(page, dialog, "Approver", "alice")
+            form_field(page, dialog, "Signature").locator("textarea, input").first.fill(signature)
+            form_field(page, dialog, "Reason").locator("textarea, input").first.fill("signed in the Prefect UI")
+            dialog.get_by_role("button", name="Submit").click()
+
+            out, err = sync.communicate(timeout=180)
+            assert sync.returncode == 0, out + err
+            browser.close()
+    finally:
+        if sync.poll() is None:
+            sync.kill()
+            sync.communicate()
+    assert "applied: demo" in out and "approval: approve by alice: signed in the Prefect UI" in out
+    record = json.loads(run_cli("history", "demo", "--output", "json").stdout)[0]
+    evidence = record["approval"]["signature"]
+    assert evidence["principal"] == "alice" and f"flow run: {run['id']}" in evidence["statement"]
+    assert world.config_line.read_text() == "max_connections = 100\n"
