@@ -199,8 +199,16 @@ def sync(
         False, "--yes", "-y",
         help="approve, as you, a plan that would pause (the environment's approver rules still apply; recorded)",
     ),
+    key: Path | None = typer.Option(
+        None, "--key", "-k",
+        help="with --yes: sign the pre-approval with this SSH key, where approval.require_signature is on",
+    ),
 ) -> None:
     """Reconcile ENV now (fetch, render, diff, gate, apply, record). Exit 0 on success, 1 on failure or rejection."""
+    if key is not None and not yes:
+        _fail("--key signs a pre-approval: give it with --yes (to answer a paused run: driftgate approve RUN --key)")
+    if key is not None and not key.expanduser().is_file():
+        _fail(f"--key {key}: no such key file (an SSH private key, or the .pub of a key in ssh-agent)")
     config_path = _validated_config_path(config, environment)
     _prefect_defaults()
     console.print(f"[dim]running the reconcile flow for {escape(environment)} on {_api_description()}…[/]")
@@ -210,7 +218,7 @@ def sync(
 
         # Trigger, requester and pre-approval travel in this process only, never as
         # flow parameters (which anyone reaching the Prefect API could set).
-        with requested(cli_request(pre_approve=yes)):
+        with requested(cli_request(pre_approve=yes, signing_key=key.expanduser() if key else None)):
             state = reconcile(environment=environment, config=str(config_path), return_state=True)
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     record = _record_of(flow_run_id)

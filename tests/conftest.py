@@ -152,13 +152,16 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @contextmanager
-def as_cli(user: str | None = None, *, yes: bool = False) -> Iterator[None]:
-    """Flows started in this block run as `driftgate sync [--yes]` by ``user`` would
+def as_cli(user: str | None = None, *, yes: bool = False, key: Path | None = None) -> Iterator[None]:
+    """Flows started in this block run as `driftgate sync [--yes [--key KEY]]` by ``user`` would
     (the CLI's in-process request; deployment parameters cannot say this)."""
     from driftgate.models import Trigger
     from flows.requests import RunRequest, cli_request, requested
 
-    request = RunRequest(Trigger.CLI, user, pre_approve=yes) if user else cli_request(pre_approve=yes)
+    request = (
+        RunRequest(Trigger.CLI, user, pre_approve=yes, signing_key=key) if user
+        else cli_request(pre_approve=yes, signing_key=key)
+    )  # fmt: skip
     with requested(request):
         yield
 

@@ -22,7 +22,7 @@ from driftgate.config import ConfigError, load_config
 from driftgate.demo_repo import DemoWorld
 from driftgate.models import Outcome
 from driftgate.store import Store, StoredRun
-from tests.conftest import SSHKey, approver, edit_config, run_cli
+from tests.conftest import SSHKey, approver, as_cli, edit_config, run_cli
 
 # A flow run with several answers and console-script calls, on a machine others share.
 pytestmark = pytest.mark.timeout(600)
@@ -45,10 +45,12 @@ def signed_world(world: DemoWorld, ssh_keys: dict[str, SSHKey], prefect_api: str
     return world
 
 
-def sync(world: DemoWorld, **kwargs: Any) -> tuple[Any, StoredRun]:
+def sync(world: DemoWorld, *, user: str | None = None, yes: bool = False, key: SSHKey | None = None) -> tuple[Any, StoredRun]:
+    """A sync as `driftgate sync [--yes [--key KEY]]` by ``user`` runs it."""
     from flows.reconcile import reconcile
 
-    state = reconcile(environment="demo", config=str(world.config), return_state=True, **kwargs)
+    with as_cli(user, yes=yes, key=key.path if key else None):
+        state = reconcile(environment="demo", config=str(world.config), return_state=True)
     return state, Store().history("demo", limit=1)[0]
 
 
@@ -115,7 +117,7 @@ def test_forged_and_replayed_signatures_are_refused_then_a_valid_one_applies(sig
         refusals["valid"] = send(run, signing.sign(run.statement(decision="approve", approver="alice").text(), alice.path))
 
     with approver(act) as seen:
-        state, record = sync(signed_world, auto_approve=True)  # --yes does not skip a signed gate
+        state, record = sync(signed_world, user="alice", yes=True)  # --yes without a key does not skip a signed gate
     assert refusals.pop("valid") is None
     expected = {
         "forged name": f"signed by key {signing.key_fingerprint(mallory.public.split()[1])}, which allowed_signers does not list for alice",
@@ -175,6 +177,34 @@ def test_cli_approve_with_key_end_to_end_and_audit_verify(signed_world: DemoWorl
     assert tampered.returncode == 1
     assert f"runs #{record.id}" in tampered.stderr and "was altered" in tampered.stderr  # the chain
     assert "signed approval does not verify: the signature is for another statement" in tampered.stderr  # and the signature
+
+
+def test_sync_yes_with_key_is_a_signed_pre_approval(signed_world: DemoWorld, ssh_keys: dict[str, SSHKey]) -> None:
+    """`sync --yes --key`: the CLI user's key signs the run's statement in the CLI's process,
+    checked like any answer; someone else's key under alice's login only makes the run wait."""
+    from typer.testing import CliRunner
+
+    from driftgate.cli import app
+
+    edit_config(signed_world, approval={"timeout": "4s"})
+    state, record = sync(signed_world, user="alice", yes=True, key=ssh_keys["mallory"])
+    assert record.outcome == Outcome.REJECTED and record.approval["timed_out"] is True  # waited, nobody answered
+    assert not signed_world.config_line.exists()
+
+    runner = CliRunner()
+    assert "--key signs a pre-approval: give it with --yes" in runner.invoke(app, ["sync", "demo", "--key", str(ssh_keys["alice"].path)]).output
+    result = runner.invoke(
+        app, ["sync", "demo", "--config", str(signed_world.config), "--yes", "--key", str(ssh_keys["alice"].path)],
+        env={"DRIFTGATE_USER": "alice"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = Store().history("demo", limit=1)[0]
+    assert record.outcome == Outcome.APPLIED and record.requested_by == "alice"
+    assert record.approval["approver"] == "alice" and record.approval["reason"] == "approved in advance (sync --yes --key)"
+    evidence = record.approval["signature"]
+    assert evidence["fingerprint"] == signing.key_fingerprint(ssh_keys["alice"].public.split()[1])
+    assert signing.Statement.parse(evidence["statement"]).flow_run == record.flow_run_id
+    assert signing.verify_approvals(Store().chain_entries()) == (1, [])
 
 
 def test_allowed_signers_in_the_repository_with_ssh_signed_commits(world: DemoWorld, ssh_keys: dict[str, SSHKey], prefect_api: str) -> None:
