@@ -42,6 +42,7 @@ $(STAMP): pyproject.toml
 bench: setup
 	$(BIN)/python bench/bench_kube.py
 	$(BIN)/python bench/bench_record.py
+	$(BIN)/python bench/bench_signing.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
