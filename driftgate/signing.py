@@ -226,9 +226,12 @@ def check_answer(expected: Statement, answer: str, allowed_signers: str, *, now:
     if len(answer) > MAX_ANSWER:
         raise SignatureRefused(f"malformed: the signature field holds {len(answer)} characters (at most {MAX_ANSWER})", "malformed")
     normalize_armor(answer)  # no signature at all: say so before anything else
-    claimed_text, _, _ = answer.partition("-----BEGIN SSH SIGNATURE-----")
+    before, _, _ = answer.partition("-----BEGIN SSH SIGNATURE-----")
+    # Text before the signature counts only from the statement's header on: a
+    # paste may carry ssh-keygen's "Signing data on standard input" too.
+    claimed_text = before[before.index(HEADER):] if HEADER in before else ""
     statement = expected
-    if claimed_text.strip():
+    if claimed_text:
         claimed = Statement.parse(claimed_text)
         mismatch = claimed.mismatch(expected)
         if mismatch:
@@ -239,7 +242,7 @@ def check_answer(expected: Statement, answer: str, allowed_signers: str, *, now:
     try:
         fingerprint = verify(statement.text(), answer, allowed_signers, expected.approver)
     except SignatureRefused as refused:
-        if refused.kind == "statement" and not claimed_text.strip():
+        if refused.kind == "statement" and not claimed_text:
             other = replace(expected, decision="reject" if expected.decision == "approve" else "approve")
             if _signs(other.text(), answer):
                 raise SignatureRefused(

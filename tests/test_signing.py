@@ -70,8 +70,10 @@ def test_sign_and_verify_return_the_key_fingerprint(ssh_keys: dict[str, SSHKey],
     assert evidence.statement == EXPECTED.text() and evidence.signature == signature
     # Only alice's own line is kept for re-verifying offline.
     assert evidence.allowed_signers == ssh_keys["alice"].signer_line("alice", 'namespaces="driftgate-approval"')
-    # A text field that dropped the line breaks of the pasted signature still verifies.
+    # A text field that dropped the line breaks of the pasted signature still verifies,
+    # and so does a paste that caught ssh-keygen's own message before it.
     assert check(signature.replace("\n", " "), signers).fingerprint == evidence.fingerprint
+    assert check("Signing data on standard input\n" + signature, signers).fingerprint == evidence.fingerprint
 
 
 def test_form_command_signs_the_statement_for_the_name_and_decision_typed(ssh_keys: dict[str, SSHKey], signers: str) -> None:
@@ -136,7 +138,10 @@ def test_expired_statement_is_refused_even_with_a_valid_signature(ssh_keys: dict
         ("-----BEGIN SSH SIGNATURE-----\n!!!\n-----END SSH SIGNATURE-----", "not valid base64"),
         ("-----BEGIN SSH SIGNATURE-----\naGVsbG8=\n-----END SSH SIGNATURE-----", "no SSHSIG magic"),
         ("-----BEGIN SSH SIGNATURE-----\nU1NIU0lHAAAAAQ==\n-----END SSH SIGNATURE-----", "cannot be read as an SSH signature"),
-        ("approver: alice\n-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----", "not a 'driftgate approval v1' statement"),
+        ("driftgate approval v1\napprover: alice\n-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----",
+         "not a 'driftgate approval v1' statement"),
+        (EXPECTED.text().replace("approver: alice", "approver alice") + "-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----",
+         "line 'approver alice' of the signed statement should start with 'approver: '"),
         ("x" * 20_000, "at most 16384"),
     ],
 )
