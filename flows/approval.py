@@ -9,10 +9,16 @@ computes the plan again; when the plan changed while the run waited (a new
 commit, new drift), it pauses again and says why. Called from the reconcile
 flow's body, because only a flow can pause.
 
-Outside the flow, `paused_runs()`, `find_paused_run()` and `answer_run()` are
-what the CLI uses: Prefect's own CLI cannot resume a run with input, and
-Prefect does not record who resumed a run, so driftgate checks and records
-the approver itself.
+Where ``approval.require_signature`` is on, the form also asks for the
+approver's SSH signature over the run's statement (driftgate/signing.py): the
+form shows the statement and the command that signs it, the flow verifies the
+answer before apply (a refused one leaves the run paused, saying why) and
+publishes its verdict, and the record keeps the evidence.
+
+Outside the flow, `paused_runs()`, `find_paused_run()`, `answer_run()`,
+`sign_answer()` and `await_verdict()` are what the CLI uses: Prefect's own CLI
+cannot resume a run with input, and Prefect does not record who resumed a
+run, so driftgate checks and records the approver itself.
 """
 
 from __future__ import annotations
@@ -32,9 +38,8 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.states import Running
-from pydantic import Field, create_model
-
 from prefect.runtime import flow_run
+from pydantic import Field, create_model
 
 from driftgate import policy, report, signing
 from driftgate.config import Environment
