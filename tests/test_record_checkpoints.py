@@ -21,14 +21,13 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from driftgate import audit
+from driftgate import audit, signing
 from driftgate.cli import app
 from driftgate.store import CHAINED, Store, _engine
-from tests.conftest import DRIFTGATE
+from tests.conftest import DRIFTGATE, SSHKey
 from tests.postgres import database_url, postgres_server  # noqa: F401  (fixtures)
 from tests.test_store import T0, _start, a_run
 
-APPROVER_LINE = 'alice namespaces="driftgate-approval" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHZ9OGJ0YWxpY2VhbGljZWFsaWNlYWxpY2VhbGljZQ'
 
 
 def _keygen(path: Path, comment: str) -> Path:
@@ -50,17 +49,29 @@ def checkpoints_dir(tmp_path: Path, instance_key: Path, monkeypatch: pytest.Monk
     return where
 
 
-def _three_runs(url: str, *, signed_approvals: bool = False) -> Store:
+def approver_line(key: SSHKey) -> str:
+    return key.signer_line("alice", 'namespaces="driftgate-approval"').strip()
+
+
+def _three_runs(url: str, *, signed_by: SSHKey | None = None) -> Store:
     """Three runs of two environments, each with its start: 9 entries, 6 transactions.
-    ``signed_approvals``: each approval carries the evidence a signed approval
-    keeps (its statement, signature, fingerprint and the allowed_signers line it
-    was checked with; the signature itself is not real here)."""
+    ``signed_by``: each approval is signed by alice with this key and carries the
+    evidence a signed approval keeps (statement, signature, fingerprint and the
+    allowed_signers line it was checked with), which `audit verify` re-verifies."""
     store = Store(url)
     for i, env in enumerate(["prod", "staging", "prod"]):
+        at, commit = T0 + timedelta(days=i), f"{'abcdef'[i]}" * 40
         approval: dict[str, Any] = {"required": True, "decision": "approve", "approver": "alice"}
-        if signed_approvals:
-            approval["signature"] = {"statement": "...", "signature": "...", "fingerprint": "SHA256:...", "allowed_signers": APPROVER_LINE}
-        run = a_run(env, at=T0 + timedelta(days=i), commit=f"{'abcdef'[i]}" * 40, run_id=f"run-{i}-{env}", approval=approval)
+        if signed_by is not None:
+            decided = at + timedelta(seconds=1)
+            statement = signing.Statement(
+                environment=env, flow_run=a_run().flow_run_id or "", plan=a_run().plan_hash, commit=commit,
+                decision="approve", approver="alice", expires=decided + timedelta(hours=1),
+            )  # fmt: skip
+            evidence = signing.check_answer(statement, signing.sign(statement.text(), signed_by.path), approver_line(signed_by),
+                                            now=decided, source="test")  # fmt: skip
+            approval.update(plan_hash=statement.plan, decided_at=decided.isoformat(), signature=evidence.model_dump())
+        run = a_run(env, at=at, commit=commit, run_id=f"run-{i}-{env}", approval=approval)
         store.start_run(_start(run.run_id, env))
         store.record(run)
     return store
@@ -233,10 +244,10 @@ def _export(url: str, bundle: Path) -> None:
     assert f"wrote {bundle}: 9 entries, 6 checkpoints" in result.stdout
 
 
-def test_a_bundle_verifies_offline_with_the_database_deleted(checkpoints_dir: Path, tmp_path: Path) -> None:
+def test_a_bundle_verifies_offline_with_the_database_deleted(checkpoints_dir: Path, tmp_path: Path, ssh_keys: dict[str, SSHKey]) -> None:
     path = tmp_path / "record.db"
     url = f"sqlite:///{path}"
-    _three_runs(url, signed_approvals=True)
+    _three_runs(url, signed_by=ssh_keys["alice"])
     bundle = tmp_path / "audit-2024.tar"
     _export(url, bundle)
     with tarfile.open(bundle) as tar:
@@ -244,7 +255,7 @@ def test_a_bundle_verifies_offline_with_the_database_deleted(checkpoints_dir: Pa
         allowed = tar.extractfile("driftgate-bundle/allowed_signers").read().decode()  # type: ignore[union-attr]
     assert {"driftgate-bundle/record.jsonl", "driftgate-bundle/checkpoints.jsonl", "driftgate-bundle/manifest.json"} <= names
     assert 'driftgate-instance namespaces="driftgate-checkpoint" ssh-ed25519 ' in allowed
-    assert allowed.count(APPROVER_LINE) == 1  # the approvers' keys the record's signed approvals were checked with
+    assert allowed.count(approver_line(ssh_keys["alice"])) == 1  # the approvers' keys the record's signed approvals were checked with
 
     _engine.cache_clear()
     for leftover in tmp_path.glob("record.db*"):
@@ -260,6 +271,7 @@ def test_a_bundle_verifies_offline_with_the_database_deleted(checkpoints_dir: Pa
     assert result.returncode == 0, result.stderr
     assert "the record is intact: 9 entries" in result.stdout and "6 checkpoints" in result.stdout
     assert "SHA256:" in result.stdout  # the key it trusted, for the auditor to compare
+    assert "3 signed approvals re-verified" in result.stdout  # offline, from the evidence the bundle carries
     assert not path.exists() and not list(auditor_home.glob("*.db"))  # nothing was opened or created
 
 
