@@ -323,6 +323,8 @@ def _print_run(run: StoredRun) -> None:
     if run.approval and run.approval.get("required"):
         a = run.approval
         console.print(f"  approval: {a['decision']} by {escape(a.get('approver') or '-')}: {escape(a.get('reason') or '')}")
+        if a.get("signature"):
+            console.print(f"  signed by {escape(a['signature'].get('principal') or '-')} with {escape(a['signature'].get('fingerprint') or '-')}")
     for host in run.hosts:
         if "/" in host["host"]:  # a Kubernetes object: its apply/prune/health steps
             steps = ", ".join(f"{t['task']} {t['status']}" + (f" ({t['message']})" if t["message"] else "") for t in host["tasks"])

@@ -4,7 +4,8 @@ Creates a throwaway world (a Git repository with an Ansible playbook, a
 "host" folder on localhost, a driftgate.yaml), starts a local Prefect server
 on SQLite, and runs the real CLI step by step: plan, sync, a hand edit on the
 host, plan (the drift), sync (corrected); then a Kubernetes environment
-(plan, sync, a hand edit in the cluster corrected); then history. Each
+(plan, sync, a hand edit in the cluster corrected, then a signed approval);
+then history and the record's verification. Each
 step is a real `driftgate` process, printed as a person would type it. Called
 by the CLI's `demo` command (`make demo`).
 """
@@ -25,7 +26,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, create_demo_world
+from driftgate.demo_repo import KUBE_MANIFESTS, DemoWorld, add_kubernetes_environment, create_demo_world, require_signed_approvals
+from driftgate.runlog import current_user
 
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 ENVIRONMENT = "demo"
@@ -94,8 +96,18 @@ def run_demo(workdir: Path, *, port: int = 4200) -> int:
             _edit_configmap(kubeconfig)
             _driftgate(env, "sync", KUBE_ENVIRONMENT, "--yes", expect=0)
 
-        _say("8. The record: every run, with its commit, outcome and approval.")
+            _say("8. Approvals proven by signature: who may approve is a file in Git, changed by an SSH-signed commit;\n"
+                 "   every sync of 'shop' now needs an approval signed with a listed key (ssh-keygen -Y sign).")
+            greeting = KUBE_MANIFESTS["k8s/config.yaml"].replace("hello from git", "hello from a signed commit")
+            key = require_signed_approvals(
+                world, environment=KUBE_ENVIRONMENT, approver=current_user(),
+                change=("k8s/config.yaml", greeting.replace("NAMESPACE", KUBE_NAMESPACE)),
+            )  # fmt: skip
+            _driftgate(env, "sync", KUBE_ENVIRONMENT, "--yes", "--key", str(key), expect=0)
+
+        _say("9. The record: every run, with its commit, outcome and approval; its hash chain and signatures verified.")
         _driftgate(env, "history", expect=0)
+        _driftgate(env, "audit", "verify", expect=0)
     elapsed = time.monotonic() - started
     console.print(
         Panel.fit(

@@ -8,6 +8,7 @@ so the demo's story is tested too).
 from __future__ import annotations
 
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,3 +176,35 @@ def add_kubernetes_environment(world: DemoWorld, *, kubeconfig: str | None, envi
         "approval": {"mode": "risky", "timeout": "10m"},
     }
     world.config.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def require_signed_approvals(world: DemoWorld, *, environment: str, approver: str, change: tuple[str, str]) -> Path:
+    """Make every sync of ``environment`` wait for an SSH-signed approval by ``approver``.
+
+    Creates an SSH key for the approver, commits who may approve
+    (``.driftgate/allowed_signers``) together with ``change`` (path, new
+    content) as an SSH-signed commit, and turns on signed commits and signed
+    approvals in driftgate.yaml. Returns the private key's path (for
+    ``driftgate sync --yes --key`` / ``driftgate approve --key``).
+    """
+    key = world.root / "approver_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", approver, "-f", str(key)], check=True, timeout=30)
+    public = key.with_suffix(".pub").read_text().split()
+    line = f'{approver} namespaces="driftgate-approval,git" {public[0]} {public[1]}\n'
+    (world.root / "commit_signers").write_text(line)
+    (world.repo / ".driftgate").mkdir(exist_ok=True)
+    (world.repo / ".driftgate/allowed_signers").write_text(line)
+    path, content = change
+    (world.repo / path).write_text(content)
+    subprocess.run(["git", "add", "-A"], cwd=world.repo, check=True, timeout=30)
+    subprocess.run(
+        ["git", "-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "commit", "-q", "-S",
+         "-m", f"{environment}: {approver} approves; {path} changed"],
+        cwd=world.repo, check=True, timeout=30,
+    )  # fmt: skip
+    data = yamlload.load_file(world.config)
+    env = data["environments"][environment]
+    env["source"].update({"require_signed_commits": True, "allowed_signers": [str(world.root / "commit_signers")]})
+    env["approval"].update({"mode": "always", "require_signature": True, "allowed_signers": ".driftgate/allowed_signers"})
+    world.config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return key

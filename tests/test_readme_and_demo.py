@@ -82,7 +82,13 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         "Deployment/driftgate-demo-shop/web: apply changed, health ok (healthy: 2/2 ready)",
         "greeting = edited by hand",
         "update  ConfigMap/driftgate-demo-shop/web-config",
+        "$ driftgate sync shop --yes --key",  # a signed approval, from a commit signed with the same key
+        "update  ConfigMap/driftgate-demo-shop/web-config",
+        "approved in advance (sync --yes --key)",
+        "signed by",
         "$ driftgate history",
+        "$ driftgate audit verify",
+        "1 signed approval re-verified",
         "make ui",
     ]
     position = 0
@@ -92,6 +98,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         position = found
     history_rows = [line for line in out.splitlines() if re.match(r"^\d+\s+\d{4}-\d\d-\d\d", line)]
     assert [(row.split()[3], row.split()[4], row.split()[5]) for row in history_rows] == [
+        ("shop", "sync", "applied"),
         ("shop", "sync", "applied"),
         ("shop", "sync", "applied"),
         ("shop", "plan", "drift"),
