@@ -312,19 +312,35 @@ def _reveal_hidden_changes(events: list[_TaskEvent], changed_per_host: dict[str,
 # when the process running it is killed (kill -9 of `driftgate sync`), the
 # playbook, its workers and their modules would go on applying, beside the
 # next sync. This stand-in, first on the PATH ansible-runner searches, asks the
-# kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG, Linux) and then
+# kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG, Linux), watches
+# driftgate's process when it is not the parent (ssh-agent in between), and then
 # kills its process group: itself, ansible-playbook and everything it started.
 # It does the same on the SIGTERM/SIGINT that ansible-runner's timeout sends.
 _PLAYBOOK_STAND_IN = """\
 #!{python}
-import ctypes, os, signal, subprocess, sys
+import ctypes, os, signal, subprocess, sys, threading, time
+DRIFTGATE = {parent}
 def stop(*_):
     os.killpg(0, signal.SIGKILL)
+def alive():  # a killed process stays a zombie until reaped: that is dead too
+    try:
+        with open("/proc/%d/stat" % DRIFTGATE) as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+def watch():
+    while alive():
+        time.sleep(1)
+    stop()
 for sig in (signal.SIGTERM, signal.SIGINT):
     signal.signal(sig, stop)
-ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-if os.getppid() != {parent}:  # the parent died before that: stop now
+if os.getppid() == DRIFTGATE:
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+# With an SSH key, ansible-runner puts ssh-agent and a shell in between, so
+# driftgate may be a grandparent: watch it rather than only the parent.
+if not alive():
     stop()
+threading.Thread(target=watch, daemon=True).start()
 sys.exit(subprocess.call([{playbook!r}, *sys.argv[1:]]))
 """
 
