@@ -228,9 +228,12 @@ def _run(
         output = _read_stdout(runner)
         facts = _read_facts(pdd / _FACTS_FILE)
     if runner.status == "timeout":
-        raise TransientError(
+        # Permanent: running it again would wait as long again (a 30-minute check
+        # retried was two hours). Raise the timeout, or fix what the playbook waits for.
+        raise PermanentError(
             f"environment {env.name!r}: ansible-playbook did not finish within "
-            f"{env.target.timeout} (target.timeout)",
+            f"{env.target.timeout} (target.timeout); not run again: raise target.timeout "
+            "or look at what the playbook waits for",
             stage=stage,
         )
     if runner.status == "failed" and not events:

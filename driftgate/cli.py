@@ -31,7 +31,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from driftgate import git, targets
+from driftgate import git, retry, targets
 from driftgate.access import Access, local_access, uses_blocks
 from driftgate.config import Config, Environment, load_config
 from driftgate.errors import ConfigError, DriftgateError
@@ -91,9 +91,12 @@ def plan(
     try:
         access = _access(env)
         run.masker = access.masker
-        run.checkout = git.fetch(env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys)
+        run.checkout = retry.call(
+            lambda: git.fetch(env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys),
+            on_retry=_say_retry,
+        )
         bundle = targets.render(env, run.checkout, access=access)
-        result = run.plan = targets.plan(env, bundle, access)
+        result = run.plan = retry.call(lambda: targets.plan(env, bundle, access), on_retry=_say_retry)
     except DriftgateError as exc:
         run.fail(exc)
     except Exception as exc:  # a bug: still recorded, then shown with its traceback
@@ -110,6 +113,11 @@ def plan(
     else:
         _print_plan(result, ref=record.ref)
     raise typer.Exit(EXIT_OK if result.in_sync else EXIT_CHANGES)
+
+
+def _say_retry(attempt: int, seconds: float, error: DriftgateError) -> None:
+    """The one retry budget (driftgate.retry), said on stderr as it happens."""
+    err_console.print(f"[yellow]attempt {attempt} of {retry.ATTEMPTS} failed, trying again in {seconds:.0f} s:[/] {escape(str(error))}")
 
 
 def _store() -> Store:
