@@ -17,6 +17,7 @@ set, otherwise Prefect starts a temporary one (slow: 10-20 s).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -211,8 +212,15 @@ def sync(
         None, "--key", "-k",
         help="with --yes: sign the pre-approval with this SSH key, where approval.require_signature is on",
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="also print the run's logs here, with the traceback of an unexpected error"
+    ),
 ) -> None:
-    """Reconcile ENV now (fetch, render, diff, gate, apply, record). Exit 0 on success, 1 on failure or rejection."""
+    """Reconcile ENV now (fetch, render, diff, gate, apply, record). Exit 0 on success, 1 on failure or rejection.
+
+    A failure is one line: the stage and the reason. The run's logs (what it
+    fetched, planned, applied; tracebacks of unexpected errors) are on its
+    page in the Prefect UI, and here with --verbose."""
     if key is not None and not yes:
         _fail("--key signs a pre-approval: give it with --yes (to answer a paused run: driftgate approve RUN --key)")
     if key is not None and not key.expanduser().is_file():
@@ -226,7 +234,8 @@ def sync(
 
         # Trigger, requester and pre-approval travel in this process only, never as
         # flow parameters (which anyone reaching the Prefect API could set).
-        with requested(cli_request(pre_approve=yes, signing_key=key.expanduser() if key else None)):
+        with requested(cli_request(pre_approve=yes, signing_key=key.expanduser() if key else None)), \
+                _run_logs_in_terminal(verbose=verbose):
             state = reconcile(environment=environment, config=str(config_path), return_state=True)
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     record = _record_of(flow_run_id)
@@ -253,7 +262,9 @@ def _validated_config_path(config: Path | None, environment: str | None) -> Path
 def _prefect_defaults() -> None:
     """Settings that make the CLI pleasant unless the user chose otherwise (set
     before Prefect is imported, which reads them once)."""
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Warnings in the terminal, but every INFO line still reaches the run's Logs tab in the
+    # UI (PREFECT_LOGGING_LEVEL=WARNING would have kept them from the API too).
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # A temporary server takes 8-20 s to start here; Prefect's default gives up at 20 s.
@@ -276,6 +287,37 @@ def _prefect_server() -> Iterator[None]:
         except RuntimeError as exc:  # it did not start
             _fail(str(exc))
         yield
+
+
+class _NoFailureLogs(logging.Filter):
+    """The CLI says how a run failed in one line, from the record: Prefect's own
+    ERROR lines and tracebacks would only repeat it, at length."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR and not record.exc_info
+
+
+@contextmanager
+def _run_logs_in_terminal(*, verbose: bool) -> Iterator[None]:
+    """While a flow runs in this process: Prefect's console handler shows
+    warnings only (the run's logs go to the API either way), or with
+    ``verbose`` everything from INFO up, tracebacks included."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    levels = [h.level for h in handlers]
+    quiet = _NoFailureLogs()
+    for handler in handlers:
+        if verbose:
+            handler.setLevel(logging.INFO)
+        else:
+            handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels):
+            handler.setLevel(level)
+            handler.removeFilter(quiet)
 
 
 def _api_description() -> str:

@@ -14,7 +14,7 @@ the CLI (to print one clear line and exit non-zero).
 
 from __future__ import annotations
 
-from driftgate.models import Stage
+from driftgate.models import ApplyResult, Stage
 
 
 class DriftgateError(Exception):
@@ -45,6 +45,16 @@ class TransientError(DriftgateError):
     def __init__(self, message: str, *, stage: Stage | None = None, retry_after: float | None = None) -> None:
         super().__init__(message, stage=stage)
         self.retry_after = retry_after
+
+
+class ApplyFailed(PermanentError):
+    """Apply ran and some hosts or objects failed. ``result`` holds every host's
+    and object's result, so the run's record stays complete."""
+
+    def __init__(self, environment: str, result: ApplyResult) -> None:
+        failures = result.failures or ["ansible-playbook reported failures"]
+        super().__init__(f"environment {environment!r}: apply failed: {'; '.join(failures)}", stage=Stage.APPLY)
+        self.result = result
 
 
 class ConfigError(PermanentError):

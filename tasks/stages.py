@@ -12,11 +12,13 @@ from prefect.cache_policies import NO_CACHE
 from driftgate import git, policy, report, retry, signing, targets
 from driftgate.access import Access, local_access, uses_blocks
 from driftgate.config import Environment
-from driftgate.errors import PermanentError, TransientError
+from driftgate.errors import ApplyFailed, PermanentError, TransientError
 from driftgate.models import ApplyResult, Bundle, Checkout, Plan, RunRecord, RunStart, Stage
 from driftgate.store import Store
+from tasks import logs
 
 T = TypeVar("T")
+logs.install()  # one ERROR line, no traceback, for an expected failure
 
 # Inputs hold credentials: never hash them into cache keys or persist them.
 # No Prefect retries on any task: transient failures are retried once, in
@@ -46,10 +48,13 @@ def load_access(env: Environment) -> Access:
 
 @task(name="fetch", **_common)
 def fetch_source(env: Environment, access: Access) -> Checkout:
-    return _retrying(
+    checkout = _retrying(
         "fetch",
         lambda: git.fetch(env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys),
     )
+    signed = f", signed by {checkout.signed_by}" if checkout.signed_by else ""
+    get_run_logger().info("fetched %s: commit %s by %s%s", checkout.ref, checkout.commit[:12], checkout.author, signed)
+    return checkout
 
 
 @task(name="render", **_common)
@@ -60,6 +65,7 @@ def render_bundle(env: Environment, checkout: Checkout, access: Access) -> Bundl
 @task(name="diff", **_common)
 def diff_live(env: Environment, bundle: Bundle, access: Access) -> Plan:
     plan = _retrying("diff", lambda: targets.plan(env, bundle, access))
+    get_run_logger().info("plan %s at %s: %s", plan.plan_hash[:12], plan.revision[:12], report.plan_summary(plan))
     # On the run page before any pause: a reviewer decides from these alone.
     create_markdown_artifact(
         key=f"plan-{_slug(env.name)}", markdown=report.plan_markdown(plan), description="driftgate plan"
@@ -94,13 +100,21 @@ def load_approval_signers(env: Environment, commit: str) -> tuple[str, str]:
 @task(name="gate", **_common)
 def decide_gate(env: Environment, plan: Plan) -> bool:
     """Whether this plan must wait for a person; the pause itself is in the flow."""
-    return policy.needs_approval(plan, env.approval)
+    needed = policy.needs_approval(plan, env.approval)
+    get_run_logger().info("approval %s (mode %s)", "needed" if needed else "not needed", env.approval.mode.value)
+    return needed
 
 
 # No retries: applying again is not what was approved; a new run re-plans instead.
 @task(name="apply", **_common)
 def apply_changes(env: Environment, bundle: Bundle, access: Access, plan: Plan) -> ApplyResult:
-    return targets.apply(env, bundle, access, plan)
+    """The applied result. Raises `ApplyFailed` (holding the whole result, for the
+    record) when a host or object failed, so the task ends Failed in the UI."""
+    result = targets.apply(env, bundle, access, plan)
+    if not result.succeeded:
+        raise ApplyFailed(env.name, result)
+    get_run_logger().info("applied plan %s: %d changed on %d host(s)/object(s)", plan.plan_hash[:12], result.changed, len(result.hosts))
+    return result
 
 
 # The record tasks are not retried: the store itself waits for a locked database.

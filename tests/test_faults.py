@@ -129,3 +129,88 @@ def test_an_ansible_check_that_times_out_is_not_run_again(world: DemoWorld, wait
     assert record.failed_stage == Stage.DIFF
     assert "did not finish within 0:00:02 (target.timeout)" in record.reason
     assert waits == [] and took < 20, took
+
+
+# ---------------------------------------------------------------- one line per failure in the terminal
+
+
+def _sync_cli(world: DemoWorld, environment: str, prefect_api: str, *options: str) -> tuple[int, str]:
+    """`driftgate sync` in its own process (Prefect's console logging is per
+    process), against the session's Prefect server; exit code and all it printed."""
+    from tests.conftest import run_cli
+
+    result = run_cli("sync", environment, "--config", str(world.config), *options, env={"PREFECT_API_URL": prefect_api})
+    return result.returncode, result.stdout + result.stderr
+
+
+def _assert_one_line_failure(output: str, stage: str, reason: str) -> None:
+    assert "Traceback" not in output and "Task run" not in output and "ERROR" not in output, output
+    (line,) = [line for line in output.splitlines() if reason in line]  # the reason, once
+    assert line.startswith(f"  stopped at {stage} "), output
+
+
+def test_a_render_error_is_one_line_details_with_verbose(world: DemoWorld, prefect_api: str) -> None:
+    from driftgate.demo_repo import commit_change
+
+    commit_change(world.repo, "ansible/site.yml", "- hosts: all\n  tasks: [\n", "a broken playbook")
+    code, output = _sync_cli(world, "demo", prefect_api)
+    assert code == 1
+    _assert_one_line_failure(output, "render", "playbook site.yml is not valid YAML")
+
+    code, verbose = _sync_cli(world, "demo", prefect_api, "--verbose")
+    assert code == 1 and "fetched main: commit" in verbose  # the run's own log lines
+    assert "Traceback" not in verbose  # an expected failure has no traceback, even here
+
+
+def test_an_unresolvable_host_is_one_line_and_not_retried(world: DemoWorld, prefect_api: str) -> None:
+    edit_config(world, target={"hosts": {"web1": {"ansible_host": "nosuch.invalid"}}})  # .invalid never resolves
+    code, output = _sync_cli(world, "demo", prefect_api)
+    assert code == 1
+    _assert_one_line_failure(output, "diff", "host 'web1', task 'app directory': host unreachable")
+    assert "no such host name: check the inventory" in output and "gave up" not in output
+
+
+def test_an_api_timeout_is_one_line(shop: DemoWorld, double: KubeAPIDouble, prefect_api: str) -> None:
+    double.inject_latency(2.5, times=None)
+    code, output = _sync_cli(shop, "shop", prefect_api)
+    assert code == 1
+    _assert_one_line_failure(output, "diff", "within 1 s (target.request_timeout)")
+
+
+# ---------------------------------------------------------------- the run as the Prefect UI shows it
+
+
+def test_a_failed_apply_is_a_failed_task_with_its_reason_in_the_logs(world: DemoWorld) -> None:
+    """The UI draws the graph from the task runs' states and the Logs tab from the
+    run's logs: both read here through the API. Before: every task Completed."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    add_tasks(
+        world,
+        "a task that fails on apply",
+        "    - name: fails only for real\n"
+        "      ansible.builtin.fail:\n"
+        "        msg: disk full on purpose\n"
+        "      when: not ansible_check_mode\n",
+    )
+    state, record, _ = sync(world, "demo")
+    assert state.is_failed() and record.failed_stage == Stage.APPLY
+    assert record.hosts and record.hosts[0]["failed"] == 1 and record.hosts[0]["changed"] == 3  # the record is complete
+    APILogWorker.drain_all(timeout=10)  # the run's logs are sent in batches: wait for them
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[record.flow_run_id])))
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[record.flow_run_id])))
+    states = {run.name.rsplit("-", 1)[0]: run.state for run in runs}
+    assert states["apply"].is_failed() and "disk full on purpose" in states["apply"].message
+    assert all(s.is_completed() for name, s in states.items() if name != "apply"), {n: s.type for n, s in states.items()}
+
+    messages = [(log.level, log.message) for log in logs]
+    text = "\n".join(message for _, message in messages)
+    for line in ("fetched main: commit ", f"plan {record.plan_hash[:12]} at ", "3 changes (", "approval not needed (mode risky)",
+                 f"record #{record.id}: failed"):
+        assert line in text, text
+    errors = [message for level, message in messages if level >= 40]
+    assert any("disk full on purpose" in m for m in errors) and any(m.startswith("failed at apply: ") for m in errors), errors
+    assert "Traceback" not in text  # an expected failure: its reason, no traceback
