@@ -4,8 +4,9 @@ Contracts other tools rely on (keep them):
 
 - ``plan ENV``: exit 0 in sync, 2 changes pending, 1 error; ``--output json``
   holds environment, revision, plan_hash and changes (action, target, name, risky).
-- ``sync ENV [--yes]``: runs the reconcile flow; exit 0 on success, 1 on
-  failure or rejection.
+- ``sync ENV [--yes] [--verbose]``: runs the reconcile flow; exit 0 on success,
+  1 on failure or rejection; a failure is one line (stage and reason), the
+  run's logs and tracebacks only with ``--verbose``.
 - ``history [ENV]``: newest first, text or JSON.
 
 ``plan`` and ``history`` run the engine directly (no Prefect import), so they
