@@ -195,6 +195,7 @@ def test_a_failed_apply_is_a_failed_task_with_its_reason_in_the_logs(world: Demo
         "        msg: disk full on purpose\n"
         "      when: not ansible_check_mode\n",
     )
+    edit_config(world, approval={"mode": "never"})  # check mode cannot predict that task: risky, else a pause
     state, record, _ = sync(world, "demo")
     assert state.is_failed() and record.failed_stage == Stage.APPLY
     assert record.hosts and record.hosts[0]["failed"] == 1 and record.hosts[0]["changed"] == 3  # the record is complete
@@ -208,7 +209,7 @@ def test_a_failed_apply_is_a_failed_task_with_its_reason_in_the_logs(world: Demo
 
     messages = [(log.level, log.message) for log in logs]
     text = "\n".join(message for _, message in messages)
-    for line in ("fetched main: commit ", f"plan {record.plan_hash[:12]} at ", "3 changes (", "approval not needed (mode risky)",
+    for line in ("fetched main: commit ", f"plan {record.plan_hash[:12]} at ", "4 changes (", "approval not needed (mode never)",
                  f"record #{record.id}: failed"):
         assert line in text, text
     errors = [message for level, message in messages if level >= 40]
