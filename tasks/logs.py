@@ -21,8 +21,6 @@ class NoTracebackForExpectedFailures(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], DriftgateError):
             record.exc_info, record.exc_text = None, None
-        elif record.exc_info == (None, None, None):  # exc_info=True outside an except block
-            record.exc_info = None
         return True
 
 
