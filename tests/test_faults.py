@@ -9,8 +9,10 @@ injected faults, ansible-playbook with a real timeout.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,6 +177,24 @@ def test_an_api_timeout_is_one_line(shop: DemoWorld, double: KubeAPIDouble, pref
     code, output = _sync_cli(shop, "shop", prefect_api)
     assert code == 1
     _assert_one_line_failure(output, "diff", "within 1 s (target.request_timeout)")
+
+
+def test_a_locked_record_is_one_line(world: DemoWorld, prefect_api: str, driftgate_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process (an sqlite3 shell, a backup) holds the record's write lock
+    for longer than the record waits: one line, no traceback."""
+    Store().history(limit=1)  # the record database exists, its schema current
+    holder = sqlite3.connect(driftgate_home / "driftgate.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    monkeypatch.setenv("DRIFTGATE_RECORD_LOCK_TIMEOUT", "2")
+    try:
+        code, output = _sync_cli(world, "demo", prefect_api)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert code == 1
+    assert "Traceback" not in output and "Task run" not in output and "ERROR" not in output, output
+    (line,) = [line for line in output.splitlines() if "cannot write" in line]
+    assert line.startswith("error: ") and "stayed locked" in line and "nothing was written" in line, output
 
 
 # ---------------------------------------------------------------- the run as the Prefect UI shows it
