@@ -235,8 +235,8 @@ def sync(
 
         # Trigger, requester and pre-approval travel in this process only, never as
         # flow parameters (which anyone reaching the Prefect API could set).
-        with requested(cli_request(pre_approve=yes, signing_key=key.expanduser() if key else None)), \
-                _run_logs_in_terminal(verbose=verbose):
+        request = cli_request(pre_approve=yes, signing_key=key.expanduser() if key else None)
+        with requested(request), _run_logs_in_terminal(verbose=verbose):
             state = reconcile(environment=environment, config=str(config_path), return_state=True)
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     record = _record_of(flow_run_id)
