@@ -59,8 +59,16 @@ _CALLBACK_DIR = Path(__file__).with_name("ansible_callbacks")
 _CALLBACK = "driftgate_tasks"
 _FACTS_FILE = "driftgate-tasks.jsonl"
 
-# An unreachable host is usually transient, but not when SSH itself refuses.
-_PERMANENT_SSH_FAILURES = ("Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED", "Permission denied")
+# An unreachable host is usually transient, but not when SSH itself refuses, or
+# when its name does not exist (a typo; a DNS server that is down says
+# "Temporary failure in name resolution" instead, and that is retried).
+_PERMANENT_SSH_FAILURES = {
+    "Host key verification failed": "check the host keys in the target's ssh block",
+    "REMOTE HOST IDENTIFICATION HAS CHANGED": "check the host keys in the target's ssh block",
+    "Permission denied": "check the user and key in the target's ssh block",
+    "Name or service not known": "no such host name: check the inventory",
+    "nodename nor servname provided": "no such host name: check the inventory",
+}
 
 
 @dataclass(frozen=True)
@@ -228,9 +236,12 @@ def _run(
         output = _read_stdout(runner)
         facts = _read_facts(pdd / _FACTS_FILE)
     if runner.status == "timeout":
-        raise TransientError(
+        # Permanent: running it again would wait as long again (a 30-minute check
+        # retried was two hours). Raise the timeout, or fix what the playbook waits for.
+        raise PermanentError(
             f"environment {env.name!r}: ansible-playbook did not finish within "
-            f"{env.target.timeout} (target.timeout)",
+            f"{env.target.timeout} (target.timeout); not run again: raise target.timeout "
+            "or look at what the playbook waits for",
             stage=stage,
         )
     if runner.status == "failed" and not events:
@@ -410,11 +421,9 @@ def _raise_for(event: _TaskEvent, env: Environment, stage: Stage, masker: Masker
     message = masker(str(event.res.get("msg", "")).strip()) or "no message"
     where = f"environment {env.name!r}: host {event.host!r}, task {event.task!r}"
     if event.status == "unreachable":
-        if any(sign in message for sign in _PERMANENT_SSH_FAILURES):
-            raise PermanentError(
-                f"{where}: host unreachable: {message} (check the host keys in the target's ssh block)",
-                stage=stage,
-            )
+        hint = next((hint for sign, hint in _PERMANENT_SSH_FAILURES.items() if sign in message), None)
+        if hint is not None:
+            raise PermanentError(f"{where}: host unreachable: {message} ({hint})", stage=stage)
         raise TransientError(f"{where}: host unreachable: {message}", stage=stage)
     raise PermanentError(f"{where}: failed in check mode: {message}", stage=stage)
 

@@ -4,8 +4,9 @@ Contracts other tools rely on (keep them):
 
 - ``plan ENV``: exit 0 in sync, 2 changes pending, 1 error; ``--output json``
   holds environment, revision, plan_hash and changes (action, target, name, risky).
-- ``sync ENV [--yes]``: runs the reconcile flow; exit 0 on success, 1 on
-  failure or rejection.
+- ``sync ENV [--yes] [--verbose]``: runs the reconcile flow; exit 0 on success,
+  1 on failure or rejection; a failure is one line (stage and reason), the
+  run's logs and tracebacks only with ``--verbose``.
 - ``history [ENV]``: newest first, text or JSON.
 
 ``plan`` and ``history`` run the engine directly (no Prefect import), so they
@@ -17,6 +18,7 @@ set, otherwise Prefect starts a temporary one (slow: 10-20 s).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -31,7 +33,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from driftgate import git, targets
+from driftgate import git, retry, targets
 from driftgate.access import Access, local_access, uses_blocks
 from driftgate.config import Config, Environment, load_config
 from driftgate.errors import ConfigError, DriftgateError
@@ -91,9 +93,12 @@ def plan(
     try:
         access = _access(env)
         run.masker = access.masker
-        run.checkout = git.fetch(env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys)
+        run.checkout = retry.call(
+            lambda: git.fetch(env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys),
+            on_retry=_say_retry,
+        )
         bundle = targets.render(env, run.checkout, access=access)
-        result = run.plan = targets.plan(env, bundle, access)
+        result = run.plan = retry.call(lambda: targets.plan(env, bundle, access), on_retry=_say_retry)
     except DriftgateError as exc:
         run.fail(exc)
     except Exception as exc:  # a bug: still recorded, then shown with its traceback
@@ -110,6 +115,11 @@ def plan(
     else:
         _print_plan(result, ref=record.ref)
     raise typer.Exit(EXIT_OK if result.in_sync else EXIT_CHANGES)
+
+
+def _say_retry(attempt: int, seconds: float, error: DriftgateError) -> None:
+    """The one retry budget (driftgate.retry), said on stderr as it happens."""
+    err_console.print(f"[yellow]attempt {attempt} of {retry.ATTEMPTS} failed, trying again in {seconds:.0f} s:[/] {escape(str(error))}")
 
 
 def _store() -> Store:
@@ -203,8 +213,15 @@ def sync(
         None, "--key", "-k",
         help="with --yes: sign the pre-approval with this SSH key, where approval.require_signature is on",
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="also print the run's logs here, with the traceback of an unexpected error"
+    ),
 ) -> None:
-    """Reconcile ENV now (fetch, render, diff, gate, apply, record). Exit 0 on success, 1 on failure or rejection."""
+    """Reconcile ENV now (fetch, render, diff, gate, apply, record). Exit 0 on success, 1 on failure or rejection.
+
+    A failure is one line: the stage and the reason. The run's logs (what it
+    fetched, planned, applied; tracebacks of unexpected errors) are on its
+    page in the Prefect UI, and here with --verbose."""
     if key is not None and not yes:
         _fail("--key signs a pre-approval: give it with --yes (to answer a paused run: driftgate approve RUN --key)")
     if key is not None and not key.expanduser().is_file():
@@ -218,7 +235,8 @@ def sync(
 
         # Trigger, requester and pre-approval travel in this process only, never as
         # flow parameters (which anyone reaching the Prefect API could set).
-        with requested(cli_request(pre_approve=yes, signing_key=key.expanduser() if key else None)):
+        request = cli_request(pre_approve=yes, signing_key=key.expanduser() if key else None)
+        with requested(request), _run_logs_in_terminal(verbose=verbose):
             state = reconcile(environment=environment, config=str(config_path), return_state=True)
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     record = _record_of(flow_run_id)
@@ -245,7 +263,9 @@ def _validated_config_path(config: Path | None, environment: str | None) -> Path
 def _prefect_defaults() -> None:
     """Settings that make the CLI pleasant unless the user chose otherwise (set
     before Prefect is imported, which reads them once)."""
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Warnings in the terminal, but every INFO line still reaches the run's Logs tab in the
+    # UI (PREFECT_LOGGING_LEVEL=WARNING would have kept them from the API too).
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # A temporary server takes 8-20 s to start here; Prefect's default gives up at 20 s.
@@ -268,6 +288,37 @@ def _prefect_server() -> Iterator[None]:
         except RuntimeError as exc:  # it did not start
             _fail(str(exc))
         yield
+
+
+class _NoFailureLogs(logging.Filter):
+    """The CLI says how a run failed in one line, from the record: Prefect's own
+    ERROR lines and tracebacks would only repeat it, at length."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR and not record.exc_info
+
+
+@contextmanager
+def _run_logs_in_terminal(*, verbose: bool) -> Iterator[None]:
+    """While a flow runs in this process: Prefect's console handler shows
+    warnings only (the run's logs go to the API either way), or with
+    ``verbose`` everything from INFO up, tracebacks included."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
+    levels = [h.level for h in handlers]
+    quiet = _NoFailureLogs()
+    for handler in handlers:
+        if verbose:
+            handler.setLevel(logging.INFO)
+        else:
+            handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels):
+            handler.setLevel(level)
+            handler.removeFilter(quiet)
 
 
 def _api_description() -> str:

@@ -1,10 +1,12 @@
 """The two kinds of failure a reconcile can meet, after kopf.
 
 `PermanentError` is bad input or a refusal: retrying cannot help (an unknown
-ref, an invalid playbook, an unsigned commit). `TransientError` may go away by
-itself (a network blip, a locked database): the task layer retries those, and
-only those, with backoff. Both carry the `Stage` they happened in, so the
-record can say where a run stopped and why.
+ref, an invalid playbook, an unsigned commit, a server that did not answer
+within its timeout). `TransientError` may go away by itself (a network blip, a
+5xx, a 429): `driftgate.retry` retries those, and only those, in one layer,
+with backoff or the delay the error carries (`retry_after`, from a server's
+Retry-After). The engine itself never retries. Both carry the `Stage` they
+happened in, so the record can say where a run stopped and why.
 
 Raised by every engine module; caught by the flow (to record the run) and by
 the CLI (to print one clear line and exit non-zero).
@@ -12,7 +14,7 @@ the CLI (to print one clear line and exit non-zero).
 
 from __future__ import annotations
 
-from driftgate.models import Stage
+from driftgate.models import ApplyResult, Stage
 
 
 class DriftgateError(Exception):
@@ -37,7 +39,22 @@ class PermanentError(DriftgateError):
 
 
 class TransientError(DriftgateError):
-    """May succeed on retry (network, lock contention, a busy server)."""
+    """May succeed on retry (network, a busy or restarting server).
+    ``retry_after``: seconds the server asked us to wait (Retry-After), if it said."""
+
+    def __init__(self, message: str, *, stage: Stage | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, stage=stage)
+        self.retry_after = retry_after
+
+
+class ApplyFailed(PermanentError):
+    """Apply ran and some hosts or objects failed. ``result`` holds every host's
+    and object's result, so the run's record stays complete."""
+
+    def __init__(self, environment: str, result: ApplyResult) -> None:
+        failures = result.failures or ["ansible-playbook reported failures"]
+        super().__init__(f"environment {environment!r}: apply failed: {'; '.join(failures)}", stage=Stage.APPLY)
+        self.result = result
 
 
 class ConfigError(PermanentError):
@@ -49,5 +66,5 @@ class ConfigError(PermanentError):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Used by the tasks' retry condition: retry transient failures only."""
+    """Whether `driftgate.retry` may try again after ``exc``."""
     return isinstance(exc, TransientError)

@@ -162,7 +162,8 @@ def _update_mirror(source: Source, env: dict[str, str], masker: Masker, where: s
     except git.GitCommandError as exc:
         stderr = masker(str(exc.stderr or exc))
         if "did not complete in" in stderr or "timed out. kill_after_timeout" in stderr:
-            raise TransientError(
+            # Permanent: a timeout is not retried (driftgate/retry.py), or it would cost 3 x source.timeout.
+            raise PermanentError(
                 f"{where}: fetch: git did not finish fetching {masker(source.repo)} within "
                 f"{deadline:g}s (raise source.timeout in driftgate.yaml if it needs longer)",
                 stage=Stage.FETCH,
@@ -322,8 +323,8 @@ def _signature_tool(command: list[str], where: str, **kwargs: Any) -> subprocess
     """subprocess.run with a deadline that ends in one line naming the stage."""
     try:
         return subprocess.run(command, timeout=SIGNATURE_TIMEOUT, **kwargs)
-    except subprocess.TimeoutExpired:
-        raise TransientError(
+    except subprocess.TimeoutExpired:  # a timeout is permanent: retrying would wait as long again
+        raise PermanentError(
             f"{where}: fetch: {command[0]} did not finish within {SIGNATURE_TIMEOUT:g}s while checking a commit signature",
             stage=Stage.FETCH,
         ) from None

@@ -260,7 +260,7 @@ def _dry_run_comparison(env: Environment, cluster: Cluster, resource: Resource, 
             notice = f"! conflict with another field manager: {fields}\n! (apply fails unless target.force_conflicts is set)\n"
             predicted = cluster.apply(resource, manifest.object, dry_run=True, force=True)
     except KubeError as exc:
-        if exc.transient:
+        if not exc.refusal:  # the server failed, not this object: stop the plan
             raise
         raise _Rejected(f"{manifest.display} from {manifest.source} is rejected by the server: {masker(str(exc))}") from None
     desired = apply_ignore_rules(normalize(predicted), rules, current)
@@ -410,7 +410,13 @@ def in_apply_order(manifests: list[Manifest]) -> list[Manifest]:
 
 def apply(env: Environment, bundle: Bundle, cluster: Cluster, plan: Plan, *, masker: Masker | None = None,
           identities: tuple[str, ...] = ()) -> ApplyResult:
-    """Apply the plan's changes in waves, prune, then wait for health."""
+    """Apply the plan's changes in waves, prune, then wait for health.
+
+    An object the server refuses (a conflict, an invalid field) fails alone and
+    stops later waves. A server that fails (a 5xx, a 429, a timeout, no
+    connection) stops the whole apply at that request: nothing after it is
+    sent, and apply is never retried (a new run re-plans), so a failing server
+    costs one request here, not one per object."""
     masker = masker or Masker()
     target = _target(env)
     manifests = load_manifests(bundle, env=env, identities=identities)
@@ -418,41 +424,62 @@ def apply(env: Environment, bundle: Bundle, cluster: Cluster, plan: Plan, *, mas
     to_apply = {(group_of(c.api_version), c.kind, c.namespace, c.name) for c in plan.changes if c.action != Action.DELETE}
     results: dict[str, list[TaskResult]] = defaultdict(list)
     applied: list[tuple[Manifest, Resource]] = []
-    failed_wave = False
+    stopped = ""  # why later objects are not applied
+    server_failed = False  # then polling it for health until health_timeout would tell nothing
     by_wave: dict[int, list[Manifest]] = defaultdict(list)
     for m in in_apply_order(manifests):
         if m.identity in to_apply:
             by_wave[wave_of(m)].append(m)
     for wave in sorted(by_wave):
-        if failed_wave:
-            for m in by_wave[wave]:
-                results[m.display].append(TaskResult(host=m.display, task="apply", status="skipped",
-                                                     message="not applied: an earlier wave failed"))
-            continue
         for m in by_wave[wave]:
-            outcome = _apply_one(env, cluster, m, masker)
-            results[m.display].append(outcome[0])
-            if outcome[1] is not None:
-                applied.append((m, outcome[1]))
-            else:
-                failed_wave = True
-        _wait_for_crds(env, cluster, [m for m in by_wave[wave] if is_builtin(m.api_version, m.kind, "CustomResourceDefinition")])
+            if stopped:
+                results[m.display].append(TaskResult(host=m.display, task="apply", status="skipped",
+                                                     message=f"not applied: {stopped}"))
+                continue
+            try:
+                result, resource = _apply_one(env, cluster, m, masker)
+            except KubeError as exc:  # the server failed, not this object
+                result, resource = TaskResult(host=m.display, task="apply", status="failed", message=masker(str(exc))), None
+                stopped, server_failed = f"the API server failed at {m.display}", True
+            results[m.display].append(result)
+            if resource is not None:
+                applied.append((m, resource))
+        if not stopped and any(results[m.display][-1].status == "failed" for m in by_wave[wave]):
+            stopped = "an earlier wave failed"
+        if not stopped:
+            try:
+                _wait_for_crds(env, cluster, [m for m in by_wave[wave] if is_builtin(m.api_version, m.kind, "CustomResourceDefinition")])
+            except KubeError as exc:
+                stopped, server_failed = f"the API server failed while waiting for CRDs: {masker(str(exc))}", True
 
-    if not failed_wave:
+    if not stopped:
         for change in plan.changes:
-            if change.action == Action.DELETE:
-                results[change.target].append(_prune_one(cluster, change, env, masker))
-        if target.prune:
+            if change.action == Action.DELETE and not stopped:
+                try:
+                    results[change.target].append(_prune_one(cluster, change, env, masker))
+                except KubeError as exc:
+                    results[change.target].append(TaskResult(host=change.target, task="prune", status="failed",
+                                                             message=masker(str(exc))))
+                    stopped, server_failed = "the API server failed", True
+        if target.prune and not stopped:
             try:
                 _write_inventory(env, cluster, manifests)
             except KubeError as exc:
                 log.warning("environment %s: could not write the prune inventory: %s", env.name, exc)
-    for display, health in _wait_for_health(env, cluster, applied).items():
-        results[display].append(health)
+    if server_failed:
+        for m, _resource in applied:
+            if builtin(m.api_version, m.kind) in _HEALTH_CHECKED:
+                results[m.display].append(TaskResult(host=m.display, task="health", status="skipped",
+                                                     message="not checked: the API server failed"))
+    else:
+        for display, health in _wait_for_health(env, cluster, applied).items():
+            results[display].append(health)
     return ApplyResult(hosts=tuple(_host_result(display, tasks) for display, tasks in results.items()))
 
 
 def _apply_one(env: Environment, cluster: Cluster, m: Manifest, masker: Masker) -> tuple[TaskResult, Resource | None]:
+    """Apply one object. A refusal is this object's failed result; any other
+    `KubeError` (the server failed) is raised for `apply` to stop at."""
     resource = cluster.resource(m.api_version, m.kind) or cluster.resource(m.api_version, m.kind, refresh=True)
     if resource is None:
         return TaskResult(host=m.display, task="apply", status="failed",
@@ -460,6 +487,8 @@ def _apply_one(env: Environment, cluster: Cluster, m: Manifest, masker: Masker) 
     try:
         cluster.apply(resource, m.object, dry_run=False, force=_target(env).force_conflicts)
     except KubeError as exc:
+        if not exc.refusal:
+            raise
         if exc.status == 409:
             message = "conflict with another field manager: " + ("; ".join(exc.conflicts()) or str(exc))
             message += " (set target.force_conflicts to take these fields)"
@@ -470,6 +499,8 @@ def _apply_one(env: Environment, cluster: Cluster, m: Manifest, masker: Masker) 
 
 
 def _prune_one(cluster: Cluster, change: Change, env: Environment, masker: Masker) -> TaskResult:
+    """Delete one object driftgate created. A refusal is this object's failed
+    result; any other `KubeError` is raised for `apply` to stop at."""
     resource = cluster.resource(change.api_version, change.kind)
     if resource is None:
         return TaskResult(host=change.target, task="prune", status="ok", message="kind no longer served")
@@ -483,6 +514,8 @@ def _prune_one(cluster: Cluster, change: Change, env: Environment, masker: Maske
     try:
         cluster.delete(resource, change.namespace, change.name)
     except KubeError as exc:
+        if not exc.refusal:
+            raise
         return TaskResult(host=change.target, task="prune", status="failed", message=masker(str(exc)))
     return TaskResult(host=change.target, task="prune", status="changed")
 

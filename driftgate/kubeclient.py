@@ -2,17 +2,19 @@
 
 `Cluster` wraps the official client's `ApiClient` (kubeconfig, auth, TLS)
 with the handful of REST calls driftgate needs: discovery, LIST, GET,
-server-side apply (dry-run or real) and DELETE. Transient failures (5xx,
-429 with Retry-After, timeouts) are retried with backoff here, so callers
-see either a result or a `KubeError` that says whether it is permanent.
-Used by `driftgate.kube` (plan, apply, prune, health).
+server-side apply (dry-run or real) and DELETE. Each call is exactly one
+HTTP request: nothing is retried here (urllib3's own retries are off too),
+so a failing server costs what `driftgate.retry`, the one retry layer,
+allows. A `KubeError` says what kind of failure it was: transient (5xx, 429
+with its Retry-After, no connection), a timeout (no answer within
+``target.request_timeout``: permanent, asking again would wait as long
+again), or a refusal (any other 4xx). Used by `driftgate.kube` (plan,
+apply, prune, health).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +26,9 @@ from kubernetes.client.rest import ApiException
 from driftgate.errors import PermanentError, TransientError
 from driftgate.models import Stage
 
-log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "driftgate"
-RETRIES = 4
+MAX_RETRY_AFTER = 60.0  # a longer Retry-After is cut to this (driftgate.retry caps it too)
 _DISCOVERY: dict[str, dict[str, dict[str, "Resource"]]] = {}  # host -> apiVersion -> kind -> Resource
 
 
@@ -49,16 +50,28 @@ class Resource:
 
 
 class KubeError(Exception):
-    """An API call failed; ``status`` is the HTTP status (0: no answer)."""
+    """An API call failed; ``status`` is the HTTP status (0: no answer),
+    ``timed_out`` whether the answer did not come within the request timeout,
+    ``retry_after`` the seconds a 429/503 asked us to wait."""
 
-    def __init__(self, message: str, *, status: int, body: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, *, status: int, body: dict[str, Any] | None = None,
+                 timed_out: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.body = body or {}
+        self.timed_out = timed_out
+        self.retry_after = retry_after
 
     @property
     def transient(self) -> bool:
-        return self.status in (0, 429) or self.status >= 500
+        """May work if asked again later (5xx, 429, no connection); never a timeout."""
+        return not self.timed_out and (self.status in (0, 429) or self.status >= 500)
+
+    @property
+    def refusal(self) -> bool:
+        """The server answered and said no to this request (a 4xx other than 429):
+        about this object, not about the server."""
+        return 400 <= self.status < 500 and self.status != 429
 
     def conflicts(self) -> list[str]:
         """For a 409 from apply: 'field (manager)' per conflicting field."""
@@ -69,11 +82,19 @@ class KubeError(Exception):
 def connect(*, kubeconfig: str | None = None, kubeconfig_data: dict[str, Any] | None = None,
             context: str | None = None, request_timeout: float = 30) -> "Cluster":
     """A Cluster from a kubeconfig (a dict from a block, a file, or the default)."""
+    configuration = k8s.Configuration()
+    # urllib3 would retry every failed request 3 more times, under our budget's
+    # feet (a slow server cost 4 x the timeout per request): one request per call.
+    configuration.retries = False
     try:
         if kubeconfig_data is not None:
-            api_client = k8s_config.new_client_from_config_dict(kubeconfig_data, context=context)
+            api_client = k8s_config.new_client_from_config_dict(
+                kubeconfig_data, context=context, client_configuration=configuration
+            )
         else:
-            api_client = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+            api_client = k8s_config.new_client_from_config(
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
     except (k8s_config.ConfigException, OSError, TypeError) as exc:
         raise PermanentError(f"cannot load the kubeconfig: {exc}", stage=Stage.DIFF) from None
     return Cluster(api_client, request_timeout=request_timeout)
@@ -157,52 +178,55 @@ class Cluster:
 
     def request(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
                 body: Any = None, content_type: str | None = None) -> dict[str, Any]:
-        """One REST call with retries for transient failures; returns the JSON body."""
+        """One REST call, one HTTP request; returns the JSON body or raises `KubeError`."""
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
-        for attempt in range(RETRIES + 1):
-            self.requests += 1
-            try:
-                response = self.api_client.call_api(
-                    path, method, query_params=query or [], header_params=headers, body=body,
-                    auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
-                    _request_timeout=self.request_timeout,
-                )
-                data = response.data
-                return json.loads(data) if data else {}
-            except ApiException as exc:
-                error = _error(method, path, exc.status or 0, exc.body, exc.reason)
-                retry_after = _retry_after(exc.headers)
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                error = KubeError(f"{method} {path}: no answer from {self.host}: {exc}", status=0)
-                retry_after = None
-            if not error.transient or attempt == RETRIES:
-                raise error
-            delay = retry_after if retry_after is not None else min(0.2 * 2**attempt, 5)
-            log.info("retrying %s %s in %.1fs: %s", method, path, delay, error)
-            time.sleep(delay)
-        raise AssertionError("unreachable")
+        self.requests += 1
+        try:
+            response = self.api_client.call_api(
+                path, method, query_params=query or [], header_params=headers, body=body,
+                auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
+                _request_timeout=self.request_timeout,
+            )
+        except ApiException as exc:
+            raise _error(method, path, exc.status or 0, exc.body, exc.reason, _retry_after(exc.headers)) from None
+        except urllib3.exceptions.TimeoutError as exc:
+            # NewConnectionError is a ConnectTimeoutError too, for history's sake: a refused
+            # connection is no timeout (it comes back at once, and may work a moment later).
+            if not isinstance(exc, urllib3.exceptions.NewConnectionError):
+                raise KubeError(
+                    f"{method} {path}: no answer from {self.host} within {self.request_timeout:g} s "
+                    "(target.request_timeout); not asked again", status=0, timed_out=True,
+                ) from None
+            raise KubeError(f"{method} {path}: no answer from {self.host}: {exc}", status=0) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeError(f"{method} {path}: no answer from {self.host}: {exc}", status=0) from None
+        data = response.data
+        return json.loads(data) if data else {}
 
 
 def _retry_after(headers: Any) -> float | None:
+    """Retry-After in seconds (the API server sends seconds, never an HTTP date)."""
     value = (headers or {}).get("Retry-After")
     try:
-        return min(float(value), 30.0) if value is not None else None
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER) if value is not None else None
     except ValueError:
         return None
 
 
-def _error(method: str, path: str, status: int, raw: Any, reason: str | None) -> KubeError:
+def _error(method: str, path: str, status: int, raw: Any, reason: str | None, retry_after: float | None) -> KubeError:
     try:
         body = json.loads(raw) if raw else {}
     except (TypeError, ValueError):
         body = {}
     message = body.get("message") or reason or "error"
-    return KubeError(f"{method} {path}: {status} {message}", status=status, body=body)
+    return KubeError(f"{method} {path}: {status} {message}", status=status, body=body, retry_after=retry_after)
 
 
 def as_driftgate_error(exc: KubeError, where: str, stage: Stage) -> PermanentError | TransientError:
-    """A client failure as the error class the task layer retries (or not)."""
-    cls = TransientError if exc.transient else PermanentError
-    return cls(f"{where}: {exc}", stage=stage)
+    """A client failure as the error class `driftgate.retry` retries (or not),
+    carrying the server's Retry-After."""
+    if exc.transient:
+        return TransientError(f"{where}: {exc}", stage=stage, retry_after=exc.retry_after)
+    return PermanentError(f"{where}: {exc}", stage=stage)

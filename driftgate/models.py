@@ -271,6 +271,16 @@ class ApplyResult(Frozen):
     def changed(self) -> int:
         return sum(h.changed for h in self.hosts)
 
+    @property
+    def failures(self) -> list[str]:
+        """'host: task: message' for each task that failed or found its host unreachable."""
+        return [
+            f"{t.host}: {t.task}: {t.message or t.status}"
+            for h in self.hosts
+            for t in h.tasks
+            if t.status in ("failed", "unreachable")
+        ]
+
 
 class Kind(str, Enum):
     """What a run was for (the record's `kind`)."""

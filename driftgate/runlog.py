@@ -146,13 +146,7 @@ class RunLog:
         changes = self._changes()
         if self.result is not None and not self.result.succeeded and self.failed_stage is None:
             self.failed_stage = Stage.APPLY
-            failed = [
-                f"{t.host}: {t.task}: {t.message or t.status}"
-                for h in self.result.hosts
-                for t in h.tasks
-                if t.status in ("failed", "unreachable")
-            ]
-            self.reason = self.masker("; ".join(failed) or "ansible-playbook reported failures")
+            self.reason = self.masker("; ".join(self.result.failures) or "ansible-playbook reported failures")
         unplanned = [f"{c['target']}: {c['name']}" for c in changes if c.get("unplanned")]
         if unplanned:
             said = f"{len(unplanned)} unplanned change{'s' if len(unplanned) != 1 else ''}: {', '.join(unplanned)}"

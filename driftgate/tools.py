@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 
-from driftgate.errors import PermanentError, TransientError
+from driftgate.errors import PermanentError
 from driftgate.models import Stage
 
 
@@ -34,15 +34,16 @@ class ToolResult:
 def run_tool(
     command: list[str], *, what: str, where: str, stage: Stage, timeout: timedelta, setting: str, limit: int
 ) -> ToolResult:
-    """Run ``command``; raise TransientError naming ``what`` and ``setting`` when
-    it outlives ``timeout``, PermanentError when it writes more than ``limit`` bytes."""
+    """Run ``command``; raise PermanentError naming ``what`` and ``setting`` when
+    it outlives ``timeout`` (a timeout is never retried: it would wait as long
+    again) or when it writes more than ``limit`` bytes."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
         try:
             returncode = process.wait(timeout=timeout.total_seconds())
         except subprocess.TimeoutExpired:
             _kill_group(process)
-            raise TransientError(
+            raise PermanentError(
                 f"{where}: {stage.value}: {what} did not finish within {_seconds(timeout)} "
                 f"(raise {setting} in driftgate.yaml if it needs longer)",
                 stage=stage,

@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, State
 
 from driftgate.config import Environment, load_config
-from driftgate.errors import DriftgateError
+from driftgate.errors import ApplyFailed, DriftgateError
 from driftgate.models import Mode, Outcome, Plan
 from driftgate.runlog import RunLog
 from flows.approval import gate
@@ -80,7 +80,10 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
 
             run.plan, run.approval = gate(env, run.plan, replan=replan, request=request)
             if run.approval is not None and run.approval.approved:
-                run.result = apply_changes(env, bundle, access, run.plan)
+                try:
+                    run.result = apply_changes(env, bundle, access, run.plan)
+                except ApplyFailed as exc:  # the task is Failed; the record keeps every result
+                    run.result = exc.result
     except DriftgateError as exc:
         run.fail(exc)
     except Exception as exc:  # a bug or an unforeseen failure: record it, then let Prefect show it
@@ -95,6 +98,7 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
         timed_out = " (timed out)" if record.approval and record.approval.get("timed_out") else ""
         return Cancelled(name="Rejected", message=f"{summary}{timed_out}: {record.approval and record.approval.get('reason')}")
     if record.outcome == Outcome.FAILED:
+        logger.error("failed at %s: %s", record.failed_stage and record.failed_stage.value, record.reason)
         if env is not None:
             notify(env, "failed", f"{environment}: sync failed at {record.failed_stage and record.failed_stage.value}", record.reason)
         return Failed(message=f"{summary}: {record.failed_stage and record.failed_stage.value}: {record.reason}")

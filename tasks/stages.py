@@ -2,37 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
-from driftgate import git, policy, report, signing, targets
+from driftgate import git, policy, report, retry, signing, targets
 from driftgate.access import Access, local_access, uses_blocks
 from driftgate.config import Environment
-from driftgate.errors import PermanentError, is_transient
+from driftgate.errors import ApplyFailed, PermanentError, TransientError
 from driftgate.models import ApplyResult, Bundle, Checkout, Plan, RunRecord, RunStart, Stage
 from driftgate.store import Store
+from tasks import logs
 
-
-def _only_transient(_task: Any, _task_run: Any, state: Any) -> bool:
-    """Retry a task only when its failure may go away by itself."""
-    try:
-        state.result()
-    except Exception as exc:  # the task's own exception, re-raised by result()
-        return is_transient(exc)
-    return False
-
+T = TypeVar("T")
+logs.install()  # one ERROR line, no traceback, for an expected failure
 
 # Inputs hold credentials: never hash them into cache keys or persist them.
+# No Prefect retries on any task: transient failures are retried once, in
+# driftgate.retry (fetch and diff below), never in a second layer on top.
 _common: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
-_transient_retries: dict[str, Any] = {
-    "retries": 3,
-    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
-    "retry_condition_fn": _only_transient,
-}
+
+
+def _retrying(stage: str, fn: Callable[[], T]) -> T:
+    """``fn()`` within the one retry budget, each retry logged on the run."""
+
+    def log_retry(attempt: int, seconds: float, error: TransientError) -> None:
+        get_run_logger().warning(
+            "%s: attempt %d of %d failed, trying again in %.0f s: %s", stage, attempt, retry.ATTEMPTS, seconds, error
+        )
+
+    return retry.call(fn, on_retry=log_retry)
 
 
 @task(name="credentials", **_common)
@@ -44,9 +46,15 @@ def load_access(env: Environment) -> Access:
     return from_blocks(env)
 
 
-@task(name="fetch", **_common, **_transient_retries)
+@task(name="fetch", **_common)
 def fetch_source(env: Environment, access: Access) -> Checkout:
-    return git.fetch(env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys)
+    checkout = _retrying(
+        "fetch",
+        lambda: git.fetch(env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys),
+    )
+    signed = f", signed by {checkout.signed_by}" if checkout.signed_by else ""
+    get_run_logger().info("fetched %s: commit %s by %s%s", checkout.ref, checkout.commit[:12], checkout.author, signed)
+    return checkout
 
 
 @task(name="render", **_common)
@@ -54,9 +62,10 @@ def render_bundle(env: Environment, checkout: Checkout, access: Access) -> Bundl
     return targets.render(env, checkout, access=access)
 
 
-@task(name="diff", **_common, **_transient_retries)
+@task(name="diff", **_common)
 def diff_live(env: Environment, bundle: Bundle, access: Access) -> Plan:
-    plan = targets.plan(env, bundle, access)
+    plan = _retrying("diff", lambda: targets.plan(env, bundle, access))
+    get_run_logger().info("plan %s at %s: %s", plan.plan_hash[:12], plan.revision[:12], report.plan_summary(plan))
     # On the run page before any pause: a reviewer decides from these alone.
     create_markdown_artifact(
         key=f"plan-{_slug(env.name)}", markdown=report.plan_markdown(plan), description="driftgate plan"
@@ -91,16 +100,25 @@ def load_approval_signers(env: Environment, commit: str) -> tuple[str, str]:
 @task(name="gate", **_common)
 def decide_gate(env: Environment, plan: Plan) -> bool:
     """Whether this plan must wait for a person; the pause itself is in the flow."""
-    return policy.needs_approval(plan, env.approval)
+    needed = policy.needs_approval(plan, env.approval)
+    get_run_logger().info("approval %s (mode %s)", "needed" if needed else "not needed", env.approval.mode.value)
+    return needed
 
 
 # No retries: applying again is not what was approved; a new run re-plans instead.
 @task(name="apply", **_common)
 def apply_changes(env: Environment, bundle: Bundle, access: Access, plan: Plan) -> ApplyResult:
-    return targets.apply(env, bundle, access, plan)
+    """The applied result. Raises `ApplyFailed` (holding the whole result, for the
+    record) when a host or object failed, so the task ends Failed in the UI."""
+    result = targets.apply(env, bundle, access, plan)
+    if not result.succeeded:
+        raise ApplyFailed(env.name, result)
+    get_run_logger().info("applied plan %s: %d changed on %d host(s)/object(s)", plan.plan_hash[:12], result.changed, len(result.hosts))
+    return result
 
 
-@task(name="record start", **_common, **_transient_retries)
+# The record tasks are not retried: the store itself waits for a locked database.
+@task(name="record start", **_common)
 def record_start(start: RunStart) -> list[int]:
     """The run's first entry in the record; marks earlier runs of the
     environment that died mid-way as interrupted (returns their record ids)."""
@@ -109,7 +127,7 @@ def record_start(start: RunStart) -> list[int]:
     return Store(record_database_url()).start_run(start)
 
 
-@task(name="record", **_common, **_transient_retries)
+@task(name="record", **_common)
 def record_run(run: RunRecord) -> int:
     from blocks import record_database_url
 

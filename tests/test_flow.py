@@ -114,16 +114,20 @@ def _task_run_counts(flow_run_id: str) -> dict[str, int]:
 
 
 def test_transient_failures_are_retried_permanent_ones_are_not(world: DemoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks import stages
+    from driftgate import retry
 
-    monkeypatch.setattr(stages.fetch_source, "retry_delay_seconds", [0, 0, 0])  # keep the test fast
+    waits: list[float] = []
+    monkeypatch.setattr(retry, "_sleep", waits.append)  # keep the test fast; the waits are recorded
     # Nothing listens on loopback port 9: a real, transient connection failure.
     edit_config(world, source={"repo": "http://127.0.0.1:9/deploy.git"})
     state, record = sync(world)
     assert record.failed_stage == Stage.FETCH and "cannot fetch http://127.0.0.1:9/deploy.git" in record.reason
-    assert _task_run_counts(record.flow_run_id)["fetch"] == 4  # first try + 3 retries
+    assert "gave up after 3 attempts" in record.reason
+    assert waits == [2.0, 8.0]  # retried in one layer, driftgate.retry ...
+    assert _task_run_counts(record.flow_run_id)["fetch"] == 1  # ... not by Prefect on top of it
 
+    waits.clear()
     edit_config(world, source={"repo": str(world.repo), "ref": "no-such-ref"})
     state, record = sync(world)
     assert record.failed_stage == Stage.FETCH
-    assert _task_run_counts(record.flow_run_id)["fetch"] == 1
+    assert waits == [] and _task_run_counts(record.flow_run_id)["fetch"] == 1

@@ -20,7 +20,7 @@ from driftgate import git, targets, yamlload
 from driftgate.cli import app
 from driftgate.config import Source, load_config
 from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_change
-from driftgate.errors import ConfigError, PermanentError, TransientError
+from driftgate.errors import ConfigError, PermanentError
 from tests.conftest import DRIFTGATE, edit_config
 
 MEMORY_LIMIT = 512 * 2**20
@@ -293,7 +293,7 @@ def test_a_hanging_kustomize_ends_in_one_line_naming_the_stage(
     edit_config(shop, "shop", render={"kind": "kustomize", "timeout": "1s"})
     env = load_config(shop.config).environment("shop")
     started = time.monotonic()
-    with pytest.raises(TransientError, match=r"render: kubectl kustomize did not finish within 1s \(raise render.timeout"):
+    with pytest.raises(PermanentError, match=r"render: kubectl kustomize did not finish within 1s \(raise render.timeout"):
         targets.render(env, git.fetch(env.source, environment="shop"))
     assert time.monotonic() - started < 10
     assert_child_gone(tmp_path / "bin", "kubectl")
@@ -307,7 +307,7 @@ def test_a_git_server_that_never_answers_ends_in_one_line_naming_the_stage(
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     source = Source(repo="ssh://git@git.example.com/deploy.git", timeout="1s")
     started = time.monotonic()
-    with pytest.raises(TransientError, match=r"environment 'e': fetch: git did not finish fetching .* within 1s \(raise source.timeout"):
+    with pytest.raises(PermanentError, match=r"environment 'e': fetch: git did not finish fetching .* within 1s \(raise source.timeout"):
         git.fetch(source, environment="e")
     assert time.monotonic() - started < 10
     assert_child_gone(tmp_path / "bin", "ssh")
@@ -320,7 +320,7 @@ def test_a_hanging_gpg_ends_in_one_line_naming_the_stage(
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     monkeypatch.setattr(git, "SIGNATURE_TIMEOUT", 1.0)
     mirror = __import__("git").Repo(world.repo)
-    with pytest.raises(TransientError, match=r"fetch: gpg did not finish within 1s while checking a commit signature"):
+    with pytest.raises(PermanentError, match=r"fetch: gpg did not finish within 1s while checking a commit signature"):
         git.verify_signature(mirror, mirror.head.commit.hexsha, ["-----BEGIN PGP PUBLIC KEY BLOCK-----"], where="environment 'e'")
 
 

@@ -253,12 +253,17 @@ def test_unhealthy_workload_fails_with_its_name(shop: DemoWorld, kube: Kube) -> 
     assert unhealthy.message.startswith("progressing after 0:00:01")
 
 
-def test_transient_errors_are_retried_validation_errors_are_not(shop: DemoWorld, kube: Kube) -> None:
+def test_transient_errors_are_retried_validation_errors_are_not(shop: DemoWorld, kube: Kube, monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftgate import retry
+
     double = kube.need_double()
-    double.inject_fault(method="GET", path="/api/v1/configmaps", status=503, times=2)
-    double.inject_throttle(retry_after=0.2, verb="list", resource="secrets")
-    assert len(plan(shop).changes) == 5  # answered after the retries
-    assert double.count(verb="list", resource="configmaps") == 3
+    waits: list[float] = []
+    monkeypatch.setattr(retry, "_sleep", waits.append)  # the waits, recorded instead of slept
+    double.inject_fault(method="GET", path="/api/v1/configmaps", status=503, times=1)
+    double.inject_throttle(retry_after=3, verb="list", resource="secrets")
+    assert len(retry.call(lambda: plan(shop)).changes) == 5  # answered on the third attempt
+    assert double.count(verb="list", resource="configmaps") == 3 and double.count(verb="list", resource="secrets") == 2
+    assert waits == [2.0, 8.0]  # a 3 s Retry-After is less than the 8 s backoff: the longer wait wins
 
     sync(shop)
     # A Deployment's selector is immutable: the server refuses the change (422), for good.
