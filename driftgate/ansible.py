@@ -13,7 +13,7 @@ results, and every task that changed as a `Change`, so the record can show a
 change the plan did not list. Tasks are told apart by where they are defined
 (``task_path``, file:line and run count), not by name.
 
-ansible-runner is used defensively (see DESIGN.md): a fresh private data
+ansible-runner is used defensively: a fresh private data
 directory per run under ``$DRIFTGATE_HOME/runs``, removed afterwards so no
 artifact (its ``command`` file stores the environment) or key stays on disk;
 ``suppress_env_files``; host-key checking on; the venv's ``bin`` first on

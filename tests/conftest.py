@@ -65,6 +65,15 @@ def edit_config(world: DemoWorld, env_name: str = "demo", **environment_override
     world.config.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+# A task that check mode skips and apply fails (a `run` change: risky unless approval.mode is never).
+FAILS_ON_APPLY = (
+    "    - name: fails only for real\n"
+    "      ansible.builtin.fail:\n"
+    "        msg: disk full on purpose\n"
+    "      when: not ansible_check_mode\n"
+)
+
+
 def add_tasks(world: DemoWorld, message: str, *tasks_yaml: str) -> str:
     """Append tasks (YAML lines, indented as in the play) to the demo playbook and commit."""
     from driftgate.demo_repo import commit_change
@@ -113,7 +122,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
-        # `--port` alone would leave the UI calling port 4200 (DESIGN.md).
+        # `--port` alone would leave the UI calling port 4200.
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
         "PREFECT_SERVER_API_PORT": str(port),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

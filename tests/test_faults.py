@@ -22,7 +22,7 @@ from driftgate.demo_repo import DemoWorld, add_kubernetes_environment
 from driftgate.errors import TransientError
 from driftgate.models import Outcome, Stage
 from driftgate.store import Store, StoredRun
-from tests.conftest import add_tasks, edit_config
+from tests.conftest import FAILS_ON_APPLY, add_tasks, edit_config
 from tests.kubeapi import KubeAPIDouble
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 
@@ -207,14 +207,7 @@ def test_a_failed_apply_is_a_failed_task_with_its_reason_in_the_logs(world: Demo
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
     from prefect.logging.handlers import APILogWorker
 
-    add_tasks(
-        world,
-        "a task that fails on apply",
-        "    - name: fails only for real\n"
-        "      ansible.builtin.fail:\n"
-        "        msg: disk full on purpose\n"
-        "      when: not ansible_check_mode\n",
-    )
+    add_tasks(world, "a task that fails on apply", FAILS_ON_APPLY)
     edit_config(world, approval={"mode": "never"})  # check mode cannot predict that task: risky, else a pause
     state, record, _ = sync(world, "demo")
     assert state.is_failed() and record.failed_stage == Stage.APPLY

@@ -11,7 +11,7 @@ import pytest
 from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.models import Outcome, Stage
 from driftgate.store import Store, StoredRun
-from tests.conftest import add_tasks, as_cli, edit_config
+from tests.conftest import FAILS_ON_APPLY, add_tasks, as_cli, edit_config
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -64,14 +64,7 @@ def test_unchanged_commit_is_not_rendered_again(world: DemoWorld, driftgate_home
 
 
 def test_failing_task_is_recorded_with_stage_and_reason(world: DemoWorld) -> None:
-    add_tasks(
-        world,
-        "a task that fails on apply",
-        "    - name: fails only for real\n"
-        "      ansible.builtin.fail:\n"
-        "        msg: disk full on purpose\n"
-        "      when: not ansible_check_mode\n"
-    )
+    add_tasks(world, "a task that fails on apply", FAILS_ON_APPLY)
     state, record = sync(world, auto_approve=True)  # skipped *because* of check mode: a risky `run`
     assert state.is_failed()
     assert ("run", "fails only for real", "failed") in [(c["action"], c["name"], c["result"]) for c in record.changes]

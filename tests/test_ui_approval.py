@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +93,13 @@ def save_screenshot(page: Any, tmp_path: Path, name: str) -> Path:
     return shot
 
 
-def test_approve_a_paused_sync_in_the_prefect_ui(world: DemoWorld, prefect_server: str, tmp_path: Path) -> None:
-    playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' brings playwright")
+@contextmanager
+def paused_sync_page(world: DemoWorld, prefect_server: str, *, height: int) -> Iterator[tuple[Any, dict[str, Any], Any]]:
+    """`driftgate sync demo` by bob in its own process, paused for approval, with its
+    run page open in headless chromium: yields (page, the paused run, the sync process)."""
+    from playwright.sync_api import sync_playwright
+
     api = f"{prefect_server}/api"
-    edit_config(world, approval={"mode": "always", "timeout": "10m", "approvers": ["alice", "bob"], "forbid_self_approval": True})
     sync = subprocess.Popen(
         [str(DRIFTGATE), "sync", "demo", "--config", str(world.config)],
         env={**os.environ, "PREFECT_API_URL": api, "DRIFTGATE_USER": "bob"},
@@ -102,45 +107,52 @@ def test_approve_a_paused_sync_in_the_prefect_ui(world: DemoWorld, prefect_serve
     )  # fmt: skip
     try:
         run = wait_for_paused_run(api, sync)
-        with playwright.sync_playwright() as pw:
+        with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": height})
             page.set_default_timeout(30_000)
             page.goto(f"{prefect_server}/runs/flow-run/{run['id']}")
-
-            # The plan is on the run page before anyone decides: both artifacts.
-            page.get_by_text("Artifacts", exact=True).click()
-            page.get_by_text("plan-table-demo", exact=True).wait_for()
-            page.get_by_text("driftgate plan", exact=True).wait_for()
-            save_screenshot(page, tmp_path, "approval-paused-run.png")
-            page.get_by_text("plan-demo", exact=True).click()
-            page.get_by_text("+max_connections = 100").wait_for()  # the diff, in the markdown artifact
-            page.go_back()
-
-            # The resume form: the plan, what deciding means, the three fields with their help.
-            dialog = open_form(page, "Decision", "Approver", "Reason")
-            text = dialog.inner_text()
-            assert f"Approve plan {run_plan_hash(api, run['id'])[:16]} for demo?" in text
-            assert "Requested by bob" in text and "approve applies exactly this plan" in text
-            assert "may decide: alice" in text and "+max_connections = 100" in text
-            assert "apply exactly the plan shown above" in text and "one of alice" in text
-            assert "kept in the record" in text
-            save_screenshot(page, tmp_path, "approval-form.png")
-
-            choose(page, dialog, "Decision", "approve")
-            choose(page, dialog, "Approver", "alice")
-            form_field(page, dialog, "Reason").locator("textarea").fill("reviewed in the Prefect UI")
-            dialog.get_by_role("button", name="Submit").click()
-
-            out, err = sync.communicate(timeout=120)
-            assert sync.returncode == 0, out + err
-            page.reload()
-            page.get_by_text("Completed", exact=True).first.wait_for()
+            yield page, run, sync
             browser.close()
     finally:
         if sync.poll() is None:
             sync.kill()
             sync.communicate()
+
+
+def test_approve_a_paused_sync_in_the_prefect_ui(world: DemoWorld, prefect_server: str, tmp_path: Path) -> None:
+    pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' brings playwright")
+    api = f"{prefect_server}/api"
+    edit_config(world, approval={"mode": "always", "timeout": "10m", "approvers": ["alice", "bob"], "forbid_self_approval": True})
+    with paused_sync_page(world, prefect_server, height=1000) as (page, run, sync):
+        # The plan is on the run page before anyone decides: both artifacts.
+        page.get_by_text("Artifacts", exact=True).click()
+        page.get_by_text("plan-table-demo", exact=True).wait_for()
+        page.get_by_text("driftgate plan", exact=True).wait_for()
+        save_screenshot(page, tmp_path, "approval-paused-run.png")
+        page.get_by_text("plan-demo", exact=True).click()
+        page.get_by_text("+max_connections = 100").wait_for()  # the diff, in the markdown artifact
+        page.go_back()
+
+        # The resume form: the plan, what deciding means, the three fields with their help.
+        dialog = open_form(page, "Decision", "Approver", "Reason")
+        text = dialog.inner_text()
+        assert f"Approve plan {run_plan_hash(api, run['id'])[:16]} for demo?" in text
+        assert "Requested by bob" in text and "approve applies exactly this plan" in text
+        assert "may decide: alice" in text and "+max_connections = 100" in text
+        assert "apply exactly the plan shown above" in text and "one of alice" in text
+        assert "kept in the record" in text
+        save_screenshot(page, tmp_path, "approval-form.png")
+
+        choose(page, dialog, "Decision", "approve")
+        choose(page, dialog, "Approver", "alice")
+        form_field(page, dialog, "Reason").locator("textarea").fill("reviewed in the Prefect UI")
+        dialog.get_by_role("button", name="Submit").click()
+
+        out, err = sync.communicate(timeout=120)
+        assert sync.returncode == 0, out + err
+        page.reload()
+        page.get_by_text("Completed", exact=True).first.wait_for()
     assert "applied: demo" in out and "approval: approve by alice: reviewed in the Prefect UI" in out
     record = json.loads(run_cli("history", "demo", "--output", "json").stdout)[0]
     assert record["flow_run_id"] == run["id"] and record["requested_by"] == "bob"
@@ -158,7 +170,7 @@ def test_signed_approval_in_the_prefect_ui(world: DemoWorld, prefect_server: str
     """The form shows the statement and the one command that signs it; the
     command, run as shown (with the test's key), prints the signature that
     is pasted; the run applies and the record keeps the signature."""
-    playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' brings playwright")
+    pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' brings playwright")
     from tests.conftest import make_ssh_key
 
     api = f"{prefect_server}/api"
@@ -169,46 +181,30 @@ def test_signed_approval_in_the_prefect_ui(world: DemoWorld, prefect_server: str
                    env={**os.environ, "PREFECT_API_URL": api}, check=True, timeout=120)  # fmt: skip
     edit_config(world, approval={"mode": "always", "timeout": "10m", "approvers": ["alice", "bob"], "forbid_self_approval": True,
                                  "require_signature": True, "allowed_signers_block": block})  # fmt: skip
-    sync = subprocess.Popen(
-        [str(DRIFTGATE), "sync", "demo", "--config", str(world.config)],
-        env={**os.environ, "PREFECT_API_URL": api, "DRIFTGATE_USER": "bob"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        run = wait_for_paused_run(api, sync)
-        with playwright.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1500})
-            page.set_default_timeout(30_000)
-            page.goto(f"{prefect_server}/runs/flow-run/{run['id']}")
-            dialog = open_form(page, "Decision", "Approver", "Signature")
-            text = dialog.inner_text()
-            assert "Sign your answer" in text and "driftgate approval v1" in text
-            assert f"flow run: {run['id']}" in text and f"plan: {run_plan_hash(api, run['id'])}" in text
-            assert "approver: alice" in text and "ssh-keygen -Y sign -n driftgate-approval" in text
-            code = dialog.locator("code", has_text="ssh-keygen -Y sign").first
-            command = code.inner_text().strip()
-            code.scroll_into_view_if_needed()  # the statement and the command, above the fields
-            save_screenshot(page, tmp_path, "approval-signed-form.png")
+    with paused_sync_page(world, prefect_server, height=1500) as (page, run, sync):
+        dialog = open_form(page, "Decision", "Approver", "Signature")
+        text = dialog.inner_text()
+        assert "Sign your answer" in text and "driftgate approval v1" in text
+        assert f"flow run: {run['id']}" in text and f"plan: {run_plan_hash(api, run['id'])}" in text
+        assert "approver: alice" in text and "ssh-keygen -Y sign -n driftgate-approval" in text
+        code = dialog.locator("code", has_text="ssh-keygen -Y sign").first
+        command = code.inner_text().strip()
+        code.scroll_into_view_if_needed()  # the statement and the command, above the fields
+        save_screenshot(page, tmp_path, "approval-signed-form.png")
 
-            # The approver runs the command shown, with their own key, and pastes what it prints.
-            assert command.endswith("approve alice | ssh-keygen -Y sign -n driftgate-approval -f ~/.ssh/id_ed25519")
-            mine = command.replace("-f ~/.ssh/id_ed25519", f"-f {alice.path}")
-            signature = subprocess.run(["bash", "-c", mine], capture_output=True, text=True, check=True, timeout=30).stdout
-            assert signature.startswith("-----BEGIN SSH SIGNATURE-----")
-            choose(page, dialog, "Decision", "approve")
-            choose(page, dialog, "Approver", "alice")
-            form_field(page, dialog, "Signature").locator("textarea, input").first.fill(signature)
-            form_field(page, dialog, "Reason").locator("textarea, input").first.fill("signed in the Prefect UI")
-            dialog.get_by_role("button", name="Submit").click()
+        # The approver runs the command shown, with their own key, and pastes what it prints.
+        assert command.endswith("approve alice | ssh-keygen -Y sign -n driftgate-approval -f ~/.ssh/id_ed25519")
+        mine = command.replace("-f ~/.ssh/id_ed25519", f"-f {alice.path}")
+        signature = subprocess.run(["bash", "-c", mine], capture_output=True, text=True, check=True, timeout=30).stdout
+        assert signature.startswith("-----BEGIN SSH SIGNATURE-----")
+        choose(page, dialog, "Decision", "approve")
+        choose(page, dialog, "Approver", "alice")
+        form_field(page, dialog, "Signature").locator("textarea, input").first.fill(signature)
+        form_field(page, dialog, "Reason").locator("textarea, input").first.fill("signed in the Prefect UI")
+        dialog.get_by_role("button", name="Submit").click()
 
-            out, err = sync.communicate(timeout=180)
-            assert sync.returncode == 0, out + err
-            browser.close()
-    finally:
-        if sync.poll() is None:
-            sync.kill()
-            sync.communicate()
+        out, err = sync.communicate(timeout=180)
+        assert sync.returncode == 0, out + err
     assert "applied: demo" in out and "approval: approve by alice: signed in the Prefect UI" in out
     record = json.loads(run_cli("history", "demo", "--output", "json").stdout)[0]
     evidence = record["approval"]["signature"]
