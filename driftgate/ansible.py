@@ -325,18 +325,55 @@ def _reveal_hidden_changes(events: list[_TaskEvent], changed_per_host: dict[str,
 # next sync. This stand-in, first on the PATH ansible-runner searches, asks the
 # kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG, Linux), watches
 # driftgate's process when it is not the parent (ssh-agent in between), and then
-# kills its process group: itself, ansible-playbook and everything it started.
+# kills every process below it. A process-group kill is not enough: each of
+# Ansible's workers starts a session of its own (setsid), so the stand-in is a
+# child subreaper (orphans below it stay below it) and kills the tree from /proc.
 # It does the same on the SIGTERM/SIGINT that ansible-runner's timeout sends.
 _PLAYBOOK_STAND_IN = """\
 #!{python}
 import ctypes, os, signal, subprocess, sys, threading, time
 DRIFTGATE = {parent}
+libc = ctypes.CDLL(None)
+libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+def state_and_parent(pid):
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return fields[0], int(fields[1])
+def below():  # every live process under this one
+    children = {{}}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                state, parent = state_and_parent(int(name))
+            except (OSError, ValueError):
+                continue
+            if state != "Z":
+                children.setdefault(parent, []).append(int(name))
+    found, todo = [], [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 def stop(*_):
-    os.killpg(0, signal.SIGKILL)
+    while True:  # a killed parent's children come to us (subreaper): look again
+        pids = below()
+        if not pids:
+            os._exit(1)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
 def alive():  # a killed process stays a zombie until reaped: that is dead too
     try:
-        with open("/proc/%d/stat" % DRIFTGATE) as stat:
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
+        return state_and_parent(DRIFTGATE)[0] != "Z"
     except OSError:
         return False
 def watch():
@@ -346,7 +383,7 @@ def watch():
 for sig in (signal.SIGTERM, signal.SIGINT):
     signal.signal(sig, stop)
 if os.getppid() == DRIFTGATE:
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 # With an SSH key, ansible-runner puts ssh-agent and a shell in between, so
 # driftgate may be a grandparent: watch it rather than only the parent.
 if not alive():

@@ -61,22 +61,20 @@ def wait_for(condition, what: str, *, timeout: float = 180, proc: subprocess.Pop
         time.sleep(0.1)
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (from /proc: no psutil here)."""
-    children: dict[int, list[int]] = {}
+def marked(mark: str) -> set[int]:
+    """Every live process whose environment carries ``DRIFTGATE_TEST_MARK=mark``:
+    what one sync started, however it detached (Ansible's workers call setsid;
+    walking the process tree from the killed command would miss its orphans)."""
+    found = set()
+    needle = f"DRIFTGATE_TEST_MARK={mark}".encode()
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
-                stat = (entry / "stat").read_text()
+                environ = (entry / "environ").read_bytes()
             except OSError:
                 continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
+            if needle in environ.split(b"\0") and alive(int(entry.name)):
+                found.add(int(entry.name))
     return found
 
 
@@ -118,19 +116,21 @@ def kill_mid_apply_then_sync(world: DemoWorld, tmp_path: Path, env: dict[str, st
     gate = tmp_path / "gate"
     block_apply_on(world, gate)
     log = tmp_path / "first-sync.log"
-    with sync_process(world, env, log) as first:
+    mark = tmp_path.name
+    with sync_process(world, {**env, "DRIFTGATE_TEST_MARK": mark}, log) as first:
         wait_for((gate / "demo.applying").exists, "the first sync reaches apply", proc=first, log=log)
-        below = descendants(first.pid)
+        # Kill while the wait_for module runs, in the worker Ansible detached with setsid.
+        wait_for(lambda: any("AnsiballZ_wait_for" in cmdline(p) for p in marked(mark)), "the wait_for task runs", proc=first, log=log)
         os.kill(first.pid, signal.SIGKILL)  # the command only, as `kill -9 PID` does
         first.wait(10)
     # What the kill leaves behind must go by itself (PR_SET_PDEATHSIG, hangup): wait for that, bounded.
     deadline = time.monotonic() + 15
-    while any(alive(p) for p in below) and time.monotonic() < deadline:
+    while marked(mark) and time.monotonic() < deadline:
         time.sleep(0.1)
-    survivors = {cmdline(p) for p in below if alive(p)}
-    for pid in below:  # leave nothing running on the machine, whatever the result
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    left = marked(mark)
+    survivors = {cmdline(p) for p in left}
+    for pid in left:  # leave nothing running on the machine, whatever the result
+        os.kill(pid, signal.SIGKILL)
     (gate / "demo.release").touch()  # the second sync's apply passes the gate at once
     started = time.monotonic()
     # Bounded only so a hang fails the test: a temporary server alone has taken 90 s on this busy machine.
