@@ -1,0 +1,53 @@
+"""The comparison cache of `plan`: (desired object, live resourceVersion,
+ignore rules and force setting) -> what the dry-run comparison found.
+
+An object whose desired form and live resourceVersion did not change since
+the last plan needs no dry-run again: an unchanged environment costs its
+LISTs only. The entries are masked (driftgate/kube/planning.py stores a Secret's
+values only as whether each equals the live one), so they are safe on disk,
+one file per environment under the driftgate home's ``kube-cache``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from driftgate import home
+from driftgate.config import Environment
+from driftgate.kubediff import stable_hash
+
+
+class ComparisonCache:
+    """(desired hash, live resourceVersion, rules) -> comparison; masked, so safe on disk."""
+
+    def __init__(self, env: Environment) -> None:
+        self.path = home.subdir("kube-cache") / f"{stable_hash({'env': env.name})[:16]}.json"
+        try:
+            self.entries: dict[str, dict[str, str]] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+        self.used: dict[str, dict[str, str]] = {}
+        self._settings: dict[tuple[int, ...], str] = {}
+
+    def settings_key(self, rules: list, force: bool) -> str:
+        """What besides the objects changes a comparison; hashed once per distinct rule set."""
+        ids = (*map(id, rules), force)
+        if ids not in self._settings:
+            self._settings[ids] = stable_hash({"r": [r.model_dump() for r in rules], "f": force})[:16]
+        return self._settings[ids]
+
+    def get(self, key: str) -> dict[str, str] | None:
+        found = self.entries.get(key)
+        if found is not None:
+            self.used[key] = found
+        return found
+
+    def put(self, key: str, value: dict[str, str]) -> None:
+        self.used[key] = value
+
+    def save(self) -> None:
+        # Keep only what this plan used: the file stays the size of the environment.
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.used))
+        tmp.replace(self.path)
+
