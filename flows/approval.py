@@ -1,13 +1,12 @@
-"""The gate: pause a run for a person's decision on one exact plan, and find
-and answer paused runs (`driftgate approvals` / `driftgate approve`).
+"""The gate: pause a run for a person's decision on one exact plan.
 
 In the flow, `gate()` decides whether a plan must wait (the risk policy),
-pauses the run with a typed form (`ApprovalInput`) whose approver field only
-accepts the environment's approvers, and turns the answer, a rejection or a
-timeout into an `Approval` bound to the plan's hash. Right before apply it
-computes the plan again; when the plan changed while the run waited (a new
-commit, new drift), it pauses again and says why. Called from the reconcile
-flow's body, because only a flow can pause.
+pauses the run with a typed form (`ApprovalInput`, flows/approval_input.py)
+whose approver field only accepts the environment's approvers, and turns the
+answer, a rejection or a timeout into an `Approval` bound to the plan's hash.
+Right before apply it computes the plan again; when the plan changed while
+the run waited (a new commit, new drift), it pauses again and says why.
+Called from the reconcile flow's body, because only a flow can pause.
 
 Where ``approval.require_signature`` is on, the form also asks for the
 approver's SSH signature over the run's statement (driftgate/signing.py): the
@@ -15,10 +14,10 @@ form shows the statement and the command that signs it, the flow verifies the
 answer before apply (a refused one leaves the run paused, saying why) and
 publishes its verdict, and the record keeps the evidence.
 
-Outside the flow, `paused_runs()`, `find_paused_run()`, `answer_run()`,
-`sign_answer()` and `await_verdict()` are what the CLI uses: Prefect's own CLI
-cannot resume a run with input, and Prefect does not record who resumed a
-run, so driftgate checks and records the approver itself.
+Each pause publishes a summary and its verdict on an answer for the API the
+CLI uses outside the flow (`driftgate approvals`, `driftgate approve`):
+flows/approvals_api.py, whose names are re-exported here for callers that
+import them from this module.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,6 @@ from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
-from prefect.input import RunInput
 from prefect.states import Running
 from prefect.runtime import flow_run
 from pydantic import Field, create_model
@@ -47,7 +44,25 @@ from driftgate.errors import PermanentError
 from driftgate.models import Approval, Decision, Plan, SignatureEvidence, Stage, Trigger
 from driftgate.runlog import now
 from driftgate.signing import SignatureRefused, SigningUnavailable, Statement
+from flows.approval_input import (
+    APPROVER_HELP,
+    INFO_PREFIX,
+    VERDICT_PREFIX,
+    ApprovalInput,
+    SignedApprovalInput,
+)
 from flows.links import this_run_url
+from flows.approvals_api import (  # noqa: F401  (re-exported: the CLI's API, formerly here)
+    ApproverRefused,
+    NotPaused,
+    PausedRun,
+    UnknownRun,
+    answer_run,
+    await_verdict,
+    find_paused_run,
+    paused_runs,
+    sign_answer,
+)
 from flows.requests import RunRequest
 from tasks import decide_gate, load_approval_signers
 from tasks.notify import notify
@@ -60,36 +75,6 @@ POLL_SECONDS = 2
 MAX_ROUNDS = 5
 IN_ADVANCE = "approved in advance (sync --yes)"
 IN_ADVANCE_SIGNED = "approved in advance (sync --yes --key)"
-INFO_PREFIX = "driftgate-"  # flow run input key of a pause's summary, for `driftgate approvals`
-VERDICT_PREFIX = "driftgate-verdict-"  # ... and of the flow's verdict on the answer to a pause
-
-APPROVER_HELP = "your name as the environment's approvers list it; the record names you as who decided"
-
-
-class ApprovalInput(RunInput):
-    """What an approver submits. No defaults: an empty resume must not approve."""
-
-    decision: Decision = Field(
-        description="approve: apply exactly the plan shown above (asked again if it changes); "
-        "reject: apply nothing and end the run as rejected"
-    )
-    approver: str = Field(min_length=1, description=APPROVER_HELP)
-    reason: str = Field(default="", description="why you decided so; kept in the record")
-
-
-SIGNATURE_HELP = (
-    "what the command above printed: -----BEGIN SSH SIGNATURE----- ... (the statement before it may be pasted too); "
-    "checked against the environment's allowed_signers for the approver named"
-)
-
-
-class SignedApprovalInput(ApprovalInput):
-    """The answer in an environment with approval.require_signature."""
-
-    signature: str = Field(min_length=1, description=SIGNATURE_HELP, json_schema_extra={"format": "textarea"})
-
-
-# ---------------------------------------------------------------- in the flow
 
 
 def gate(
@@ -357,190 +342,3 @@ def _leave_paused_state() -> None:
     assert context is not None and context.flow_run is not None
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(context.flow_run.id, Running(), force=True)
-
-
-# ---------------------------------------------------------------- outside the flow
-
-
-class UnknownRun(LookupError):
-    """No flow run by that id, or no paused run of that environment."""
-
-
-class NotPaused(LookupError):
-    """The run exists but is not waiting for approval (any more)."""
-
-
-class ApproverRefused(PermissionError):
-    """The approver may not decide this run; it stays paused."""
-
-
-@dataclass(frozen=True)
-class PausedRun:
-    """A reconcile run waiting for approval, as `driftgate approvals` lists it."""
-
-    id: str
-    environment: str
-    waiting_since: datetime | None
-    pause_key: str
-    commit: str = ""
-    plan_hash: str = ""
-    summary: str = ""
-    requester: str = ""
-    deciders: list[str] | None = None
-    approvers: str = "anyone"
-    forbid_self_approval: bool = False
-    asked_again: str = ""
-    flow_run: str = ""
-    require_signature: bool = False
-    expires: str = ""  # ISO 8601 UTC: when a signed statement for this pause stops counting
-
-    def statement(self, *, decision: str, approver: str) -> Statement:
-        """What ``approver`` signs to decide this pause (ValueError if the name cannot be a principal)."""
-        return Statement(
-            environment=self.environment, flow_run=self.id, plan=self.plan_hash, commit=self.commit,
-            decision=decision, approver=approver, expires=datetime.fromisoformat(self.expires),
-        )  # fmt: skip
-
-
-def paused_runs() -> list[PausedRun]:
-    """Every paused reconcile run, oldest first."""
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["reconcile"])),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-            ),
-            sort=FlowRunSort.START_TIME_ASC,
-        )
-    return [_paused_run(run) for run in runs]
-
-
-def _paused_run(run: Any) -> PausedRun:
-    from prefect.input import read_flow_run_input
-
-    pause_key = str(run.state.state_details.pause_key or "") if run.state else ""
-    info = read_flow_run_input(INFO_PREFIX + pause_key, flow_run_id=run.id) if pause_key else None
-    known = {k: v for k, v in (info or {}).items() if k in PausedRun.__dataclass_fields__}
-    known.setdefault("environment", run.parameters.get("environment", run.name))
-    return PausedRun(
-        id=str(run.id), waiting_since=run.state.timestamp if run.state else None, pause_key=pause_key, **known
-    )
-
-
-def find_paused_run(ref: str) -> PausedRun:
-    """The paused run that ``ref`` names: a flow run id (or a unique start of
-    one), or an environment with exactly one paused run."""
-    try:
-        run_id = uuid.UUID(ref)
-    except ValueError:
-        run_id = None
-    if run_id is not None:
-        return _paused_run_by_id(run_id)
-    paused = paused_runs()
-    matches = [r for r in paused if r.environment == ref] or [r for r in paused if len(ref) >= 6 and r.id.startswith(ref)]
-    if not matches:
-        raise UnknownRun(
-            f"no reconcile run of {ref!r} is waiting for approval"
-            + (f" (paused: {', '.join(sorted({r.environment for r in paused}))})" if paused else "")
-        )
-    if len(matches) > 1:
-        ids = ", ".join(r.id for r in matches)
-        raise UnknownRun(f"{len(matches)} runs of {ref!r} are paused ({ids}): name one by its id")
-    return matches[0]
-
-
-def _paused_run_by_id(run_id: uuid.UUID) -> PausedRun:
-    from prefect.exceptions import ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        try:
-            run = client.read_flow_run(run_id)
-        except ObjectNotFound:
-            raise UnknownRun(f"no flow run {run_id} on this Prefect server (driftgate approvals lists paused runs)") from None
-        flow = client.read_flow(run.flow_id)
-    if flow.name != "reconcile":
-        raise UnknownRun(f"flow run {run_id} is a run of {flow.name!r}, not a driftgate reconcile run")
-    if not (run.state and run.state.is_paused()):
-        state = run.state.name if run.state else "unknown"
-        raise NotPaused(f"run {run_id} ({run.name}) is {state}: it is not waiting for approval")
-    return _paused_run(run)
-
-
-def answer_run(run: PausedRun, *, decision: str, approver: str, reason: str, signature: str = "") -> None:
-    """Resume ``run`` with a decision, after checking the approver.
-
-    Raises ApproverRefused (the run stays paused), NotPaused (someone else
-    answered first, or it timed out) or ValueError (an invalid answer).
-    ``signature``: the signed statement (see `sign_answer`) where the run requires one.
-    """
-    from prefect.exceptions import NotPausedError
-    from prefect.flow_runs import resume_flow_run
-
-    if run.require_signature and not signature:
-        raise ApproverRefused(
-            f"run {run.id} of {run.environment!r} requires a signed answer: pass --key ~/.ssh/id_ed25519; it stays paused"
-        )
-    form = SignedApprovalInput if run.require_signature else ApprovalInput
-    extra = {"signature": signature} if run.require_signature else {}
-    answer = form(decision=Decision(decision), approver=approver, reason=reason, **extra)  # validate before sending
-    refusal = _refusal(run, approver)
-    if refusal:
-        raise ApproverRefused(f"{refusal}; run {run.id} of {run.environment!r} stays paused")
-    try:
-        resume_flow_run(uuid.UUID(run.id), run_input=answer.model_dump(mode="json"))
-    except (NotPausedError, FlowPauseTimeout):
-        raise NotPaused(f"run {run.id} of {run.environment!r} is no longer waiting for approval") from None
-    except RuntimeError as exc:  # the server refused the input (its schema): the run stays paused
-        raise ApproverRefused(f"the Prefect server refused the answer for run {run.id}: {exc}") from None
-
-
-def sign_answer(run: PausedRun, *, decision: str, approver: str, key: str) -> str:
-    """The statement for this pause and ``approver``'s signature of it with
-    ``key`` (ssh-keygen; may ask for a passphrase or a touch), as one answer."""
-    try:
-        statement = run.statement(decision=decision, approver=approver)
-    except ValueError as exc:
-        raise ApproverRefused(f"cannot sign for run {run.id}: {exc}") from None
-    if statement.expires <= now():
-        raise NotPaused(f"run {run.id} of {run.environment!r} stopped waiting at {statement.expires:%Y-%m-%d %H:%M:%S} UTC")
-    try:
-        return statement.text() + signing.sign(statement.text(), key)
-    except SigningUnavailable as exc:
-        raise ApproverRefused(str(exc)) from None
-
-
-def await_verdict(run: PausedRun, *, timeout: float = 60) -> None:
-    """Wait until the flow has checked the answer to ``run``'s pause: return if
-    it was taken, raise ApproverRefused (the run stays paused) with the flow's
-    one-line reason if not. Only the flow can check a signature."""
-    from prefect.input import read_flow_run_input
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        verdict = read_flow_run_input(f"{VERDICT_PREFIX}{run.pause_key}", flow_run_id=uuid.UUID(run.id))
-        if verdict is not None:
-            if verdict.get("accepted"):
-                return
-            raise ApproverRefused(f"run {run.id} of {run.environment!r} refused the answer: {verdict.get('refusal')}; it stays paused")
-        time.sleep(0.3)
-    raise NotPaused(f"run {run.id} of {run.environment!r} has not checked the answer within {timeout:.0f} s: see `driftgate approvals`")
-
-
-def _refusal(run: PausedRun, approver: str) -> str | None:
-    """The policy check, from what the paused run published about itself."""
-    if run.forbid_self_approval and approver == run.requester:
-        return f"{approver!r} requested this run and may not decide it (forbid_self_approval)"
-    if run.deciders is not None and approver not in run.deciders:
-        return f"{approver!r} may not decide runs of {run.environment!r} (approvers: {run.approvers})"
-    return None
-

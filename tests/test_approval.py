@@ -283,7 +283,7 @@ def test_risky_mode_pauses_only_risky_plans_and_yes_approves_in_advance(world: D
 def test_refused_approver_and_invalid_input_leave_the_run_paused(world: DemoWorld) -> None:
     from prefect.flow_runs import resume_flow_run
 
-    from flows.approval import ApproverRefused, answer_run, find_paused_run
+    from flows.approvals_api import ApproverRefused, answer_run, find_paused_run
 
     edit_config(world, approval={"mode": "always", "timeout": "2m", "approvers": ["alice", "bob"], "forbid_self_approval": True})
     outcomes: list[str] = []
@@ -312,10 +312,10 @@ def test_refused_approver_and_invalid_input_leave_the_run_paused(world: DemoWorl
 @pytest.mark.usefixtures("prefect_api")
 def test_refused_answer_that_reaches_the_flow_pauses_again(world: DemoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     """Defence in depth: a form without the approver rule (an old one) still cannot approve."""
-    from flows import approval
+    from flows import approval, approvals_api
 
     monkeypatch.setattr(approval, "approval_form", lambda env, requester: approval.ApprovalInput)
-    monkeypatch.setattr(approval, "_refusal", lambda run, name: None)
+    monkeypatch.setattr(approvals_api, "_refusal", lambda run, name: None)
     edit_config(world, approval={"mode": "always", "timeout": "2m", "approvers": ["alice"]})
     names = iter(["mallory", "alice"])
     with approver(lambda run: answer("approve", next(names))(run), pauses=2) as seen:
