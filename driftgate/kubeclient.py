@@ -28,7 +28,6 @@ from driftgate.models import Stage
 
 
 FIELD_MANAGER = "driftgate"
-MAX_RETRY_AFTER = 60.0  # a longer Retry-After is cut to this (driftgate.retry caps it too)
 _DISCOVERY: dict[str, dict[str, dict[str, "Resource"]]] = {}  # host -> apiVersion -> kind -> Resource
 
 
@@ -207,10 +206,11 @@ class Cluster:
 
 
 def _retry_after(headers: Any) -> float | None:
-    """Retry-After in seconds (the API server sends seconds, never an HTTP date)."""
+    """Retry-After in seconds (the API server sends seconds, never an HTTP date),
+    as the server said it: driftgate.retry, the one that waits, caps the wait."""
     value = (headers or {}).get("Retry-After")
     try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER) if value is not None else None
+        return max(float(value), 0.0) if value is not None else None
     except ValueError:
         return None
 

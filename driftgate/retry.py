@@ -7,9 +7,9 @@ when the error carries the server's Retry-After (`TransientError.retry_after`,
 honoured up to ``MAX_WAIT``). Nothing below retries: the Kubernetes client
 makes one request per call (urllib3's own retries are off), git and
 ansible-playbook run once. Nothing above retries either: the Prefect tasks
-have no retries of their own. Permanent errors, timeouts among them, are
-raised at once: a server that does not answer within its timeout is not
-asked again.
+and flows set ``retries=0`` themselves, whatever Prefect's defaults say.
+Permanent errors, timeouts among them, are raised at once: a server that
+does not answer within its timeout is not asked again.
 
 So a stage that keeps failing transiently costs ATTEMPTS attempts and at most
 sum(BACKOFF) seconds of waiting (2 x MAX_WAIT when the server asks for more).

@@ -34,7 +34,9 @@ from tasks.notify import notify
 from tasks.stages import record_start
 
 
-@flow(name="drift-check", flow_run_name="{environment}", log_prints=False)
+# retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says: a failed run is not run again
+# (apply included); transient failures are retried in driftgate.retry only.
+@flow(name="drift-check", flow_run_name="{environment}", log_prints=False, retries=0)
 def drift_check(environment: str, config: str | None = None, delay_seconds: float = 0) -> State:
     """Check ``environment`` for drift; ``delay_seconds`` spreads scheduled runs (jitter).
     Who asked comes from Prefect's run data (flows/requests.py)."""

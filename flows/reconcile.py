@@ -36,7 +36,9 @@ from tasks import (
 )
 
 
-@flow(name="reconcile", flow_run_name="{environment}", log_prints=False)
+# retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says: a failed run is not run again
+# (apply included); transient failures are retried in driftgate.retry only.
+@flow(name="reconcile", flow_run_name="{environment}", log_prints=False, retries=0)
 def reconcile(environment: str, config: str | None = None, delay_seconds: float = 0) -> State:
     """Reconcile ``environment`` from ``config`` (driftgate.yaml; default lookup if None).
 

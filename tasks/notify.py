@@ -21,7 +21,7 @@ from driftgate.config import Environment
 Event = Literal["drift", "failed", "approval"]
 
 
-@task(name="notify", cache_policy=NO_CACHE, persist_result=False)
+@task(name="notify", cache_policy=NO_CACHE, persist_result=False, retries=0)  # see tasks/stages.py
 def notify(env: Environment, event: Event, subject: str, body: str) -> bool:
     """Send one notification if the environment wants this event; True if sent."""
     if env.notify is None or event not in env.notify.events:

@@ -23,7 +23,8 @@ logs.install()  # one ERROR line, no traceback, for an expected failure
 # Inputs hold credentials: never hash them into cache keys or persist them.
 # No Prefect retries on any task: transient failures are retried once, in
 # driftgate.retry (fetch and diff below), never in a second layer on top.
-_common: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+# Said explicitly: Prefect's default (PREFECT_TASKS_DEFAULT_RETRIES) may not be 0.
+_common: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
 
 def _retrying(stage: str, fn: Callable[[], T]) -> T:

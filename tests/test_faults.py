@@ -9,7 +9,11 @@ injected faults, ansible-playbook with a real timeout.
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,14 +90,68 @@ def test_a_server_slower_than_the_request_timeout_is_asked_once(shop: DemoWorld,
     assert took < 10, took
 
 
-def test_retry_after_is_honoured(shop: DemoWorld, double: KubeAPIDouble, waits: list[float]) -> None:
-    double.inject_throttle(retry_after=5, verb="list", resource="configmaps", times=1)
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_honoured(status: int, shop: DemoWorld, double: KubeAPIDouble, waits: list[float]) -> None:
+    """A 429, and a 503 of a server in maintenance, say how long to wait."""
+    double.inject_fault(status=status, retry_after=5, verb="list", resource="configmaps", times=1)
     state, record, _ = sync(shop, "shop")
     assert state.is_completed(), state.message
     assert record.outcome == Outcome.APPLIED
     assert waits == [5.0]  # what the server asked for, not the 2 s backoff
-    throttled = double.count(verb="list", resource="configmaps", status=429)
-    assert throttled == 1 and double.count(verb="list", resource="configmaps", dry_run=False) >= 2
+    refused = double.count(verb="list", resource="configmaps", status=status)
+    assert refused == 1 and double.count(verb="list", resource="configmaps", dry_run=False) >= 2
+
+
+def test_the_second_attempt_reaches_the_server_after_its_retry_after(shop: DemoWorld, double: KubeAPIDouble) -> None:
+    """Nothing replaced here, not even the sleep: by the double's own clock the
+    retry comes no sooner than the 3 s the 503 asked for (the backoff alone is 2 s)."""
+    double.inject_fault(status=503, retry_after=3, verb="list", resource="configmaps", times=1)
+    result = _plan_cli(shop, "shop")
+    assert result.exit_code == 2, result.output  # the plan was made: changes pending
+    lists = [r for r in double.requests if r.verb == "list" and r.resource == "configmaps"]
+    assert [r.status for r in lists] == [503, 200]
+    assert lists[1].time - lists[0].time >= 3.0
+
+
+def test_driftgate_plan_has_the_same_budget(shop: DemoWorld, double: KubeAPIDouble, waits: list[float]) -> None:
+    """`driftgate plan` retries in the same one layer as the flow's diff: a
+    persistent 503 costs it 3 requests too, each retry said on stderr."""
+    double.inject_fault(status=503, retry_after=1, times=None)
+    result = _plan_cli(shop, "shop")
+    assert result.exit_code == 1, result.output
+    assert len(double.requests) == retry.ATTEMPTS == 3 and {r.status for r in double.requests} == {503}
+    assert waits == [2.0, 8.0]  # the server's 1 s is less than the backoff
+    assert "attempt 1 of 3 failed, trying again in 2 s" in result.output
+    assert "gave up after 3 attempts" in result.output
+
+
+def _plan_cli(world: DemoWorld, environment: str) -> Any:
+    """`driftgate plan` in this process (so `retry._sleep` can be replaced)."""
+    from typer.testing import CliRunner
+
+    from driftgate.cli import app
+
+    return CliRunner().invoke(app, ["plan", environment, "--config", str(world.config)])
+
+
+def test_prefect_adds_no_retries_of_its_own() -> None:
+    """Prefect's settings (PREFECT_TASKS_DEFAULT_RETRIES, PREFECT_FLOWS_DEFAULT_RETRIES,
+    say in a profile) give retries to every task and flow that does not set
+    its own: driftgate's set 0, or a failing diff would cost 3 x (retries + 1)
+    attempts and a failed reconcile would run again, apply included."""
+    code = (
+        "import json, sys\n"
+        "import prefect, flows.reconcile, flows.drift, flows.approval, tasks.stages, tasks.notify\n"
+        "found = {f'{o.fn.__module__}.{o.fn.__name__}': o.retries for m, mod in list(sys.modules.items())\n"
+        "         if m.split('.')[0] in ('flows', 'tasks') for o in vars(mod).values() if isinstance(o, (prefect.Task, prefect.Flow))}\n"
+        "print(json.dumps(found))\n"
+    )
+    env = {**os.environ, "PREFECT_TASKS_DEFAULT_RETRIES": "3", "PREFECT_FLOWS_DEFAULT_RETRIES": "2"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    retries = json.loads(result.stdout.splitlines()[-1])
+    assert {"flows.reconcile.reconcile", "flows.drift.drift_check", "tasks.stages.diff_live", "tasks.notify.notify"} <= set(retries)
+    assert {name: n for name, n in retries.items() if n} == {}
 
 
 def test_retry_after_is_capped_and_backoff_is_a_floor() -> None:
