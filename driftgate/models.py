@@ -8,8 +8,6 @@ values are seen by the CLI, the flow and the tests.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from driftgate.hashing import canonical_hash
 from driftgate.kinds import display_kind
 
 
@@ -191,8 +190,7 @@ class Plan(Frozen):
             "revision": self.revision,
             "changes": [c.model_dump(mode="json") for c in self.changes],
         }
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_hash(body)
 
 
 class Decision(str, Enum):
