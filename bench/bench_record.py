@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from driftgate import audit
-from driftgate.models import Kind, Mode, Outcome, RunRecord
+from driftgate.models import Outcome, RunMode, RunPurpose, RunRecord
 from driftgate.store import Store
 
 
@@ -25,8 +25,8 @@ def a_run(changes: int) -> RunRecord:
     now = datetime.now(timezone.utc)
     return RunRecord(
         environment="bench",
-        mode=Mode.SYNC,
-        kind=Kind.SYNC,
+        mode=RunMode.SYNC,
+        purpose=RunPurpose.SYNC,
         trigger="bench",
         outcome=Outcome.APPLIED,
         started_at=now,

@@ -18,7 +18,7 @@ from driftgate.cli import app
 from driftgate.config import load_config
 from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.git import fetch
-from driftgate.models import Mode, Outcome
+from driftgate.models import Outcome, RunPurpose
 from driftgate.render import render_bundle
 from driftgate.runlog import RunLog
 from driftgate.store import Store
@@ -135,7 +135,7 @@ def test_results_join_their_own_task_not_one_of_the_same_name(world: DemoWorld) 
         (world.host_root / host / present).write_text(f"{present}\n")
     env = load_config(world.config).environment("demo")
     bundle = render_bundle(env, fetch(env.source, environment="demo"))
-    run = RunLog("demo", mode=Mode.SYNC, trigger="test")
+    run = RunLog("demo", purpose=RunPurpose.SYNC, trigger="test")
     run.plan = ansible.check(env, bundle)
     run.result = ansible.apply(env, bundle)
     changes = run.finish().changes
