@@ -97,7 +97,7 @@ def test_kubernetes_drift_detected_and_healed_if_safe(world: DemoWorld, kube_dou
 
     state, record = check(world, "shop")
     assert [(c.kind, c.name) for c in record.changes] == [("ConfigMap", "web-config")]
-    assert "-  greeting: edited by hand" in record.changes[0]["diff"]
+    assert "-  greeting: edited by hand" in record.changes[0].diff
     assert "self-heal sync started" in state.message
     assert core.read_namespaced_config_map("web-config", "shop").data == {"greeting": "hello from git"}
 

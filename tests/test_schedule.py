@@ -153,7 +153,7 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
             refused, plain = runs[str(swapped.id)], runs[str(manual.id)]
             assert refused.outcome.value == "failed" and refused.failed_stage.value == "config"
             assert "deployment runs use the configuration their service was started with" in refused.reason
-            assert plain.outcome.value == "rejected" and plain.approval["timed_out"]  # it waited: nothing pre-approved
+            assert plain.outcome.value == "rejected" and plain.approval.timed_out  # it waited: nothing pre-approved
             for run in (refused, plain):
                 assert (run.trigger, run.requested_by) == ("manual", UNKNOWN_ACTOR)
                 assert run.requested_by != current_user()

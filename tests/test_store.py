@@ -145,13 +145,12 @@ def test_a_crashed_run_is_marked_interrupted_by_the_next_start(database_url: str
 def test_environment_status_and_drift_events(database_url: str) -> None:
     store = Store(database_url)
     assert store.status("prod") is None
-    inventory = [{"kind": "ConfigMap", "namespace": "web", "name": "web-config"}]
-    store.record(a_run(commit="a" * 40, at=T0), inventory=inventory)
+    store.record(a_run(commit="a" * 40, at=T0))
     store.record(a_run(commit="b" * 40, at=T0 + timedelta(hours=1), outcome=Outcome.FAILED, failed_stage=Stage.APPLY))
     status = store.status("prod")
     assert status is not None
     assert (status.last_attempted_revision, status.last_attempted_outcome) == ("b" * 40, "failed")
-    assert status.last_applied_revision == "a" * 40 and status.inventory == inventory  # carried over
+    assert status.last_applied_revision == "a" * 40  # carried over
     assert status.last_applied_at is not None and status.last_applied_at <= status.last_attempted_at
 
     store.record(a_run(purpose=RunPurpose.DRIFT, mode=RunMode.PLAN, outcome=Outcome.DRIFT, at=T0 + timedelta(hours=2), approval=None))
@@ -163,8 +162,8 @@ def test_environment_status_and_drift_events(database_url: str) -> None:
     assert store.drift_events("prod", since=T0 + timedelta(hours=3))[0].action == "healed"
     assert store.status("prod").last_attempted_revision == "b" * 40  # checks do not move the status
 
-    store.record_status("prod", inventory=[])
-    assert store.status("prod").inventory == [] and store.status("prod").last_applied_revision == "a" * 40
+    store.record_status("prod", run_id="noted")
+    assert store.status("prod").run_id == "noted" and store.status("prod").last_applied_revision == "a" * 40
     assert audit.verify(store.chain_entries()).ok
 
 
@@ -241,6 +240,43 @@ def test_a_record_from_driftgate_0_1_is_carried_forward(database_url: str) -> No
     assert audit.verify(store.chain_entries()).ok
     store.record(a_run())  # and the chain goes on from there
     assert audit.verify(store.chain_entries()).entries == 4 + 1  # 3 runs, a run and its status
+
+
+def test_status_rows_written_with_an_inventory_still_verify_without_it(database_url: str) -> None:
+    """Revision 0003 drops the record's prune inventory (the cluster keeps it): rows
+    hashed with it keep verifying, and a retired value tampered with is caught."""
+    from alembic import command
+
+    from driftgate.migrations import config
+
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        cfg = config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        status = sa.Table("environment_status", sa.MetaData(), autoload_with=conn)
+        prev_hash = audit.GENESIS
+        for seq, inventory in enumerate([[{"kind": "ConfigMap", "namespace": "web", "name": "cfg"}], []], start=1):
+            values = {
+                "environment": "prod", "recorded_at": datetime(2024, 1, seq, 9, 0), "run_id": f"run-{seq}",
+                "last_attempted_revision": "a" * 40, "last_attempted_at": datetime(2024, 1, seq, 9, 0),
+                "last_attempted_outcome": "applied", "last_applied_revision": "a" * 40,
+                "last_applied_at": datetime(2024, 1, seq, 9, 0), "inventory": inventory, "seq": seq, "prev_hash": prev_hash,
+            }  # fmt: skip
+            values["row_hash"] = prev_hash = audit.row_hash("environment_status", values)  # as the 0002 store wrote it
+            conn.execute(status.insert().values(values))
+    engine.dispose()
+    store = Store(database_url)  # migrates to the newest revision
+    with store.engine.connect() as conn:
+        assert "inventory" not in {c["name"] for c in sa.inspect(conn).get_columns("environment_status")}
+    assert store.status("prod").run_id == "run-2" and audit.verify(store.chain_entries()).ok
+    store.record(a_run(commit="b" * 40, at=T0))  # the chain goes on; new status rows have no inventory
+    assert audit.verify(store.chain_entries()).entries == 2 + 2
+
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM retired_columns WHERE row_id = (SELECT min(row_id) FROM retired_columns)"))
+    verdict = audit.verify(store.chain_entries())
+    assert (verdict.kind, verdict.table, verdict.id) == ("altered", "environment_status", 1)
 
 
 def test_a_database_newer_than_the_code_is_refused(database_url: str) -> None:

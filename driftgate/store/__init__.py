@@ -11,7 +11,8 @@ ever appends:
   transaction (`record`);
 - ``drift_events`` and ``environment_status`` (`record_drift`, `record_status`,
   and from `record` itself): what drift was seen, and per environment the last
-  attempted and last applied revision and the inventory of applied objects.
+  attempted and last applied revision. (The inventory of applied objects that
+  prune works from is kept in the cluster, by `driftgate.kube`.)
 
 Every appended row is an entry of one hash chain per database (see
 `driftgate.audit`); the code has no UPDATE or DELETE. After each write, a
@@ -35,7 +36,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from heapq import merge as merge_sorted  # named apart from session merge, which the no-UPDATE test looks for
 from subprocess import SubprocessError
-from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
@@ -80,15 +80,14 @@ class Store:
         with self._writing(f"interrupted runs of {noticed_by.environment!r}") as conn:
             return appends.mark_interrupted(conn, noticed_by)
 
-    def record(self, run: RunRecord, *, inventory: list[dict[str, Any]] | None = None) -> int:
+    def record(self, run: RunRecord) -> int:
         """Append a run's end with its changes (one transaction); returns its id.
 
-        A sync or rollback also moves the environment's status on (with
-        ``inventory``, the applied objects, when the target has one); a drift
+        A sync or rollback also moves the environment's status on; a drift
         check that found changes appends a drift event.
         """
         with self._writing(f"the record of {run.environment!r}") as conn:
-            return appends.append_run(conn, run, inventory=inventory)
+            return appends.append_run(conn, run)
 
     def record_drift(self, drift: DriftEvent) -> int:
         with self._writing(f"a drift event of {drift.environment!r}") as conn:
@@ -102,11 +101,10 @@ class Store:
         attempted: str | None = None,
         outcome: str = "",
         applied: str | None = None,
-        inventory: list[dict[str, Any]] | None = None,
     ) -> int:
         """Move an environment's status on; what is not given is carried over."""
         with self._writing(f"the status of {environment!r}") as conn:
-            return appends.append_status(conn, environment, run_id, attempted, outcome, applied, inventory)
+            return appends.append_status(conn, environment, run_id, attempted, outcome, applied)
 
     # ------------------------------------------------------------ reading
 

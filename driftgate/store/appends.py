@@ -40,7 +40,7 @@ def append_start(conn: Connection, start: RunStart) -> int:
     return append(conn, RunStartRow, {**values, "host": socket.gethostname(), "pid": os.getpid()})
 
 
-def append_run(conn: Connection, run: RunRecord, *, inventory: list[dict[str, Any]] | None) -> int:
+def append_run(conn: Connection, run: RunRecord) -> int:
     """A run's end and its change rows; then the environment's status (a sync or
     rollback that got to a commit) or a drift event (a drift check that found drift)."""
     changes = [change_values(i, c) for i, c in enumerate(run.changes)]
@@ -69,9 +69,7 @@ def append_run(conn: Connection, run: RunRecord, *, inventory: list[dict[str, An
         conn.execute(insert(ChangeRow.__table__), [{**c, "run_pk": pk} for c in changes])
     if run.purpose.moves_environment and run.commit and run.outcome != Outcome.INTERRUPTED:
         applied = run.commit if run.outcome in (Outcome.APPLIED, Outcome.IN_SYNC) else None
-        append_status(
-            conn, run.environment, values["run_id"], run.commit, run.outcome.value, applied, inventory if applied else None
-        )
+        append_status(conn, run.environment, values["run_id"], run.commit, run.outcome.value, applied)
     if run.purpose == RunPurpose.DRIFT and run.outcome == Outcome.DRIFT:
         append_drift(
             conn,
@@ -100,7 +98,6 @@ def append_status(
     attempted: str | None,
     outcome: str,
     applied: str | None,
-    inventory: list[dict[str, Any]] | None,
 ) -> int:
     """The environment's status moved on; what is not given is carried over from its newest row."""
     now = db_time(datetime.now(timezone.utc))
@@ -114,14 +111,11 @@ def append_status(
         "last_attempted_outcome": previous.get("last_attempted_outcome", ""),
         "last_applied_revision": previous.get("last_applied_revision", ""),
         "last_applied_at": previous.get("last_applied_at"),
-        "inventory": previous.get("inventory", []),
     }
     if attempted is not None:
         values.update(last_attempted_revision=attempted, last_attempted_at=now, last_attempted_outcome=outcome)
     if applied is not None:
         values.update(last_applied_revision=applied, last_applied_at=now)
-    if inventory is not None:
-        values["inventory"] = inventory
     return append(conn, EnvironmentStatusRow, values)
 
 
@@ -130,7 +124,7 @@ def mark_interrupted(conn: Connection, noticed_by: RunStart) -> list[int]:
     marked = []
     for row in queries.unfinished(conn, noticed_by.environment):
         if row.run_id != noticed_by.run_id and not still_running(row.host, row.pid):
-            marked.append(append_run(conn, interrupted(row, noticed_by=noticed_by), inventory=None))
+            marked.append(append_run(conn, interrupted(row, noticed_by=noticed_by)))
     return marked
 
 

@@ -15,7 +15,7 @@ from driftgate import audit
 from driftgate.models import Outcome, RecordedChange, RunPurpose
 from driftgate.store.engine import aware, db_time
 from driftgate.store.records import DriftEvent, EnvironmentStatus, StoredRun, recorded_change, stored_run
-from driftgate.store.tables import CHAINED, ChangeRow, DriftEventRow, EnvironmentStatusRow, RunRow, RunStartRow
+from driftgate.store.tables import CHAINED, ChangeRow, DriftEventRow, EnvironmentStatusRow, RetiredColumnsRow, RunRow, RunStartRow
 
 _PAGE = 500  # chained rows per query when walking the chain
 
@@ -153,6 +153,7 @@ def pages(conn: Connection, model: type[SQLModel]) -> Iterator[audit.Entry]:
         if not rows:
             return
         changes = change_rows(conn, [r["id"] for r in rows]) if model is RunRow else {}
+        retired = retired_values(conn, table.name, [r["id"] for r in rows])
         for row in rows:
             when = row.get("started_at") or row.get("detected_at") or row.get("recorded_at")
             yield audit.Entry(
@@ -161,11 +162,22 @@ def pages(conn: Connection, model: type[SQLModel]) -> Iterator[audit.Entry]:
                 seq=row["seq"],
                 prev_hash=row["prev_hash"],
                 row_hash=row["row_hash"],
-                content=dict(row),
+                content={**retired.get(row["id"], {}), **row},
                 changes=changes.get(row["id"], []) if model is RunRow else None,
                 label=f"{row['environment']}, {when:%Y-%m-%d %H:%M:%S}" if when else row["environment"],
             )
         after = (rows[-1]["seq"], rows[-1]["id"])
+
+
+def retired_values(conn: Connection, table_name: str, row_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """By row id: the values of columns since dropped that these rows were hashed with."""
+    table = RetiredColumnsRow.__table__
+    found: dict[int, dict[str, Any]] = {}
+    for batch in (row_ids[i : i + 500] for i in range(0, len(row_ids), 500)):
+        query = select(table.c.row_id, table.c.retired).where(table.c.table_name == table_name, table.c.row_id.in_(batch))
+        for row in conn.execute(query):
+            found[row.row_id] = dict(row.retired)
+    return found
 
 
 def change_rows(conn: Connection, run_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

@@ -57,7 +57,6 @@ class EnvironmentStatus(Frozen):
     last_attempted_outcome: str = ""
     last_applied_revision: str = ""
     last_applied_at: datetime | None = None
-    inventory: list[dict[str, Any]] = []  # applied objects: what a prune may remove
 
 
 def change_values(position: int, change: RecordedChange) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from driftgate.models import RecordedChange
@@ -135,9 +135,22 @@ class EnvironmentStatusRow(SQLModel, table=True):
     last_attempted_outcome: str
     last_applied_revision: str
     last_applied_at: datetime | None = Field(sa_column=_time(nullable=True))
-    inventory: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     prev_hash: str
     row_hash: str
+
+
+class RetiredColumnsRow(SQLModel, table=True):
+    """Values of columns a migration dropped, for the rows written before: their
+    hashes cover those values, so walking the chain puts them back into the
+    row's content (`driftgate.store.queries.pages`). Nothing new is written here."""
+
+    __tablename__ = "retired_columns"
+    __table_args__ = (UniqueConstraint("table_name", "row_id", name="uq_retired_columns_row"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    table_name: str
+    row_id: int
+    retired: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
 CHAINED: tuple[type[SQLModel], ...] = (RunRow, RunStartRow, DriftEventRow, EnvironmentStatusRow)
