@@ -159,8 +159,9 @@ class Change(Frozen):
     @property
     def identity(self) -> tuple[str, str]:
         """What makes this change the same one in the plan, in apply's results and in the
-        record: (host, task_path) for an Ansible task; for a Kubernetes object (its
-        Kind/namespace/name as ``target``, ""), whose apply/prune/health results name it so."""
+        record (never its name: two tasks may share one): (host, task_path) for an Ansible
+        task; (Kind/namespace/name, "") for a Kubernetes object, as its apply, prune and
+        health results name it. `TaskResult.change_identity` is the other side."""
         return (self.target, self.task_path)
 
 
