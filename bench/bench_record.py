@@ -45,7 +45,7 @@ def a_run(changes: int) -> RunRecord:
                 "rules": ["replicas-to-zero"] if i % 10 == 0 else [],
                 "diff": f"-  replicas: 2\n+  replicas: {i % 5 + 3}\n",
                 "result": "changed",
-                "health": "healthy",
+                "health": "ok",
             }
             for i in range(changes)
         ],
