@@ -271,7 +271,7 @@ def test_risky_mode_pauses_only_risky_plans_and_yes_approves_in_advance(world: D
 
     state, record = sync(world, auto_approve=True, requested_by="dana")
     assert record.outcome == Outcome.APPLIED
-    assert record.approval == {**record.approval, "decision": "approve", "approver": "dana", "required": True}
+    assert (record.approval.decision, record.approval.approver, record.approval.required) == ("approve", "dana", True)
     assert "in advance" in record.approval.reason
 
     world.config_line.write_text("max_connections = 9\n")  # not a risky task: no pause
