@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from driftgate import audit
-from driftgate.models import Kind, Mode, Outcome, RunRecord
+from driftgate.models import Outcome, RunMode, RunPurpose, RunRecord
 from driftgate.store import Store
 
 
@@ -25,8 +25,8 @@ def a_run(changes: int) -> RunRecord:
     now = datetime.now(timezone.utc)
     return RunRecord(
         environment="bench",
-        mode=Mode.SYNC,
-        kind=Kind.SYNC,
+        mode=RunMode.SYNC,
+        purpose=RunPurpose.SYNC,
         trigger="bench",
         outcome=Outcome.APPLIED,
         started_at=now,
@@ -45,7 +45,7 @@ def a_run(changes: int) -> RunRecord:
                 "rules": ["replicas-to-zero"] if i % 10 == 0 else [],
                 "diff": f"-  replicas: 2\n+  replicas: {i % 5 + 3}\n",
                 "result": "changed",
-                "health": "healthy",
+                "health": "ok",
             }
             for i in range(changes)
         ],

@@ -16,7 +16,6 @@ store hands the rows over.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from collections import deque
@@ -25,6 +24,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 from datetime import datetime
 from typing import Any
+
+from driftgate.hashing import canonical_json, sha256_hex
 
 GENESIS = "0" * 64  # the prev_hash of the first entry of a chain
 
@@ -35,13 +36,7 @@ NOT_CONTENT = frozenset({"id", "row_hash", "run_pk"})
 def canonical(values: Mapping[str, Any]) -> str:
     """One spelling per value, whichever database it was read back from:
     sorted keys, no spaces, datetimes as ISO text (naive UTC, microseconds)."""
-    return json.dumps(
-        {k: v for k, v in values.items() if k not in NOT_CONTENT},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=_plain,
-    )
+    return canonical_json({k: v for k, v in values.items() if k not in NOT_CONTENT}, ascii=False, default=_plain)
 
 
 def _plain(value: Any) -> Any:
@@ -54,13 +49,12 @@ def _plain(value: Any) -> Any:
 
 def row_hash(table: str, values: Mapping[str, Any]) -> str:
     """The hash of one chain entry; ``values`` holds its seq and prev_hash."""
-    return hashlib.sha256(f"{table}\n{canonical(values)}".encode()).hexdigest()
+    return sha256_hex(f"{table}\n{canonical(values)}")
 
 
 def changes_hash(changes: Sequence[Mapping[str, Any]]) -> str:
     """The hash of a run's change rows, in their order."""
-    body = "\n".join(canonical(c) for c in changes)
-    return hashlib.sha256(body.encode()).hexdigest()
+    return sha256_hex("\n".join(canonical(c) for c in changes))
 
 
 # ---------------------------------------------------------------- verify

@@ -26,7 +26,6 @@ write) and by the ``audit`` CLI and `driftgate.bundle`.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -45,6 +44,7 @@ from typing import Any, NamedTuple
 from driftgate import home
 from driftgate.audit import GENESIS, ChainFacts, Entry, Verdict, verify
 from driftgate.errors import PermanentError, TransientError
+from driftgate.hashing import canonical_json, sha256_hex
 from driftgate.models import Stage
 from driftgate.secrets import Masker
 
@@ -115,7 +115,7 @@ class Checkpoint:
     @property
     def digest(self) -> str:
         """What the next checkpoint's ``prev`` names: the hash of this payload."""
-        return hashlib.sha256(self.payload.encode()).hexdigest()
+        return sha256_hex(self.payload)
 
     @property
     def name(self) -> str:
@@ -147,7 +147,7 @@ def payload(*, index: int, prev: str, chain: str, seq: int, head: str, database:
         "database": database,
         "key": key,
     }
-    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return canonical_json(values)
 
 
 # ---------------------------------------------------------------- keys and signatures
@@ -341,7 +341,7 @@ class GitLocation(Location):
 
     @cached_property
     def cache(self) -> Path:
-        path = home.subdir("checkpoints") / (hashlib.sha256(self.url.encode()).hexdigest()[:16] + ".git")
+        path = home.subdir("checkpoints") / (sha256_hex(self.url)[:16] + ".git")
         if not (path / "HEAD").exists():
             self._git("init", "--quiet", "--bare", str(path), git_dir=None)
         return path

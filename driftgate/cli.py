@@ -37,7 +37,7 @@ from driftgate import git, retry, targets
 from driftgate.access import Access, local_access, uses_blocks
 from driftgate.config import Config, Environment, load_config
 from driftgate.errors import ConfigError, DriftgateError
-from driftgate.models import Mode, Outcome, Plan, Trigger
+from driftgate.models import Outcome, Plan, RunPurpose, Trigger
 from driftgate.runlog import RunLog
 from driftgate.store import Store, StoredRun
 
@@ -88,7 +88,7 @@ def plan(
         env = load_config(config).environment(environment)
     except ConfigError as exc:  # nothing ran: an invalid file is no run of any environment
         _fail(str(exc), output=output, problems=exc.problems)
-    run = RunLog(environment, mode=Mode.PLAN, trigger=Trigger.CLI.value)
+    run = RunLog(environment, purpose=RunPurpose.PLAN, trigger=Trigger.CLI.value)
     result: Plan | None = None
     try:
         access = _access(env)
@@ -365,25 +365,25 @@ def _print_run(run: StoredRun) -> None:
         f" — {len(run.changes)} change(s), record #{run.id}, {run.duration_s:.1f} s"
     )
     for change in run.changes:
-        what = change["target"] if change.get("kind") else f"{change['target']}: {change['name']}"
+        what = change.target if change.kind else f"{change.target}: {change.name}"
         console.print(
-            f"  {change['action']:<7} {escape(what)}"
-            + (" [red](risky)[/]" if change.get("risky") else "")
-            + (" [bold yellow](unplanned: not in the approved plan)[/]" if change.get("unplanned") else "")
+            f"  {change.action.value:<7} {escape(what)}"
+            + (" [red](risky)[/]" if change.risky else "")
+            + (" [bold yellow](unplanned: not in the approved plan)[/]" if change.unplanned else "")
         )
-    if run.approval and run.approval.get("required"):
+    if run.approval and run.approval.required:
         a = run.approval
-        console.print(f"  approval: {a['decision']} by {escape(a.get('approver') or '-')}: {escape(a.get('reason') or '')}")
-        if a.get("signature"):
-            console.print(f"  signed by {escape(a['signature'].get('principal') or '-')} with {escape(a['signature'].get('fingerprint') or '-')}")
+        console.print(f"  approval: {a.decision.value} by {escape(a.approver or '-')}: {escape(a.reason)}")
+        if a.signature:
+            console.print(f"  signed by {escape(a.signature.principal or '-')} with {escape(a.signature.fingerprint or '-')}")
     for host in run.hosts:
-        if "/" in host["host"]:  # a Kubernetes object: its apply/prune/health steps
-            steps = ", ".join(f"{t['task']} {t['status']}" + (f" ({t['message']})" if t["message"] else "") for t in host["tasks"])
-            console.print(f"  {escape(host['host'])}: {escape(steps)}")
+        if "/" in host.host:  # a Kubernetes object: its apply/prune/health steps
+            steps = ", ".join(f"{t.task} {t.status.value}" + (f" ({t.message})" if t.message else "") for t in host.tasks)
+            console.print(f"  {escape(host.host)}: {escape(steps)}")
             continue
         console.print(
-            f"  {escape(host['host'])}: changed={host['changed']} ok={host['ok']} failed={host['failed']}"
-            f" unreachable={host['unreachable']}"
+            f"  {escape(host.host)}: changed={host.changed} ok={host.ok} failed={host.failed}"
+            f" unreachable={host.unreachable}"
         )
     if run.failed_stage:
         console.print(f"  [red]stopped at {run.failed_stage.value} ({run.failed_stage.reason}):[/] {escape(run.reason)}")
@@ -432,7 +432,7 @@ def history(
     for column in ("#", "started (UTC)", "environment", "mode", "outcome", "commit", "changes", "approval", "by", "trigger"):
         table.add_column(column)
     for run in runs:
-        approval = run.approval or {}
+        approval = run.approval
         table.add_row(
             str(run.id),
             run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -441,7 +441,7 @@ def history(
             _outcome_text(run.outcome),
             run.commit[:12] or "-",
             str(len(run.changes)),
-            f"{approval.get('decision')} ({escape(approval.get('approver') or '-')})" if approval.get("required") else "-",
+            f"{approval.decision.value} ({escape(approval.approver or '-')})" if approval and approval.required else "-",
             escape(run.requested_by),
             escape(run.trigger),
         )
@@ -463,7 +463,7 @@ def show(
         print(json.dumps(found.model_dump(mode="json"), indent=2))
         return
     r = found
-    console.print(f"[bold]run #{r.id}[/] {_outcome_text(r.outcome)} — {escape(r.environment)} ({r.kind.value}, {r.mode.value})")
+    console.print(f"[bold]run #{r.id}[/] {_outcome_text(r.outcome)} — {escape(r.environment)} ({r.purpose.value}, {r.mode.value})")
     facts = [
         ("run id", r.run_id),
         ("started / finished (UTC)", f"{r.started_at:%Y-%m-%d %H:%M:%S} / {r.finished_at:%Y-%m-%d %H:%M:%S} ({r.duration_s:.1f} s)"),
@@ -478,9 +478,10 @@ def show(
     ]
     if r.approval:
         a = r.approval
+        decided_at = a.model_dump(mode="json")["decided_at"]  # as the record holds it (ISO text)
         facts.append(
-            ("approval", f"{a.get('decision')} by {a.get('approver') or '-'} at {a.get('decided_at') or '-'}: {a.get('reason') or ''}"
-             + (f" (plan {str(a.get('plan_hash'))[:12]})" if a.get("plan_hash") else "") if a.get("required") else "not required")
+            ("approval", f"{a.decision.value} by {a.approver or '-'} at {decided_at or '-'}: {a.reason}"
+             + (f" (plan {a.plan_hash[:12]})" if a.plan_hash else "") if a.required else "not required")
         )  # fmt: skip
     if r.failed_stage:
         facts.append(("stopped at", f"{r.failed_stage.value} ({r.failed_stage.reason}): {r.reason}"))
@@ -495,14 +496,15 @@ def show(
     if r.changes:
         console.print(f"\n[bold]{len(r.changes)} change(s)[/]")
     for change in r.changes:
-        extra = ", ".join(f"{k}: {change[k]}" for k in ("result", "health") if change.get(k))
-        risky = f" [red](risky: {', '.join(change.get('rules') or []) or 'yes'})[/]" if change.get("risky") else ""
-        unplanned = " [bold yellow](unplanned: apply made it, the approved plan did not list it)[/]" if change.get("unplanned") else ""
-        console.print(f"\n{change['action']} [bold]{escape(change['target'])}: {escape(change['name'])}[/]{risky}{unplanned}" + (f"  [dim]{escape(extra)}[/]" if extra else ""))
-        if change.get("note"):
-            console.print(f"[yellow]effect unknown when planned:[/] {escape(change['note'])}")
-        if change.get("diff"):
-            console.print(Syntax(change["diff"], "diff", theme="ansi_dark", background_color="default"))
+        steps = change.model_dump(mode="json", include={"result", "health"})
+        extra = ", ".join(f"{k}: {v}" for k, v in steps.items() if v)
+        risky = f" [red](risky: {', '.join(change.rules) or 'yes'})[/]" if change.risky else ""
+        unplanned = " [bold yellow](unplanned: apply made it, the approved plan did not list it)[/]" if change.unplanned else ""
+        console.print(f"\n{change.action.value} [bold]{escape(change.target)}: {escape(change.name)}[/]{risky}{unplanned}" + (f"  [dim]{escape(extra)}[/]" if extra else ""))
+        if change.note:
+            console.print(f"[yellow]effect unknown when planned:[/] {escape(change.note)}")
+        if change.diff:
+            console.print(Syntax(change.diff, "diff", theme="ansi_dark", background_color="default"))
 
 
 audit_app = typer.Typer(

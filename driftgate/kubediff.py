@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import json
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -21,6 +20,7 @@ import yaml
 from deepdiff import DeepDiff
 
 from driftgate.config import IgnoreRule
+from driftgate.hashing import canonical_hash
 from driftgate.kinds import kind_matches
 
 _SERVER_METADATA = (
@@ -115,9 +115,7 @@ def object_diff(desired: dict[str, Any], live: dict[str, Any] | None, *, label: 
 
 
 def stable_hash(obj: dict[str, Any]) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return canonical_hash(obj)
 
 
 def _split_path(path: str) -> list[str]:

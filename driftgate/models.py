@@ -8,15 +8,14 @@ values are seen by the CLI, the flow and the tests.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, computed_field, model_serializer
 
+from driftgate.hashing import canonical_hash
 from driftgate.kinds import display_kind
 
 
@@ -58,11 +57,6 @@ class Outcome(str, Enum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # started, never finished (the process died); marked by the next start
     SKIPPED = "skipped"  # a drift check that stayed clear of a sync of its environment: no finding
-
-
-class Mode(str, Enum):
-    PLAN = "plan"  # read-only: fetch, render, diff
-    SYNC = "sync"  # the whole DAG
 
 
 class Checkout(Frozen):
@@ -162,6 +156,14 @@ class Change(Frozen):
     )
     note: str = Field(default="", description="for action run: why check mode cannot predict what the task does")
 
+    @property
+    def identity(self) -> tuple[str, str]:
+        """What makes this change the same one in the plan, in apply's results and in the
+        record (never its name: two tasks may share one): (host, task_path) for an Ansible
+        task; (Kind/namespace/name, "") for a Kubernetes object, as its apply, prune and
+        health results name it. `TaskResult.change_identity` is the other side."""
+        return (self.target, self.task_path)
+
 
 class Plan(Frozen):
     """Desired against live for one environment at one commit."""
@@ -191,8 +193,7 @@ class Plan(Frozen):
             "revision": self.revision,
             "changes": [c.model_dump(mode="json") for c in self.changes],
         }
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_hash(body)
 
 
 class Decision(str, Enum):
@@ -229,14 +230,30 @@ class Approval(Frozen):
         return self.decision == Decision.APPROVE
 
 
+class TaskStatus(str, Enum):
+    """How one task (or one step on a Kubernetes object) ended."""
+
+    OK = "ok"
+    CHANGED = "changed"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    SKIPPED = "skipped"
+
+
 class TaskResult(Frozen):
-    """The result of one Ansible task on one host, as the apply saw it."""
+    """The result of one Ansible task on one host, or of one step (apply, prune,
+    health) on a Kubernetes object, as the apply saw it."""
 
     host: str
-    task: str
-    status: str  # ok | changed | failed | unreachable | skipped
+    task: str = Field(description="Ansible: the task's name; Kubernetes: the step (apply, prune, health)")
+    status: TaskStatus
     message: str = ""
     task_path: str = Field(default="", description="as in `Change.task_path`: joins a result to its planned change")
+
+    @property
+    def change_identity(self) -> tuple[str, str]:
+        """The `Change.identity` of the change this result is about."""
+        return (self.host, self.task_path)
 
 
 class HostResult(Frozen):
@@ -275,20 +292,38 @@ class ApplyResult(Frozen):
     def failures(self) -> list[str]:
         """'host: task: message' for each task that failed or found its host unreachable."""
         return [
-            f"{t.host}: {t.task}: {t.message or t.status}"
+            f"{t.host}: {t.task}: {t.message or t.status.value}"
             for h in self.hosts
             for t in h.tasks
-            if t.status in ("failed", "unreachable")
+            if t.status in (TaskStatus.FAILED, TaskStatus.UNREACHABLE)
         ]
 
 
-class Kind(str, Enum):
-    """What a run was for (the record's `kind`)."""
+class RunMode(str, Enum):
+    """How far a run goes through the DAG (the record's ``mode``); follows from its `RunPurpose`."""
+
+    PLAN = "plan"  # read-only: fetch, render, diff
+    SYNC = "sync"  # the whole DAG
+
+
+class RunPurpose(str, Enum):
+    """What a run was for. The record stores and shows it as the run's ``kind``
+    (its column and JSON key): not to be confused with a Kubernetes object's kind."""
 
     SYNC = "sync"  # reconcile: the whole DAG
     DRIFT = "drift"  # a scheduled read-only drift check
     ROLLBACK = "rollback"  # a sync to an earlier revision
     PLAN = "plan"  # `driftgate plan`: read-only, by a person
+
+    @property
+    def mode(self) -> RunMode:
+        """Read-only purposes only plan; the others go through the whole DAG."""
+        return RunMode.PLAN if self in (RunPurpose.DRIFT, RunPurpose.PLAN) else RunMode.SYNC
+
+    @property
+    def moves_environment(self) -> bool:
+        """Whether a run of this purpose may change the environment (a sync or a rollback)."""
+        return self.mode == RunMode.SYNC
 
 
 class Trigger(str, Enum):
@@ -300,14 +335,23 @@ class Trigger(str, Enum):
     SELF_HEAL = "self-heal"  # started by a drift check
 
 
-class RunStart(Frozen):
+class _RunFacts(Frozen):
+    """The record's names for a run's purpose: ``kind`` in the database and in
+    JSON (as it always was), `purpose` in Python."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+
+class RunStart(_RunFacts):
     """What the record knows when a run starts: written first, so a run whose
     process dies is still in the record (marked interrupted by the next start)."""
 
     run_id: str
     environment: str
-    kind: Kind
-    mode: Mode
+    purpose: RunPurpose = Field(alias="kind")
+    mode: RunMode
     trigger: str
     requested_by: str = ""
     started_at: datetime
@@ -316,15 +360,36 @@ class RunStart(Frozen):
     version: str = ""
 
 
-class RunRecord(Frozen):
-    """One line of the record: everything an auditor asks about a run.
+class RecordedChange(Change):
+    """A change as the record keeps it: the plan's `Change`, what apply did to it
+    and its health, or a change apply made that the plan did not list.
 
-    ``changes`` are the plan's `Change`s as dicts, each with ``result`` (what
-    apply did to it; "" when nothing was applied) and ``health``.
-    """
+    Fields a newer or older driftgate wrote that this one does not know are
+    kept as they were read (``extra="allow"``), so nothing in the record is lost."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    # The record's own columns for a change (driftgate.store), in the order the
+    # record has always given them: dumps list these first (`history --output json`).
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "action", "target", "name", "module", "kind", "namespace", "api_version", "risky", "rules", "diff", "result", "health",
+    )  # fmt: skip
+
+    result: TaskStatus | Literal[""] = Field(default="", description="what apply did to it; '' when nothing was applied")
+    health: TaskStatus | Literal[""] = Field(default="", description="Kubernetes: the object's health check after apply")
+    unplanned: bool = Field(default=False, description="apply made it, the approved plan did not list it")
+
+    @model_serializer(mode="wrap")
+    def _columns_first(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped = handler(self)
+        return {**{k: dumped[k] for k in self.COLUMNS if k in dumped}, **dumped}
+
+
+class RunRecord(_RunFacts):
+    """One line of the record: everything an auditor asks about a run."""
 
     environment: str
-    mode: Mode
+    mode: RunMode
     trigger: str
     outcome: Outcome
     started_at: datetime
@@ -334,15 +399,15 @@ class RunRecord(Frozen):
     ref: str = ""
     commit: str = ""
     plan_hash: str = ""
-    changes: list[dict[str, Any]] = Field(default_factory=list)
-    approval: dict[str, Any] | None = None
-    hosts: list[dict[str, Any]] = Field(default_factory=list)
+    changes: list[RecordedChange] = Field(default_factory=list)
+    approval: Approval | None = None
+    hosts: list[HostResult] = Field(default_factory=list)
     flow_run_id: str | None = None
     failed_stage: Stage | None = None
     reason: str = ""
     # Added with the audit record (issue 6); defaults keep older callers valid.
     run_id: str = Field(default="", description="shared by the run's start and end in the record")
-    kind: Kind = Kind.SYNC
+    purpose: RunPurpose = Field(default=RunPurpose.SYNC, alias="kind")
     commit_author: str = ""
     signed_by: str | None = Field(default=None, description="the verified signer of the commit, if required")
     flow_run_url: str | None = None

@@ -15,7 +15,6 @@ unchanged commit is rendered once. Other ``.j2`` files (Ansible's own
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -30,6 +29,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from driftgate import git, home, yamlload
 from driftgate.config import Environment
 from driftgate.errors import PermanentError
+from driftgate.hashing import canonical_hash
 from driftgate.manifests import remember, render_manifests
 from driftgate.models import Bundle, Checkout, Stage
 
@@ -108,7 +108,8 @@ def _cache_key(env: Environment, checkout: Checkout) -> str:
         "target": env.target.model_dump(mode="json", exclude={"timeout", "ssh"}),
         "python": sys.executable,
     }
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20]
+    # json.dumps' default separators: the spelling the cache was first keyed with.
+    return canonical_hash(inputs, separators=(", ", ": "))[:20]
 
 
 def _build(env: Environment, checkout: Checkout, project: Path, final: Path) -> Bundle:

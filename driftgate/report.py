@@ -148,8 +148,8 @@ def run_markdown(run: RunRecord, record_id: int) -> str:
     ]
     if run.approval:
         a = run.approval
-        lines.append(f"- approval: {a['decision']} by {a.get('approver') or '-'}: {a.get('reason') or ''}")
-    unplanned = [c for c in run.changes if c.get("unplanned")]
+        lines.append(f"- approval: {a.decision.value} by {a.approver or '-'}: {a.reason}")
+    unplanned = [c for c in run.changes if c.unplanned]
     if unplanned:
         lines.append(f"- **{len(unplanned)} unplanned change(s)**: apply made them, the approved plan did not list them")
     if run.failed_stage:

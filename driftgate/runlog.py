@@ -14,7 +14,6 @@ import os
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 from uuid import uuid4
 
 from driftgate.errors import DriftgateError
@@ -22,13 +21,15 @@ from driftgate.models import (
     ApplyResult,
     Approval,
     Checkout,
-    Kind,
-    Mode,
     Outcome,
     Plan,
+    RecordedChange,
+    RunMode,
+    RunPurpose,
     RunRecord,
     RunStart,
     Stage,
+    TaskStatus,
 )
 from driftgate.secrets import Masker
 
@@ -58,9 +59,8 @@ class RunLog:
         self,
         environment: str,
         *,
-        mode: Mode,
+        purpose: RunPurpose,
         trigger: str,
-        kind: Kind | None = None,
         requested_by: str | None = None,
         flow_run_id: str | None = None,
         flow_run_url: str | None = None,
@@ -68,8 +68,8 @@ class RunLog:
     ) -> None:
         self.run_id = uuid4().hex  # ties the run's start and end together in the record
         self.environment = environment
-        self.mode = mode
-        self.kind = kind or (Kind.PLAN if mode == Mode.PLAN else Kind.SYNC)
+        self.purpose = purpose
+        self.mode = purpose.mode  # follows from the purpose: the two cannot disagree
         self.trigger = trigger
         self.requested_by = requested_by or current_user()
         self.flow_run_id = flow_run_id
@@ -89,7 +89,7 @@ class RunLog:
         return RunStart(
             run_id=self.run_id,
             environment=self.environment,
-            kind=self.kind,
+            purpose=self.purpose,
             mode=self.mode,
             trigger=self.trigger,
             requested_by=self.requested_by,
@@ -138,7 +138,7 @@ class RunLog:
             return Outcome.FAILED
         if self.plan.in_sync:
             return Outcome.IN_SYNC
-        if self.mode == Mode.PLAN:
+        if self.mode == RunMode.PLAN:
             return Outcome.DRIFT
         return Outcome.APPLIED if self.result is not None else Outcome.FAILED
 
@@ -147,7 +147,7 @@ class RunLog:
         if self.result is not None and not self.result.succeeded and self.failed_stage is None:
             self.failed_stage = Stage.APPLY
             self.reason = self.masker("; ".join(self.result.failures) or "ansible-playbook reported failures")
-        unplanned = [f"{c['target']}: {c['name']}" for c in changes if c.get("unplanned")]
+        unplanned = [f"{c.target}: {c.name}" for c in changes if c.unplanned]
         if unplanned:
             said = f"{len(unplanned)} unplanned change{'s' if len(unplanned) != 1 else ''}: {', '.join(unplanned)}"
             if said not in self.reason:  # finish() may be called again: say it once
@@ -165,51 +165,51 @@ class RunLog:
             commit=self.checkout.commit if self.checkout else "",
             plan_hash=self.plan.plan_hash if self.plan else "",
             changes=changes,
-            approval=self.approval.model_dump(mode="json") if self.approval else None,
-            hosts=[h.model_dump(mode="json") for h in self.result.hosts] if self.result else [],
+            approval=self.approval,
+            hosts=list(self.result.hosts) if self.result else [],
             flow_run_id=self.flow_run_id,
             failed_stage=self.failed_stage,
             reason=self.reason,
             run_id=self.run_id,
-            kind=self.kind,
+            purpose=self.purpose,
             commit_author=self.masker(_commit_author(self.checkout)),
             signed_by=self.checkout.signed_by if self.checkout else None,
             flow_run_url=self.flow_run_url,
             version=driftgate_version(),
         )
 
-    def _changes(self) -> list[dict[str, Any]]:
+    def _changes(self) -> list[RecordedChange]:
         """The plan's changes, each with what apply did to it (``result``) and
         its ``health`` (both "" when nothing was applied), then every change
         apply made that the plan did not list, marked ``unplanned``.
 
-        Ansible changes are joined to results by host and ``task_path`` (where
-        the task is defined, and its run count), so two tasks of one name, or
-        one task on several hosts, each find their own result."""
+        A change finds its results by its `Change.identity`, never by name: an
+        Ansible task by host and ``task_path`` (where the task is defined, and
+        its run count), so two tasks of one name, or one task on several hosts,
+        each find their own; a Kubernetes object by Kind/namespace/name, with a
+        result per step (apply or prune, then health)."""
         if self.plan is None:
             return []
-        results: dict[tuple[str, str], str] = {}
-        for host in self.result.hosts if self.result else ():
-            for t in host.tasks:
-                results.setdefault((t.host, t.task_path or t.task), t.status)
-        planned = {_key(c.target, c.task_path, c.name) for c in self.plan.changes if not c.kind}
+        tasks = [t for host in (self.result.hosts if self.result else ()) for t in host.tasks]
+        by_change: dict[tuple[str, str], TaskStatus] = {}
+        by_step: dict[tuple[tuple[str, str], str], TaskStatus] = {}
+        for t in tasks:
+            by_change.setdefault(t.change_identity, t.status)
+            by_step.setdefault((t.change_identity, t.task), t.status)
         changes = []
         for change in self.plan.changes:
-            if change.kind:  # Kubernetes: the object's apply/prune task, and its health check
+            if change.kind:  # Kubernetes: the object's apply/prune step, and its health check
                 step = "prune" if change.action.value == "delete" else "apply"
-                result, health = results.get((change.target, step), ""), results.get((change.target, "health"), "")
+                result = by_step.get((change.identity, step), "")
+                health = by_step.get((change.identity, "health"), "")
             else:
-                result, health = results.get(_key(change.target, change.task_path, change.name), ""), ""
-            changes.append({**change.model_dump(mode="json"), "result": result, "health": health, "unplanned": False})
+                result, health = by_change.get(change.identity, ""), ""
+            changes.append(RecordedChange(**dict(change), result=result, health=health))
+        planned = {c.identity for c in self.plan.changes if not c.kind}
         for change in self.result.changes if self.result else ():
-            if _key(change.target, change.task_path, change.name) not in planned:
-                changes.append({**change.model_dump(mode="json"), "result": "changed", "health": "", "unplanned": True})
+            if change.identity not in planned:
+                changes.append(RecordedChange(**dict(change), result=TaskStatus.CHANGED, unplanned=True))
         return changes
-
-
-def _key(target: str, task_path: str, name: str) -> tuple[str, str]:
-    """An Ansible task on a host; by name only when the events gave no path."""
-    return (target, task_path or name)
 
 
 def _commit_author(checkout: Checkout | None) -> str:

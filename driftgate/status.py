@@ -15,7 +15,7 @@ from enum import Enum
 
 from pydantic import BaseModel
 
-from driftgate.models import Kind, Outcome
+from driftgate.models import Outcome
 from driftgate.store import Store, StoredRun
 
 
@@ -43,8 +43,8 @@ class StatusLine(BaseModel):
 def environment_status(environment: str, store: Store, *, head: str | None, head_error: str = "") -> StatusLine:
     # An interrupted run and a skipped check (it stayed clear of a sync) found nothing.
     runs = [r for r in store.history(environment, limit=50) if r.outcome not in (Outcome.INTERRUPTED, Outcome.SKIPPED)]
-    last_sync = next((r for r in runs if r.kind in (Kind.SYNC, Kind.ROLLBACK)), None)
-    last_check = next((r for r in runs if r.kind in (Kind.DRIFT, Kind.PLAN)), None)
+    last_sync = next((r for r in runs if r.purpose.moves_environment), None)
+    last_check = next((r for r in runs if not r.purpose.moves_environment), None)
     recorded = store.status(environment)
     applied = recorded.last_applied_revision if recorded else ""
     line = StatusLine(

@@ -24,7 +24,7 @@ from prefect.states import Completed, State
 
 from driftgate.config import Environment, load_config
 from driftgate.errors import DriftgateError
-from driftgate.models import Kind, Mode, Outcome, Plan, Trigger
+from driftgate.models import Outcome, Plan, RunPurpose, Trigger
 from driftgate.runlog import RunLog
 from flows.links import this_run_url
 from flows.requests import RunRequest, pinned_config, requested, this_request
@@ -45,7 +45,7 @@ def drift_check(environment: str, config: str | None = None, delay_seconds: floa
         time.sleep(delay_seconds)
     request = this_request()
     run = RunLog(
-        environment, mode=Mode.PLAN, kind=Kind.DRIFT, trigger=request.trigger.value, requested_by=request.requested_by,
+        environment, purpose=RunPurpose.DRIFT, trigger=request.trigger.value, requested_by=request.requested_by,
         flow_run_id=str(flow_run.id), flow_run_url=this_run_url(),
     )  # fmt: skip
     start = run.start()

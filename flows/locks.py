@@ -151,7 +151,7 @@ def describe_holder(environment: str, candidates: list[OpenRun], *, exclude: str
         )
     run, since = found
     return (
-        f"the {run.kind.value} of {environment} started by {run.requested_by} ({run.trigger}) at "
+        f"the {run.purpose.value} of {environment} started by {run.requested_by} ({run.trigger}) at "
         f"{_clock(run.started_at)}, holding the slot since {since or '?'}: flow run {run.flow_run_id}"
         + (f" {run.flow_run_url}" if run.flow_run_url else "")
     )
@@ -168,7 +168,7 @@ def sync_in_progress(environment: str, *, since: datetime) -> str | None:
         run = runs[0]
         when = "ran during the check" if run.ended else "is running"
         return (
-            f"a {run.kind.value} of {environment} {when} (started by {run.requested_by} ({run.trigger}) at "
+            f"a {run.purpose.value} of {environment} {when} (started by {run.requested_by} ({run.trigger}) at "
             f"{_clock(run.started_at)}: flow run {run.flow_run_id})"
         )
     return None

@@ -18,7 +18,7 @@ from prefect.states import Cancelled, Completed, Failed, State
 
 from driftgate.config import Environment, load_config
 from driftgate.errors import ApplyFailed, DriftgateError
-from driftgate.models import Mode, Outcome, Plan
+from driftgate.models import Outcome, Plan, RunPurpose
 from driftgate.runlog import RunLog
 from flows.approval import gate
 from flows.links import this_run_url
@@ -52,7 +52,7 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
     request = this_request()
     run = RunLog(
         environment,
-        mode=Mode.SYNC,
+        purpose=RunPurpose.SYNC,
         trigger=request.trigger.value,
         requested_by=request.requested_by,
         flow_run_id=str(flow_run.id),
@@ -97,8 +97,8 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
     summary = f"record #{record_id}: {record.outcome.value}"
     logger.info("%s at %s", summary, record.commit[:12] or "no commit")
     if record.outcome == Outcome.REJECTED:
-        timed_out = " (timed out)" if record.approval and record.approval.get("timed_out") else ""
-        return Cancelled(name="Rejected", message=f"{summary}{timed_out}: {record.approval and record.approval.get('reason')}")
+        timed_out = " (timed out)" if record.approval and record.approval.timed_out else ""
+        return Cancelled(name="Rejected", message=f"{summary}{timed_out}: {record.approval and record.approval.reason}")
     if record.outcome == Outcome.FAILED:
         logger.error("failed at %s: %s", record.failed_stage and record.failed_stage.value, record.reason)
         if env is not None:

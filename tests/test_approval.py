@@ -230,9 +230,9 @@ def test_approval_given_names_the_approver_and_binds_the_plan(world: DemoWorld) 
         state, record = sync(world, requested_by="bob")
     assert state.is_completed(), state.message
     assert record.outcome == Outcome.APPLIED
-    assert record.approval["decision"] == "approve" and record.approval["approver"] == "olga"
-    assert record.approval["reason"] == "reviewed the diff"
-    assert record.approval["plan_hash"] == record.plan_hash
+    assert record.approval.decision == "approve" and record.approval.approver == "olga"
+    assert record.approval.reason == "reviewed the diff"
+    assert record.approval.plan_hash == record.plan_hash
     assert world.config_line.exists()
     # What `driftgate approvals` showed while it waited.
     paused = seen[0]
@@ -248,7 +248,7 @@ def test_approval_rejected(world: DemoWorld) -> None:
         state, record = sync(world)
     assert state.is_cancelled() and state.name == "Rejected"
     assert record.outcome == Outcome.REJECTED
-    assert record.approval["approver"] == "alice" and record.approval["reason"] == "not during the freeze"
+    assert record.approval.approver == "alice" and record.approval.reason == "not during the freeze"
     assert record.hosts == [] and not world.config_line.exists()
 
 
@@ -257,8 +257,8 @@ def test_approval_timeout_rejects(world: DemoWorld) -> None:
     edit_config(world, approval={"mode": "always", "timeout": "2s"})
     state, record = sync(world)
     assert state.is_cancelled() and "rejected (timed out): no decision within 2s" in state.message
-    assert record.outcome == Outcome.REJECTED and record.approval["timed_out"] is True
-    assert "no decision within" in record.approval["reason"]
+    assert record.outcome == Outcome.REJECTED and record.approval.timed_out is True
+    assert "no decision within" in record.approval.reason
     assert not world.config_line.exists()
 
 
@@ -267,16 +267,16 @@ def test_risky_mode_pauses_only_risky_plans_and_yes_approves_in_advance(world: D
     edit_config(world, approval={"mode": "risky", "timeout": "1s", "risky_tasks": ["welcome*"]})
     state, record = sync(world)
     assert record.outcome == Outcome.REJECTED  # risky and nobody answered
-    assert [c["rules"] for c in record.changes] == [[], ["task:welcome*"], []]
+    assert [c.rules for c in record.changes] == [(), ("task:welcome*",), ()]
 
     state, record = sync(world, auto_approve=True, requested_by="dana")
     assert record.outcome == Outcome.APPLIED
-    assert record.approval == {**record.approval, "decision": "approve", "approver": "dana", "required": True}
-    assert "in advance" in record.approval["reason"]
+    assert (record.approval.decision, record.approval.approver, record.approval.required) == ("approve", "dana", True)
+    assert "in advance" in record.approval.reason
 
     world.config_line.write_text("max_connections = 9\n")  # not a risky task: no pause
     state, record = sync(world)
-    assert record.outcome == Outcome.APPLIED and record.approval["required"] is False
+    assert record.outcome == Outcome.APPLIED and record.approval.required is False
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -306,7 +306,7 @@ def test_refused_approver_and_invalid_input_leave_the_run_paused(world: DemoWorl
         state, record = sync(world, requested_by="bob", auto_approve=True)  # --yes by the requester does not count
     assert "'mallory' may not decide runs of 'demo' (approvers: alice, bob)" in outcomes[0]
     assert "'bob' requested this run and may not decide it" in outcomes[1] and "stays paused" in outcomes[1]
-    assert record.outcome == Outcome.APPLIED and record.approval["approver"] == "alice"
+    assert record.outcome == Outcome.APPLIED and record.approval.approver == "alice"
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -320,7 +320,7 @@ def test_refused_answer_that_reaches_the_flow_pauses_again(world: DemoWorld, mon
     names = iter(["mallory", "alice"])
     with approver(lambda run: answer("approve", next(names))(run), pauses=2) as seen:
         state, record = sync(world)
-    assert record.outcome == Outcome.APPLIED and record.approval["approver"] == "alice"
+    assert record.outcome == Outcome.APPLIED and record.approval.approver == "alice"
     assert any("the answer from mallory was refused" in r.asked_again for r in seen)
 
 
@@ -342,7 +342,7 @@ def test_plan_changed_between_approval_and_apply_asks_again(world: DemoWorld) ->
     again = seen[1]
     assert again.plan_hash != first["plan_hash"] and again.commit != first["commit"]
     assert f"new commit {again.commit[:12]} (was {first['commit'][:12]})" in again.asked_again
-    assert record.plan_hash == again.plan_hash == record.approval["plan_hash"] and record.commit == again.commit
+    assert record.plan_hash == again.plan_hash == record.approval.plan_hash and record.commit == again.commit
     assert world.config_line.read_text() == "max_connections = 250\n"
 
 
@@ -391,8 +391,8 @@ def test_cli_approvals_and_approve_by_run_id_with_clear_errors(world: DemoWorld,
     assert "'mallory' may not decide runs of 'demo' (approvers: alice)" in results["refused"].stderr
     assert results["approved"].returncode == 0, results["approved"].stderr
     assert f"approved run {record.flow_run_id} of demo" in results["approved"].stdout
-    assert record.outcome == Outcome.APPLIED and record.approval["approver"] == "alice"
-    assert record.approval["reason"] == "ship it"
+    assert record.outcome == Outcome.APPLIED and record.approval.approver == "alice"
+    assert record.approval.reason == "ship it"
 
     not_paused = run_cli("approve", record.flow_run_id, "--as", "alice", env=env)
     assert not_paused.returncode == 1 and "is Cancelled" not in not_paused.stderr
@@ -414,5 +414,5 @@ def test_cli_approve_env_name_and_reject_flag(world: DemoWorld, prefect_api: str
     with approver(act):
         state, record = sync(world)
     assert results["reject"].returncode == 0, results["reject"].stderr
-    assert record.outcome == Outcome.REJECTED and record.approval["approver"] == "erin"
-    assert record.approval["reason"] == "not today"
+    assert record.outcome == Outcome.REJECTED and record.approval.approver == "erin"
+    assert record.approval.reason == "not today"

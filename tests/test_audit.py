@@ -23,7 +23,7 @@ from driftgate import git, targets
 from driftgate.access import local_access
 from driftgate.config import load_config
 from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_change
-from driftgate.models import Mode
+from driftgate.models import RunPurpose
 from driftgate.runlog import RunLog
 from driftgate.store import Store
 from tests.conftest import DRIFTGATE, as_cli, edit_config, run_cli
@@ -143,7 +143,7 @@ def _record_run(world_config: Path, environment: str) -> None:
     """A whole sync through the engine (what the flow does, without Prefect), recorded."""
     env = load_config(world_config).environment(environment)
     access = local_access(env)
-    run = RunLog(environment, mode=Mode.SYNC, trigger="test", masker=access.masker)
+    run = RunLog(environment, purpose=RunPurpose.SYNC, trigger="test", masker=access.masker)
     Store().start_run(run.start())
     run.checkout = git.fetch(env.source, environment=environment)
     bundle = targets.render(env, run.checkout, access=access)
@@ -188,8 +188,8 @@ def test_no_secret_value_reaches_the_database(
 
     runs = Store().history(limit=None)
     shop_runs = [r for r in runs if r.environment == "shop"]
-    assert any(c["kind"] == "Secret" and c["action"] == "update" for c in shop_runs[0].changes)
-    assert "api token" in [t["task"] for t in runs[0].hosts[0]["tasks"]]  # recorded, its value is not
+    assert any(c.kind == "Secret" and c.action == "update" for c in shop_runs[0].changes)
+    assert "api token" in [t.task for t in runs[0].hosts[0].tasks]  # recorded, its value is not
     import base64
 
     planted = ["s3cret-from-git", "n3w-s3cret-value", VAULTED_TOKEN, VAULT_PASSWORD]
@@ -220,7 +220,7 @@ def test_the_flow_records_its_start_end_and_links(world: DemoWorld, driftgate_ho
     assert run is not None and run.outcome.value == "applied"
     assert run.flow_run_url and run.flow_run_url.endswith(f"/runs/flow-run/{flow_run_id}")  # the UI's run page
     assert run.commit_author.endswith("<dev@example.com>")
-    assert run.version and run.kind.value == "sync" and all(c["result"] == "changed" for c in run.changes)
+    assert run.version and run.purpose.value == "sync" and all(c.result == "changed" for c in run.changes)
     entries = store.chain_entries()
     starts = [e for e in entries if e.table == "run_starts"]
     assert [e.content["run_id"] for e in starts] == [run.run_id] and starts[0].seq < run.seq

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from driftgate.demo_repo import DemoWorld, add_kubernetes_environment
-from driftgate.models import Kind, Outcome
+from driftgate.models import Outcome, RunPurpose
 from driftgate.store import Store
 from tests.conftest import as_cli, edit_config, run_cli
 from tests.kubeapi import KubeAPIDouble
@@ -25,7 +25,7 @@ def check(world: DemoWorld, environment: str = "demo") -> tuple[Any, Any]:
     from flows.drift import drift_check
 
     state = drift_check(environment=environment, config=str(world.config), return_state=True)
-    runs = [r for r in Store().history(environment, limit=10) if r.kind == Kind.DRIFT]
+    runs = [r for r in Store().history(environment, limit=10) if r.purpose == RunPurpose.DRIFT]
     return state, runs[0]
 
 
@@ -45,7 +45,7 @@ def test_ansible_drift_is_reported_not_touched(world: DemoWorld) -> None:
     state, record = check(world)
     assert state.name == "Drifted" and "reported (self_heal: report)" in state.message
     assert record.outcome == Outcome.DRIFT and record.trigger == "manual"
-    assert [(c["target"], c["name"]) for c in record.changes] == [("localhost", "connection limit")]
+    assert [(c.target, c.name) for c in record.changes] == [("localhost", "connection limit")]
     (event,) = Store().drift_events("demo")
     assert event.changes == [{"action": "update", "target": "localhost", "name": "connection limit", "kind": "", "namespace": ""}]
     assert world.config_line.read_text() == "max_connections = 5\n"  # report only
@@ -62,7 +62,7 @@ def test_self_heal_sync_corrects_the_host(world: DemoWorld) -> None:
     assert "self-heal sync started" in state.message
     assert world.config_line.read_text() == "max_connections = 100\n"
     healing = Store().history("demo", limit=1)[0]
-    assert healing.kind == Kind.SYNC and healing.trigger == "self-heal" and healing.outcome == Outcome.APPLIED
+    assert healing.purpose == RunPurpose.SYNC and healing.trigger == "self-heal" and healing.outcome == Outcome.APPLIED
     status = json.loads(run_cli("status", "--config", str(world.config), "--output", "json").stdout)
     assert status[0]["state"] == "in sync" and status[0]["last_applied_commit"] == healing.commit
 
@@ -96,8 +96,8 @@ def test_kubernetes_drift_detected_and_healed_if_safe(world: DemoWorld, kube_dou
     core.patch_namespaced_config_map("web-config", "shop", {"data": {"greeting": "edited by hand"}})
 
     state, record = check(world, "shop")
-    assert [(c["kind"], c["name"]) for c in record.changes] == [("ConfigMap", "web-config")]
-    assert "-  greeting: edited by hand" in record.changes[0]["diff"]
+    assert [(c.kind, c.name) for c in record.changes] == [("ConfigMap", "web-config")]
+    assert "-  greeting: edited by hand" in record.changes[0].diff
     assert "self-heal sync started" in state.message
     assert core.read_namespaced_config_map("web-config", "shop").data == {"greeting": "hello from git"}
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from driftgate.demo_repo import DemoWorld
-from driftgate.models import Kind, Outcome, Stage
+from driftgate.models import Outcome, RunPurpose, Stage
 from driftgate.store import Store
 from tests.conftest import edit_config
 from tests.test_locks import block_apply_on, wait_for
@@ -24,7 +24,7 @@ def check(world: DemoWorld) -> tuple[Any, Any]:
     from flows.drift import drift_check
 
     state = drift_check(environment="demo", config=str(world.config), return_state=True)
-    runs = [r for r in Store().history("demo", limit=10) if r.kind == Kind.DRIFT]
+    runs = [r for r in Store().history("demo", limit=10) if r.purpose == RunPurpose.DRIFT]
     return state, runs[0]
 
 

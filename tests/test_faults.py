@@ -169,7 +169,7 @@ def test_a_failing_server_stops_the_apply_at_its_first_failed_request(shop: Demo
     assert record.failed_stage == Stage.APPLY and state.is_failed()
     real_applies = [r for r in double.requests if r.method == "PATCH" and not r.dry_run]
     assert [r.status for r in real_applies] == [201, 503]  # the Namespace, then the first ConfigMap: stop
-    skipped = [t for h in record.hosts for t in h["tasks"] if t["status"] == "skipped"]
+    skipped = [t for h in record.hosts for t in h.tasks if t.status == "skipped"]
     assert skipped and all("the API server failed" in t["message"] for t in skipped)
     assert waits == []
 
@@ -269,7 +269,7 @@ def test_a_failed_apply_is_a_failed_task_with_its_reason_in_the_logs(world: Demo
     edit_config(world, approval={"mode": "never"})  # check mode cannot predict that task: risky, else a pause
     state, record, _ = sync(world, "demo")
     assert state.is_failed() and record.failed_stage == Stage.APPLY
-    assert record.hosts and record.hosts[0]["failed"] == 1 and record.hosts[0]["changed"] == 3  # the record is complete
+    assert record.hosts and record.hosts[0].failed == 1 and record.hosts[0].changed == 3  # the record is complete
     APILogWorker.drain_all(timeout=10)  # the run's logs are sent in batches: wait for them
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[record.flow_run_id])))

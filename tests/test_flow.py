@@ -33,7 +33,7 @@ def test_first_sync_then_no_op(world: DemoWorld) -> None:
     assert first.outcome == Outcome.APPLIED and first.mode.value == "sync"
     assert first.trigger == "cli" and first.requested_by == "carol"
     assert len(first.changes) == 3 and first.plan_hash
-    assert first.hosts[0]["host"] == "localhost" and first.hosts[0]["changed"] == 3
+    assert first.hosts[0].host == "localhost" and first.hosts[0].changed == 3
     assert first.commit and first.repo == str(world.repo)
     assert world.config_line.read_text() == "max_connections = 100\n"
 
@@ -48,7 +48,7 @@ def test_drift_detected_and_corrected(world: DemoWorld) -> None:
     world.config_line.write_text("max_connections = 5\n")
     state, record = sync(world)
     assert record.outcome == Outcome.APPLIED
-    assert [c["name"] for c in record.changes] == ["connection limit"]
+    assert [c.name for c in record.changes] == ["connection limit"]
     assert world.config_line.read_text() == "max_connections = 100\n"
 
 
@@ -67,10 +67,10 @@ def test_failing_task_is_recorded_with_stage_and_reason(world: DemoWorld) -> Non
     add_tasks(world, "a task that fails on apply", FAILS_ON_APPLY)
     state, record = sync(world, auto_approve=True)  # skipped *because* of check mode: a risky `run`
     assert state.is_failed()
-    assert ("run", "fails only for real", "failed") in [(c["action"], c["name"], c["result"]) for c in record.changes]
+    assert ("run", "fails only for real", "failed") in [(c.action, c.name, c.result) for c in record.changes]
     assert record.outcome == Outcome.FAILED and record.failed_stage == Stage.APPLY
     assert "localhost: fails only for real: disk full on purpose" in record.reason
-    assert record.hosts[0]["failed"] == 1
+    assert record.hosts[0].failed == 1
     assert "apply" in state.message and "disk full on purpose" in state.message
 
 

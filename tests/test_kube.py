@@ -334,11 +334,11 @@ def test_reconcile_flow_with_a_cluster_block(shop: DemoWorld, kube: Kube, driftg
     assert state.is_completed(), state.message
     record = Store().history("shop", limit=1)[0]
     assert record.outcome == Outcome.APPLIED and len(record.changes) == 5
-    assert {c["kind"] for c in record.changes} == {"Namespace", "ConfigMap", "Secret", "Deployment", "Service"}
-    web = next(h for h in record.hosts if h["host"] == f"Deployment/{kube.namespace}/web")
-    assert [t["task"] for t in web["tasks"]] == ["apply", "health"]
-    row = next(c for c in record.changes if c["target"] == web["host"])  # each object's row joins its own steps
-    assert (row["result"], row["health"], row["unplanned"]) == tuple(t["status"] for t in web["tasks"]) + (False,)
+    assert {c.kind for c in record.changes} == {"Namespace", "ConfigMap", "Secret", "Deployment", "Service"}
+    web = next(h for h in record.hosts if h.host == f"Deployment/{kube.namespace}/web")
+    assert [t.task for t in web.tasks] == ["apply", "health"]
+    row = next(c for c in record.changes if c.target == web.host)  # each object's row joins its own steps
+    assert (row.result, row.health, row.unplanned) == tuple(t.status for t in web.tasks) + (False,)
 
     state = reconcile(environment="shop", config=str(shop.config), return_state=True)
     assert Store().history("shop", limit=1)[0].outcome == Outcome.IN_SYNC
@@ -367,9 +367,9 @@ def test_risky_kubernetes_plan_pauses_and_a_prune_needs_approval(shop: DemoWorld
         state = reconcile(environment="shop", config=str(shop.config), return_state=True)
     record = Store().history("shop", limit=1)[0]
     assert state.is_completed(), state.message
-    assert record.outcome == Outcome.APPLIED and record.approval["approver"] == "alice"
+    assert record.outcome == Outcome.APPLIED and record.approval.approver == "alice"
     assert seen[0].environment == "shop"
-    risky = {c["kind"]: c["rules"] for c in record.changes if c["risky"]}
+    risky = {c.kind: list(c.rules) for c in record.changes if c.risky}
     assert risky == {"Namespace": ["kind:Namespace"], "Secret": ["kind:Secret"]}
 
     config = (shop.repo / "k8s/config.yaml").read_text().split("---")[1]
@@ -378,7 +378,7 @@ def test_risky_kubernetes_plan_pauses_and_a_prune_needs_approval(shop: DemoWorld
         state = reconcile(environment="shop", config=str(shop.config), return_state=True)
     record = Store().history("shop", limit=1)[0]
     assert record.outcome == Outcome.REJECTED
-    assert [(c["action"], c["name"], c["rules"]) for c in record.changes] == [("delete", "web-config", ["prune"])]
+    assert [(c.action, c.name, c.rules) for c in record.changes] == [("delete", "web-config", ("prune",))]
     names = {cm.metadata.name for cm in client.CoreV1Api(kube.client()).list_namespaced_config_map(kube.namespace).items}
     assert "web-config" in names
 

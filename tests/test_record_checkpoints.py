@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 
 from driftgate import audit, signing
 from driftgate.cli import app
-from driftgate.store import CHAINED, Store, _engine
+from driftgate.store import CHAINED, Store
+from driftgate.store.engine import open_engine
 from tests.conftest import DRIFTGATE, SSHKey
 from tests.postgres import database_url, postgres_server  # noqa: F401  (fixtures)
 from tests.test_store import T0, _start, a_run
@@ -191,7 +192,7 @@ def test_a_database_deleted_and_started_anew_is_named(checkpoints_dir: Path, tmp
     path = tmp_path / "record.db"
     url = f"sqlite:///{path}"
     _three_runs(url)
-    _engine.cache_clear()
+    open_engine.cache_clear()
     for leftover in tmp_path.glob("record.db*"):
         leftover.unlink()
 
@@ -257,7 +258,7 @@ def test_a_bundle_verifies_offline_with_the_database_deleted(checkpoints_dir: Pa
     assert 'driftgate-instance namespaces="driftgate-checkpoint" ssh-ed25519 ' in allowed
     assert allowed.count(approver_line(ssh_keys["alice"])) == 1  # the approvers' keys the record's signed approvals were checked with
 
-    _engine.cache_clear()
+    open_engine.cache_clear()
     for leftover in tmp_path.glob("record.db*"):
         leftover.unlink()
     auditor_home = tmp_path / "auditor"

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from driftgate.cli import app
 from driftgate.errors import TransientError
-from driftgate.store import Store, _engine
+from driftgate.store import Store
+from driftgate.store.engine import open_engine
 from tests.conftest import run_cli
 from tests.postgres import database_url, postgres_server  # noqa: F401  (fixtures)
 from tests.test_store import a_run
@@ -51,7 +52,7 @@ def held(sqlite_record: tuple[str, Path]) -> Iterator[tuple[str, Path]]:
 
 def test_history_show_and_verify_answer_while_another_connection_holds_the_write_lock(held: tuple[str, Path]) -> None:
     url, _ = held
-    _engine.cache_clear()  # open the database afresh, as every CLI process does (it used to migrate under BEGIN IMMEDIATE)
+    open_engine.cache_clear()  # open the database afresh, as every CLI process does (it used to migrate under BEGIN IMMEDIATE)
     for args, expected in ((["history"], "prod"), (["show", "1"], "run #1"), (["audit", "verify"], "the record is intact")):
         started = time.monotonic()
         result = CliRunner().invoke(app, args, env={"DRIFTGATE_DATABASE_URL": url})
@@ -130,7 +131,7 @@ def test_a_postgresql_writer_blocked_beyond_its_budget_fails_with_one_line(
         assert f"stayed locked by PostgreSQL backend {pid}" in str(caught.value) and "nothing was written" in str(caught.value)
         assert len(store.history(limit=None)) == 1  # readers are not blocked
     other.dispose()
-    _engine.cache_clear()
+    open_engine.cache_clear()
 
 
 @pytest.mark.usefixtures("prefect_api")

@@ -98,7 +98,7 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from driftgate.models import Kind
+    from driftgate.models import RunPurpose
     from driftgate.runlog import current_user
     from driftgate.store import Store
     from flows.requests import SCHEDULER, UNKNOWN_ACTOR
@@ -120,7 +120,7 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
         server = subprocess.Popen([str(DRIFTGATE), "serve", "--config", str(world.config)], env=env, stdout=out, stderr=out)
 
     def syncs() -> list:
-        return [r for r in Store().history("demo", limit=50) if r.kind == Kind.SYNC]
+        return [r for r in Store().history("demo", limit=50) if r.purpose == RunPurpose.SYNC]
 
     def wait_for(what, describe: str, timeout: float = 240):
         deadline = time.monotonic() + timeout
@@ -153,12 +153,12 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
             refused, plain = runs[str(swapped.id)], runs[str(manual.id)]
             assert refused.outcome.value == "failed" and refused.failed_stage.value == "config"
             assert "deployment runs use the configuration their service was started with" in refused.reason
-            assert plain.outcome.value == "rejected" and plain.approval["timed_out"]  # it waited: nothing pre-approved
+            assert plain.outcome.value == "rejected" and plain.approval.timed_out  # it waited: nothing pre-approved
             for run in (refused, plain):
                 assert (run.trigger, run.requested_by) == ("manual", UNKNOWN_ACTOR)
                 assert run.requested_by != current_user()
             # 4. The scheduled drift checks; a drift check started from the API, and the sync it starts to heal.
-            checks = [r for r in Store().history("demo", limit=50) if r.kind == Kind.DRIFT and r.trigger == "schedule"]
+            checks = [r for r in Store().history("demo", limit=50) if r.purpose == RunPurpose.DRIFT and r.trigger == "schedule"]
             # (skipped, not drift, while a sync of demo holds its slot)
             assert checks and checks[-1].requested_by == SCHEDULER and checks[-1].outcome.value in ("drift", "skipped")
             check = run_deployment("drift-check/drift-heal", timeout=0)

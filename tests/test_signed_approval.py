@@ -133,13 +133,13 @@ def test_forged_and_replayed_signatures_are_refused_then_a_valid_one_applies(sig
     assert len(seen) == 1  # one run, paused throughout
     assert state.is_completed(), state.message
     assert record.outcome == Outcome.APPLIED and signed_world.config_line.exists()
-    evidence = record.approval["signature"]
-    assert record.approval["approver"] == "alice" and record.approval["decision"] == "approve"
-    assert evidence["principal"] == "alice" and evidence["fingerprint"] == signing.key_fingerprint(alice.public.split()[1])
-    statement = signing.Statement.parse(evidence["statement"])
+    evidence = record.approval.signature
+    assert record.approval.approver == "alice" and record.approval.decision == "approve"
+    assert evidence.principal == "alice" and evidence.fingerprint == signing.key_fingerprint(alice.public.split()[1])
+    statement = signing.Statement.parse(evidence.statement)
     assert (statement.flow_run, statement.plan, statement.commit) == (record.flow_run_id, record.plan_hash, record.commit)
-    assert evidence["allowed_signers"] == alice.signer_line("alice", 'namespaces="driftgate-approval"')
-    assert evidence["allowed_signers_source"].startswith("block approvers-")
+    assert evidence.allowed_signers == alice.signer_line("alice", 'namespaces="driftgate-approval"')
+    assert evidence.allowed_signers_source.startswith("block approvers-")
 
 
 def test_cli_approve_with_key_end_to_end_and_audit_verify(signed_world: DemoWorld, ssh_keys: dict[str, SSHKey], prefect_api: str, driftgate_home: Path) -> None:
@@ -163,8 +163,8 @@ def test_cli_approve_with_key_end_to_end_and_audit_verify(signed_world: DemoWorl
     assert results["approved"].returncode == 0, results["approved"].stderr
     assert f"approved run {record.flow_run_id} of demo" in results["approved"].stdout
     assert "signed with SHA256:" in results["approved"].stdout
-    assert record.outcome == Outcome.APPLIED and record.approval["approver"] == "bob"
-    assert record.approval["signature"]["principal"] == "bob"
+    assert record.outcome == Outcome.APPLIED and record.approval.approver == "bob"
+    assert record.approval.signature.principal == "bob"
 
     verified = run_cli("audit", "verify")
     assert verified.returncode == 0, verified.stderr
@@ -188,7 +188,7 @@ def test_sync_yes_with_key_is_a_signed_pre_approval(signed_world: DemoWorld, ssh
 
     edit_config(signed_world, approval={"timeout": "4s"})
     state, record = sync(signed_world, user="alice", yes=True, key=ssh_keys["mallory"])
-    assert record.outcome == Outcome.REJECTED and record.approval["timed_out"] is True  # waited, nobody answered
+    assert record.outcome == Outcome.REJECTED and record.approval.timed_out is True  # waited, nobody answered
     assert not signed_world.config_line.exists()
 
     runner = CliRunner()
@@ -200,10 +200,10 @@ def test_sync_yes_with_key_is_a_signed_pre_approval(signed_world: DemoWorld, ssh
     assert result.exit_code == 0, result.output
     record = Store().history("demo", limit=1)[0]
     assert record.outcome == Outcome.APPLIED and record.requested_by == "alice"
-    assert record.approval["approver"] == "alice" and record.approval["reason"] == "approved in advance (sync --yes --key)"
-    evidence = record.approval["signature"]
-    assert evidence["fingerprint"] == signing.key_fingerprint(ssh_keys["alice"].public.split()[1])
-    assert signing.Statement.parse(evidence["statement"]).flow_run == record.flow_run_id
+    assert record.approval.approver == "alice" and record.approval.reason == "approved in advance (sync --yes --key)"
+    evidence = record.approval.signature
+    assert evidence.fingerprint == signing.key_fingerprint(ssh_keys["alice"].public.split()[1])
+    assert signing.Statement.parse(evidence.statement).flow_run == record.flow_run_id
     assert signing.verify_approvals(Store().chain_entries()) == (1, [])
 
 
@@ -230,7 +230,7 @@ def test_allowed_signers_in_the_repository_with_ssh_signed_commits(world: DemoWo
         state, record = sync(world)
     assert record.outcome == Outcome.APPLIED, record.reason
     assert record.signed_by.startswith("alice@example.com (SHA256:")
-    assert record.approval["signature"]["allowed_signers_source"] == f".driftgate/allowed_signers at commit {record.commit}"
+    assert record.approval.signature.allowed_signers_source == f".driftgate/allowed_signers at commit {record.commit}"
 
 
 def test_allowed_signers_in_the_repository_require_signed_commits(world: DemoWorld) -> None:

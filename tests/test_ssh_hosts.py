@@ -54,14 +54,14 @@ def test_sync_and_drift_over_ssh(world: DemoWorld, fleet: sshvm.SSHFleet, driftg
     state, record = sync(world)
     assert state.is_completed(), state.message
     assert record.outcome == Outcome.APPLIED
-    assert sorted(h["host"] for h in record.hosts) == ["web0", "web1"]
+    assert sorted(h.host for h in record.hosts) == ["web0", "web1"]
     for host in fleet:
         assert host.path(f"{REMOTE_ROOT}/app/app.conf").read_text() == "max_connections = 100\n"
     assert not Path(REMOTE_ROOT).exists(), "the hosts' files must not appear on the real machine"
 
     web1.path(f"{REMOTE_ROOT}/app/app.conf").write_text("max_connections = 2\n")
     state, record = sync(world)
-    assert [(c["target"], c["name"]) for c in record.changes] == [("web1", "connection limit")]
+    assert [(c.target, c.name) for c in record.changes] == [("web1", "connection limit")]
     assert web1.path(f"{REMOTE_ROOT}/app/app.conf").read_text() == "max_connections = 100\n"
 
     # The private key is nowhere a person or a disk could read it.

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 
 from driftgate import audit
 from driftgate.errors import PermanentError
-from driftgate.models import Kind, Mode, Outcome, RunRecord, RunStart, Stage
-from driftgate.store import DriftEvent, SQLModel, Store, _engine
+from driftgate.models import Action, Outcome, RecordedChange, RunMode, RunPurpose, RunRecord, RunStart, Stage
+from driftgate.store import DriftEvent, SQLModel, Store
+from driftgate.store.engine import open_engine
 from tests.postgres import database_url, postgres_server  # noqa: F401  (fixtures)
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -28,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def a_run(environment: str = "prod", *, at: datetime = T0, changes: int = 2, **fields: Any) -> RunRecord:
     values: dict[str, Any] = {
         "environment": environment,
-        "mode": Mode.SYNC,
-        "kind": Kind.SYNC,
+        "mode": RunMode.SYNC,
+        "purpose": RunPurpose.SYNC,
         "trigger": "schedule",
         "outcome": Outcome.APPLIED,
         "started_at": at,
@@ -105,10 +106,10 @@ def test_a_run_and_its_changes_are_written_in_one_transaction(database_url: str)
 
 _CRASH = """
 import os, signal, sys
-from driftgate.models import Kind, Mode, RunStart
+from driftgate.models import RunMode, RunPurpose, RunStart
 from driftgate.store import Store
 from datetime import datetime, timezone
-Store(sys.argv[1]).start_run(RunStart(run_id="crashed-run-0001", environment="prod", kind=Kind.SYNC, mode=Mode.SYNC,
+Store(sys.argv[1]).start_run(RunStart(run_id="crashed-run-0001", environment="prod", purpose=RunPurpose.SYNC, mode=RunMode.SYNC,
     trigger="schedule", requested_by="cron", started_at=datetime.now(timezone.utc), flow_run_id="f-1", version="0.1.0"))
 os.kill(os.getpid(), signal.SIGKILL)  # dies mid-run: no end is ever written
 """
@@ -116,7 +117,7 @@ os.kill(os.getpid(), signal.SIGKILL)  # dies mid-run: no end is ever written
 
 def _start(run_id: str, environment: str = "prod") -> RunStart:
     return RunStart(
-        run_id=run_id, environment=environment, kind=Kind.SYNC, mode=Mode.SYNC, trigger="cli", started_at=datetime.now(timezone.utc)
+        run_id=run_id, environment=environment, purpose=RunPurpose.SYNC, mode=RunMode.SYNC, trigger="cli", started_at=datetime.now(timezone.utc)
     )
 
 
@@ -144,17 +145,16 @@ def test_a_crashed_run_is_marked_interrupted_by_the_next_start(database_url: str
 def test_environment_status_and_drift_events(database_url: str) -> None:
     store = Store(database_url)
     assert store.status("prod") is None
-    inventory = [{"kind": "ConfigMap", "namespace": "web", "name": "web-config"}]
-    store.record(a_run(commit="a" * 40, at=T0), inventory=inventory)
+    store.record(a_run(commit="a" * 40, at=T0))
     store.record(a_run(commit="b" * 40, at=T0 + timedelta(hours=1), outcome=Outcome.FAILED, failed_stage=Stage.APPLY))
     status = store.status("prod")
     assert status is not None
     assert (status.last_attempted_revision, status.last_attempted_outcome) == ("b" * 40, "failed")
-    assert status.last_applied_revision == "a" * 40 and status.inventory == inventory  # carried over
+    assert status.last_applied_revision == "a" * 40  # carried over
     assert status.last_applied_at is not None and status.last_applied_at <= status.last_attempted_at
 
-    store.record(a_run(kind=Kind.DRIFT, mode=Mode.PLAN, outcome=Outcome.DRIFT, at=T0 + timedelta(hours=2), approval=None))
-    store.record(a_run(kind=Kind.PLAN, mode=Mode.PLAN, outcome=Outcome.DRIFT, at=T0 + timedelta(hours=3), approval=None))
+    store.record(a_run(purpose=RunPurpose.DRIFT, mode=RunMode.PLAN, outcome=Outcome.DRIFT, at=T0 + timedelta(hours=2), approval=None))
+    store.record(a_run(purpose=RunPurpose.PLAN, mode=RunMode.PLAN, outcome=Outcome.DRIFT, at=T0 + timedelta(hours=3), approval=None))
     store.record_drift(DriftEvent(environment="prod", detected_at=T0 + timedelta(hours=4), action="healed", commit="a" * 40))
     events = store.drift_events("prod")
     assert [(e.action, len(e.changes)) for e in events] == [("healed", 0), ("reported", 2)]  # a person's plan is no drift event
@@ -162,8 +162,8 @@ def test_environment_status_and_drift_events(database_url: str) -> None:
     assert store.drift_events("prod", since=T0 + timedelta(hours=3))[0].action == "healed"
     assert store.status("prod").last_attempted_revision == "b" * 40  # checks do not move the status
 
-    store.record_status("prod", inventory=[])
-    assert store.status("prod").inventory == [] and store.status("prod").last_applied_revision == "a" * 40
+    store.record_status("prod", run_id="noted")
+    assert store.status("prod").run_id == "noted" and store.status("prod").last_applied_revision == "a" * 40
     assert audit.verify(store.chain_entries()).ok
 
 
@@ -234,20 +234,56 @@ def test_a_record_from_driftgate_0_1_is_carried_forward(database_url: str) -> No
     engine.dispose()
     store = Store(database_url)
     runs = store.history()
-    assert [(r.environment, r.outcome.value, r.kind.value) for r in runs] == [("dev", "drift", "plan"), ("prod", "rejected", "sync"), ("prod", "applied", "sync")]
-    assert runs[1].approval["approver"] == "erin" and store.history(approver="erin") == [runs[1]]
-    assert runs[2].changes[0] == {"action": "update", "target": "h", "name": "t", "module": "copy", "kind": "", "namespace": "",
-                                      "api_version": "", "risky": True, "rules": [], "diff": "+x", "result": "", "health": ""}  # fmt: skip
+    assert [(r.environment, r.outcome.value, r.purpose.value) for r in runs] == [("dev", "drift", "plan"), ("prod", "rejected", "sync"), ("prod", "applied", "sync")]
+    assert runs[1].approval.approver == "erin" and store.history(approver="erin") == [runs[1]]
+    assert runs[2].changes[0] == RecordedChange(action=Action.UPDATE, target="h", name="t", module="copy", risky=True, diff="+x")
     assert audit.verify(store.chain_entries()).ok
     store.record(a_run())  # and the chain goes on from there
     assert audit.verify(store.chain_entries()).entries == 4 + 1  # 3 runs, a run and its status
+
+
+def test_status_rows_written_with_an_inventory_still_verify_without_it(database_url: str) -> None:
+    """Revision 0003 drops the record's prune inventory (the cluster keeps it): rows
+    hashed with it keep verifying, and a retired value tampered with is caught."""
+    from alembic import command
+
+    from driftgate.migrations import config
+
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        cfg = config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        status = sa.Table("environment_status", sa.MetaData(), autoload_with=conn)
+        prev_hash = audit.GENESIS
+        for seq, inventory in enumerate([[{"kind": "ConfigMap", "namespace": "web", "name": "cfg"}], []], start=1):
+            values = {
+                "environment": "prod", "recorded_at": datetime(2024, 1, seq, 9, 0), "run_id": f"run-{seq}",
+                "last_attempted_revision": "a" * 40, "last_attempted_at": datetime(2024, 1, seq, 9, 0),
+                "last_attempted_outcome": "applied", "last_applied_revision": "a" * 40,
+                "last_applied_at": datetime(2024, 1, seq, 9, 0), "inventory": inventory, "seq": seq, "prev_hash": prev_hash,
+            }  # fmt: skip
+            values["row_hash"] = prev_hash = audit.row_hash("environment_status", values)  # as the 0002 store wrote it
+            conn.execute(status.insert().values(values))
+    engine.dispose()
+    store = Store(database_url)  # migrates to the newest revision
+    with store.engine.connect() as conn:
+        assert "inventory" not in {c["name"] for c in sa.inspect(conn).get_columns("environment_status")}
+    assert store.status("prod").run_id == "run-2" and audit.verify(store.chain_entries()).ok
+    store.record(a_run(commit="b" * 40, at=T0))  # the chain goes on; new status rows have no inventory
+    assert audit.verify(store.chain_entries()).entries == 2 + 2
+
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM retired_columns WHERE row_id = (SELECT min(row_id) FROM retired_columns)"))
+    verdict = audit.verify(store.chain_entries())
+    assert (verdict.kind, verdict.table, verdict.id) == ("altered", "environment_status", 1)
 
 
 def test_a_database_newer_than_the_code_is_refused(database_url: str) -> None:
     Store(database_url).record(a_run())
     with Store(database_url).engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
-    _engine.cache_clear()  # a new process, as far as the store can tell
+    open_engine.cache_clear()  # a new process, as far as the store can tell
     with pytest.raises(PermanentError, match=r"schema revision '0099', which this driftgate does not know .*newer driftgate"):
         Store(database_url)
     with sa.create_engine(database_url).connect() as conn:
@@ -255,6 +291,8 @@ def test_a_database_newer_than_the_code_is_refused(database_url: str) -> None:
 
 
 def test_the_code_has_no_update_or_delete_path() -> None:
-    for name in ("store.py", "audit.py", "runlog.py", "migrations/__init__.py"):
-        source = (ROOT / "driftgate" / name).read_text()
+    sources = [*(ROOT / "driftgate" / "store").glob("*.py"), *(ROOT / "driftgate" / n for n in ("audit.py", "runlog.py", "migrations/__init__.py"))]
+    assert len(sources) >= 8  # the store's modules are all looked at
+    for path in sources:
+        source, name = path.read_text(), path.name
         assert not re.search(r"import[^\n]*\b(update|delete)\b|UPDATE\s+\w+\s+SET|DELETE\s+FROM|\.delete\(|\.merge\(", source), name

@@ -18,7 +18,7 @@ from driftgate.cli import app
 from driftgate.config import load_config
 from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.git import fetch
-from driftgate.models import Mode, Outcome
+from driftgate.models import Outcome, RunPurpose
 from driftgate.render import render_bundle
 from driftgate.runlog import RunLog
 from driftgate.store import Store
@@ -90,8 +90,8 @@ def test_a_shell_task_is_a_risky_run_and_the_sync_waits_for_the_approver(world: 
     assert len(seen) == 1 and seen[0].summary == "2 changes (1 create, 1 run), 1 risky: module:shell"
     assert (world.host_root / "ran").read_text() == "ran\n"
     record = record_of(world)
-    assert record.outcome == Outcome.APPLIED and record.approval["approver"] == "alice"
-    assert [(c["action"], c["name"], c["result"], c["unplanned"]) for c in record.changes] == [
+    assert record.outcome == Outcome.APPLIED and record.approval.approver == "alice"
+    assert [(c.action, c.name, c.result, c.unplanned) for c in record.changes] == [
         ("create", "welcome page", "changed", False),
         ("run", "mark the run", "changed", False),
     ]
@@ -108,11 +108,11 @@ def test_a_change_the_plan_did_not_list_is_recorded_unplanned(world: DemoWorld) 
     assert (world.host_root / "stamp").read_text() == "released\n"
     record = record_of(world)
     assert record.outcome == Outcome.APPLIED
-    assert [(c["action"], c["name"], c["result"], c["unplanned"]) for c in record.changes] == [
+    assert [(c.action, c.name, c.result, c.unplanned) for c in record.changes] == [
         ("run", "fetch version", "changed", False),
         ("create", "stamp release", "changed", True),
     ]
-    assert "+released" in record.changes[1]["diff"]  # what apply did, as apply's --diff showed it
+    assert "+released" in record.changes[1].diff  # what apply did, as apply's --diff showed it
     assert record.reason == "applied, with 1 unplanned change: localhost: stamp release"
     assert "stamp release (unplanned: not in the approved plan)" in synced.output
     assert "applied, with 1 unplanned change: localhost: stamp release" in synced.output
@@ -135,14 +135,14 @@ def test_results_join_their_own_task_not_one_of_the_same_name(world: DemoWorld) 
         (world.host_root / host / present).write_text(f"{present}\n")
     env = load_config(world.config).environment("demo")
     bundle = render_bundle(env, fetch(env.source, environment="demo"))
-    run = RunLog("demo", mode=Mode.SYNC, trigger="test")
+    run = RunLog("demo", purpose=RunPurpose.SYNC, trigger="test")
     run.plan = ansible.check(env, bundle)
     run.result = ansible.apply(env, bundle)
     changes = run.finish().changes
     # localhost lacks a, other lacks b. The third page writes c on both but says it
     # changes nothing: no change, and its "ok" must not become another page's result.
-    assert sorted((c["target"], c["name"], c["result"]) for c in changes) == [("localhost", "page", "changed"), ("other", "page", "changed")]
-    assert sorted((c["target"], c["task_path"], c["unplanned"]) for c in changes) == [
+    assert sorted((c.target, c.name, c.result) for c in changes) == [("localhost", "page", "changed"), ("other", "page", "changed")]
+    assert sorted((c.target, c.task_path, c.unplanned) for c in changes) == [
         ("localhost", "project/site.yml:5", False),
         ("other", "project/site.yml:7", False),
     ]

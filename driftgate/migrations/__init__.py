@@ -8,7 +8,7 @@ rows. A database at a revision this code does not know was written by a newer
 driftgate: opening it is refused with a clear error, and nothing is changed.
 
 For developers: ``alembic -c driftgate/migrations/alembic.ini revision -m "..."``
-adds a revision; write its upgrade by hand and keep `driftgate.store`'s tables
+adds a revision; write its upgrade by hand and keep `driftgate.store.tables`
 equal to it (tests/test_store.py compares them).
 """
 
