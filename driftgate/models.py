@@ -141,7 +141,9 @@ def object_display(kind: str, namespace: str, name: str, *, api_version: str = "
 
 class Change(Frozen):
     """One pending change: an Ansible task that would change a host, or a
-    Kubernetes object to create, update or delete (prune)."""
+    Kubernetes object to create, update or delete (prune), or a change of
+    another target kind (`driftgate.targets`); the fields named for one kind
+    are left empty by the others."""
 
     action: Action
     target: str = Field(description="Ansible: the host; Kubernetes: kind/namespace/name")
@@ -161,6 +163,10 @@ class Change(Frozen):
         description="Ansible: where the task is defined in the bundle (file:line), #N for its Nth run on the host",
     )
     note: str = Field(default="", description="for action run: why check mode cannot predict what the task does")
+    target_kind: str = Field(
+        default="",
+        description="the target kind that planned it (driftgate.targets); '' in changes recorded before it was kept",
+    )
 
 
 class Plan(Frozen):
@@ -189,7 +195,8 @@ class Plan(Frozen):
         body = {
             "environment": self.environment,
             "revision": self.revision,
-            "changes": [c.model_dump(mode="json") for c in self.changes],
+            # target_kind follows from the environment: left out, so a plan keeps the hash it had before it was kept
+            "changes": [c.model_dump(mode="json", exclude={"target_kind"}) for c in self.changes],
         }
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

@@ -83,7 +83,7 @@ def test_deletion_and_unpredictable_modules_are_risky(world: DemoWorld) -> None:
     )
     (world.host_root / "old.html").write_text("old\n")
     env, bundle = stages(world)
-    risky = {c.name: (c.action, c.risky, c.rules) for c in ansible.check(env, bundle).changes}
+    risky = {c.name: (c.action, c.risky, c.rules) for c in policy.assess(env, ansible.check(env, bundle), bundle=bundle).changes}
     assert risky["remove the old page"] == (Action.DELETE, True, ("delete",))
     assert risky["welcome page"] == (Action.CREATE, False, ())
     # command does not run in check mode: its effect is unknown, so it is a `run`, and risky
