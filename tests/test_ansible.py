@@ -156,7 +156,7 @@ def test_a_run_without_driftgates_callback_is_refused(world: DemoWorld, tmp_path
 def test_risky_tasks_by_name(world: DemoWorld) -> None:
     edit_config(world, approval={"risky_tasks": ["connection *"]})
     env, bundle = stages(world)
-    risky = [(c.name, c.rules) for c in ansible.check(env, bundle).changes if c.risky]
+    risky = [(c.name, c.rules) for c in policy.assess(env, ansible.check(env, bundle), bundle=bundle).changes if c.risky]
     assert risky == [("connection limit", ("task:connection *",))]
 
 
