@@ -17,7 +17,7 @@ ansible-runner is used defensively: a fresh private data
 directory per run under ``$DRIFTGATE_HOME/runs``, removed afterwards so no
 artifact (its ``command`` file stores the environment) or key stays on disk;
 ``suppress_env_files``; host-key checking on; the venv's ``bin`` first on
-PATH. Called by the diff and apply tasks and by the CLI's read-only plan.
+PATH. Called by the Ansible target (`driftgate.targets.ansible`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from driftgate.models import ApplyResult, Bundle, Change, Checkout, Plan
 
 if TYPE_CHECKING:
     from driftgate.access import Access
-    from driftgate.config import ApprovalPolicy, Environment, TargetSettings
+    from driftgate.config import Environment, TargetSettings
 
 RuleCheck = Callable[[Change], list[str]]
 
