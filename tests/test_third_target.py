@@ -169,6 +169,19 @@ def test_an_unregistered_kind_is_refused(site: dict[str, Path]) -> None:
         load_config(site["config"])
 
 
+def test_a_kind_whose_settings_do_not_name_it_is_refused() -> None:
+    class Loose(TargetSettings):
+        kind: str  # any kind: the config could not tell this kind's settings from another's
+
+    class LooseTarget(FilesTarget):
+        kind = "loose"
+        settings = Loose
+
+    with pytest.raises(TypeError, match=r"Loose.*settings must declare kind: Literal\['loose'\]"):
+        targets.register(LooseTarget())
+    assert "loose" not in targets.kinds()
+
+
 def test_plan_shows_the_kind_as_it_names_its_changes(site: dict[str, Path]) -> None:
     (site["live"] / "app.conf").write_text("workers = 1\n")
     text = cli("plan", "site", "--config", str(site["config"]))
