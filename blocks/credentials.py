@@ -7,9 +7,8 @@ import os
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from driftgate import yamlload
+from driftgate import targets
 from driftgate.access import Access, age_identities_from_file, config_signing_keys, parse_age_identities
-from driftgate.ansible import SSHAccess
 from driftgate.config import Environment
 from driftgate.errors import PermanentError
 from driftgate.git import GitAuth
@@ -114,7 +113,7 @@ def _load(block_type: type[Block], name: str, env: Environment, field: str) -> B
 def load_access(env: Environment) -> Access:
     """Everything ``env`` needs to reach its source and hosts, from its blocks."""
     masker = Masker()
-    git_auth = ssh = kube = None
+    git_auth = None
     keys = config_signing_keys(env)
     if env.source.credentials:
         creds = _load(GitCredentials, env.source.credentials, env, "source.credentials")
@@ -125,26 +124,7 @@ def load_access(env: Environment) -> Access:
             known_hosts=creds.known_hosts,
         )
         masker.add(*git_auth.secrets())
-    if getattr(env.target, "cluster", None):
-        from driftgate.kube import KubeAccess
-
-        cluster = _load(KubernetesCluster, env.target.cluster, env, "target.cluster")
-        text = cluster.kubeconfig.get_secret_value()
-        try:
-            kubeconfig = yamlload.load(text, source=f"the kubeconfig in block {env.target.cluster!r}")
-        except yamlload.YAMLInputError as exc:  # names no value: the text holds credentials
-            raise PermanentError(f"environment {env.name!r}: {exc}", stage=Stage.CONFIG) from None
-        kube = KubeAccess(kubeconfig=kubeconfig, context=cluster.context)
-        masker.add(*[line.split(":", 1)[1].strip() for line in text.splitlines()
-                     if line.strip().startswith(("token:", "client-key-data:", "password:"))])
-    if getattr(env.target, "ssh", None):
-        block = _load(AnsibleSSH, env.target.ssh, env, "target.ssh")
-        ssh = SSHAccess(
-            user=block.user,
-            private_key=block.private_key.get_secret_value(),
-            known_hosts=block.known_hosts,
-        )
-        masker.add(ssh.private_key)
+    credentials = _target_credentials(env, masker)
     if env.source.allowed_signers_block:
         signers = _load(SigningKeys, env.source.allowed_signers_block, env, "source.allowed_signers_block")
         keys.extend(signers.public_keys)
@@ -154,7 +134,21 @@ def load_access(env: Environment) -> Access:
         where = f"environment {env.name!r}: render.age_identity block {env.render.age_identity!r}"
         identities = parse_age_identities(block.identity.get_secret_value(), where)
     masker.add(*identities)
-    return Access(git=git_auth, ssh=ssh, kube=kube, signing_keys=keys, masker=masker, age_identities=identities)
+    return Access(git=git_auth, target=credentials, signing_keys=keys, masker=masker, age_identities=identities)
+
+
+def _target_credentials(env: Environment, masker: Masker) -> object:
+    """The target kind's credentials, from the blocks its settings name
+    (`driftgate.targets.Target.blocks`); their secrets join ``masker``."""
+    target = targets.target_for(env)
+    refs = target.blocks(env.target)
+    if not refs:
+        return None
+    types = {block_type.__name__: block_type for block_type in BLOCK_TYPES}
+    loaded = {ref.field: _load(types[ref.block_type], ref.name, env, f"target.{ref.field}") for ref in refs}
+    credentials, secrets = target.credentials(env, loaded)
+    masker.add(*secrets)
+    return credentials
 
 
 def load_approval_signers(env: Environment) -> str:

@@ -1,8 +1,9 @@
 """The credentials one environment needs, gathered in one value.
 
-`Access` holds what the stages need to reach the source and the hosts (Git
-credentials, SSH access, the allowed signing keys) and a `Masker` that knows
-every secret among them. The engine never loads blocks itself: the task layer
+`Access` holds what the stages need to reach the source and the target (Git
+credentials, the target kind's own credentials, e.g. SSH access or a
+kubeconfig, the allowed signing keys) and a `Masker` that knows every secret
+among them. The engine never loads blocks itself: the task layer
 (or the CLI) builds an `Access` with `blocks.load_access()`; environments that
 reference no block get `local_access()`, with no Prefect involved.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from driftgate.ansible import SSHAccess
+from driftgate import targets
 from driftgate.config import Environment
 from driftgate.errors import PermanentError
 from driftgate.git import GitAuth
@@ -24,8 +25,9 @@ from driftgate.secrets import Masker
 @dataclass(frozen=True)
 class Access:
     git: GitAuth | None = None
-    ssh: SSHAccess | None = None
-    kube: Any = None  # driftgate.kube.KubeAccess (not imported here: the client is slow to import)
+    # The target kind's credentials from its blocks (`Target.credentials`): Ansible's
+    # SSHAccess, Kubernetes' KubeAccess; None when the target names no block.
+    target: Any = None
     signing_keys: list[str] = field(default_factory=list)
     masker: Masker = field(default_factory=Masker)
     age_identities: tuple[str, ...] = ()  # AGE-SECRET-KEY-... lines: decrypt *.yaml.age at render
@@ -33,8 +35,8 @@ class Access:
 
 def uses_blocks(env: Environment) -> bool:
     source = env.source
-    target_block = getattr(env.target, "ssh", None) or getattr(env.target, "cluster", None)
-    return bool(source.credentials or source.allowed_signers_block or target_block or env.render.age_identity)
+    target_blocks = targets.target_for(env).blocks(env.target)
+    return bool(source.credentials or source.allowed_signers_block or target_blocks or env.render.age_identity)
 
 
 def config_signing_keys(env: Environment) -> list[str]:

@@ -17,7 +17,7 @@ ansible-runner is used defensively: a fresh private data
 directory per run under ``$DRIFTGATE_HOME/runs``, removed afterwards so no
 artifact (its ``command`` file stores the environment) or key stays on disk;
 ``suppress_env_files``; host-key checking on; the venv's ``bin`` first on
-PATH. Called by the diff and apply tasks and by the CLI's read-only plan.
+PATH. Called by the Ansible target (`driftgate.targets.ansible`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from driftgate import home, policy
+from driftgate import home
 from driftgate.config import Environment
 from driftgate.errors import PermanentError, TransientError
 from driftgate.models import Action, ApplyResult, Bundle, Change, HostResult, Plan, Stage, TaskResult
@@ -69,6 +69,12 @@ _PERMANENT_SSH_FAILURES = {
     "Name or service not known": "no such host name: check the inventory",
     "nodename nor servname provided": "no such host name: check the inventory",
 }
+
+
+# Check mode cannot see what these do: a change from them is a leap of faith.
+UNPREDICTABLE_MODULES = frozenset(
+    {"command", "shell", "raw", "script", "reboot", "expect", "win_command", "win_shell", "win_reboot"}
+)
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,7 @@ def apply(
             TaskResult(host=event.host, task=event.task, status=status, message=message, task_path=event.task_path)
         )
         if event.changed:
-            unpredictable = _short(event.module) in policy.UNPREDICTABLE_MODULES
+            unpredictable = _short(event.module) in UNPREDICTABLE_MODULES
             changed.append(_change(event, env, masker, action=Action.RUN if unpredictable else _action(event.res)))
     hosts = []
     for host, results in per_host.items():
@@ -139,14 +145,12 @@ def apply(
 
 
 def _change(event: _TaskEvent, env: Environment, masker: Masker, *, action: Action, note: str = "") -> Change:
-    rules = policy.ansible_risk_rules(action=action, module=event.module, task=event.task, policy=env.approval)
+    # Risk rules are the Ansible target's (driftgate.targets.ansible), added by driftgate.policy.
     return Change(
         action=action,
         target=event.host,
         name=event.task,
         module=event.module,
-        risky=bool(rules),
-        rules=rules,
         diff=masker(_diff_text(event.res)),
         task_path=event.task_path,
         note=note,
@@ -170,7 +174,7 @@ def _unpredictable(event: _TaskEvent) -> str:
     """
     module = _short(event.module)
     if event.status == "skipped":
-        if event.skip == "check-mode" or (event.skip == "hidden" and module in policy.UNPREDICTABLE_MODULES):
+        if event.skip == "check-mode" or (event.skip == "hidden" and module in UNPREDICTABLE_MODULES):
             return f"check mode skipped this {module} task: what it does is unknown until it runs at apply"
         return ""
     if event.status != "ok" or not event.changed:
@@ -180,7 +184,7 @@ def _unpredictable(event: _TaskEvent) -> str:
             "check_mode: false: the task ran for real during this plan and runs again at apply; "
             "what it does then is unknown"
         )
-    if module in policy.UNPREDICTABLE_MODULES:
+    if module in UNPREDICTABLE_MODULES:
         return f"check mode cannot see what {module} does: it runs at apply, with an unknown effect"
     return ""
 

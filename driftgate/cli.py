@@ -113,7 +113,7 @@ def plan(
     if output == "json":
         print(json.dumps(plan_json(result, ref=record.ref), indent=2))
     else:
-        _print_plan(result, ref=record.ref)
+        _print_plan(result, targets.target_for(env), ref=record.ref)
     raise typer.Exit(EXIT_OK if result.in_sync else EXIT_CHANGES)
 
 
@@ -165,13 +165,12 @@ def plan_json(result: Plan, *, ref: str = "") -> dict[str, Any]:
     }
 
 
-def _print_plan(result: Plan, *, ref: str = "") -> None:
+def _print_plan(result: Plan, target: targets.Target, *, ref: str = "") -> None:
     where = f"[bold]{escape(result.environment)}[/] at [cyan]{result.revision[:12]}[/]" + (f" ({escape(ref)})" if ref else "")
     for warning in result.warnings:
         console.print(f"[yellow]! warning:[/] {escape(warning)}")
     if result.in_sync:
-        noun = "object(s)" if any("/" in h for h in result.hosts) else "host(s)"  # Kubernetes: Kind/ns/name
-        console.print(f"[green]✓ In sync:[/] {where}, {len(result.hosts)} {noun}, nothing to change.")
+        console.print(f"[green]✓ In sync:[/] {where}, {len(result.hosts)} {target.noun}(s), nothing to change.")
         return
     risky = sum(c.risky for c in result.changes)
     console.print(
@@ -180,18 +179,15 @@ def _print_plan(result: Plan, *, ref: str = "") -> None:
         + f"  (plan {result.plan_hash[:12]})"
     )
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    objects = any(c.kind for c in result.changes)  # Kubernetes: one row per object
-    for column in ("object", "action", "risky") if objects else ("host", "task", "action", "risky"):
+    for column in (*target.columns, "action", "risky"):
         table.add_column(column)
     for change in result.changes:
         risky = f"[red]yes[/] ({', '.join(change.rules)})" if change.risky and change.rules else ("[red]yes[/]" if change.risky else "")
-        where = [escape(change.target)] if objects else [escape(change.target), escape(change.name)]
-        table.add_row(*where, change.action.value, risky)
+        table.add_row(*(escape(cell) for cell in target.row(change)), change.action.value, risky)
     console.print(table)
     for change in result.changes:
         if change.diff or change.note:
-            what = change.target if change.kind else f"{change.target}: {change.name}"
-            console.print(f"\n[bold]{escape(what)}[/]")
+            console.print(f"\n[bold]{escape(target.label(change))}[/]")
         if change.note:
             console.print(f"[yellow]effect unknown:[/] {escape(change.note)}")
         if change.diff:
@@ -365,7 +361,7 @@ def _print_run(run: StoredRun) -> None:
         f" — {len(run.changes)} change(s), record #{run.id}, {run.duration_s:.1f} s"
     )
     for change in run.changes:
-        what = change.target if change.kind else f"{change.target}: {change.name}"
+        what = targets.label(change)
         console.print(
             f"  {change.action.value:<7} {escape(what)}"
             + (" [red](risky)[/]" if change.risky else "")
@@ -376,15 +372,9 @@ def _print_run(run: StoredRun) -> None:
         console.print(f"  approval: {a.decision.value} by {escape(a.approver or '-')}: {escape(a.reason)}")
         if a.signature:
             console.print(f"  signed by {escape(a.signature.principal or '-')} with {escape(a.signature.fingerprint or '-')}")
+    target = targets.for_record(run.changes, run.hosts)
     for host in run.hosts:
-        if "/" in host.host:  # a Kubernetes object: its apply/prune/health steps
-            steps = ", ".join(f"{t.task} {t.status.value}" + (f" ({t.message})" if t.message else "") for t in host.tasks)
-            console.print(f"  {escape(host.host)}: {escape(steps)}")
-            continue
-        console.print(
-            f"  {escape(host.host)}: changed={host.changed} ok={host.ok} failed={host.failed}"
-            f" unreachable={host.unreachable}"
-        )
+        console.print(f"  {escape(target.result_line(host) if target else host.host)}")
     if run.failed_stage:
         console.print(f"  [red]stopped at {run.failed_stage.value} ({run.failed_stage.reason}):[/] {escape(run.reason)}")
     elif run.reason:

@@ -25,10 +25,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import core_schema
 
 from driftgate import yamlload
 from driftgate.errors import ConfigError
@@ -125,74 +127,28 @@ def safe_subpath(value: str) -> str:
     return normal
 
 
-class AnsibleTarget(Strict):
-    """Hosts managed by an Ansible playbook from the bundle."""
+class TargetSettings(Strict):
+    """The ``target:`` section: where and how an environment is applied. Each
+    target kind (`driftgate.targets`) subclasses this with ``kind`` a Literal
+    of its name and its own fields."""
 
-    kind: Literal["ansible"]
-    playbook: str = "site.yml"
-    inventory: str | None = Field(default=None, description="inventory file in the bundle")
-    hosts: dict[str, dict[str, Any]] | None = Field(
-        default=None, description="inline hosts: name -> host vars"
-    )
-    vars: dict[str, Any] = Field(default_factory=dict, description="extra vars for every run")
-    ssh: str | None = Field(default=None, description="AnsibleSSH block name")
-    timeout: Duration = Field(default=timedelta(minutes=30), description="per ansible run")
+    kind: str
 
-    @field_validator("playbook", "inventory")
+
+class _RegisteredTargets:
+    """Validates ``target:`` with the settings model registered for its ``kind``
+    (a tagged union over `driftgate.targets.settings_models()`); the models
+    holding it are rebuilt when a kind is registered."""
+
     @classmethod
-    def _inside_bundle(cls, value: str | None) -> str | None:
-        return None if value is None else safe_subpath(value)
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        from driftgate import targets  # registers the built-in kinds on first import
 
-    @model_validator(mode="after")
-    def _one_inventory(self) -> "AnsibleTarget":
-        if self.inventory and self.hosts is not None:
-            raise ValueError("give either inventory (a file) or hosts (inline), not both")
-        if not self.inventory and self.hosts is None:
-            raise ValueError("give an inventory file or inline hosts")
-        if self.hosts is not None and not self.hosts:
-            raise ValueError("hosts is empty: name at least one host")
-        return self
+        choices = {kind: handler.generate_schema(model) for kind, model in targets.settings_models().items()}
+        return core_schema.tagged_union_schema(choices, discriminator="kind")
 
 
-class IgnoreRule(Strict):
-    """Differences to ignore, like Argo CD's ignoreDifferences: for the objects
-    matched by kind/name/namespace (globs), drop these JSON paths, or every
-    field owned by these field managers (e.g. an HPA's controller)."""
-
-    kind: str = Field(default="*", description="Kind (built-in), Kind.group, or a glob")
-    name: str = "*"
-    namespace: str = "*"
-    json_paths: list[str] = Field(default_factory=list, description="e.g. /spec/replicas or .spec.replicas")
-    managers: list[str] = Field(default_factory=list, description="field managers whose fields are ignored")
-
-
-    _kind_pattern = field_validator("kind")(lambda cls, value: _check_kind_pattern(value))
-
-
-class KubernetesTarget(Strict):
-    """A cluster reconciled through the Kubernetes API (server-side apply)."""
-
-    kind: Literal["kubernetes"]
-    cluster: str | None = Field(default=None, description="KubernetesCluster block name (kubeconfig)")
-    kubeconfig: str | None = Field(
-        default=None, description="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)"
-    )
-    context: str | None = None
-    namespace: str = Field(default="default", description="for namespaced objects that name none")
-    prune: bool = Field(default=False, description="delete objects driftgate created that left Git")
-    force_conflicts: bool = Field(default=False, description="take fields owned by other managers")
-    health_timeout: Duration = Field(default=timedelta(minutes=5), description="wait for rollouts")
-    request_timeout: Duration = Field(default=timedelta(seconds=30), description="per API request")
-    ignore: list[IgnoreRule] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _one_cluster_source(self) -> "KubernetesTarget":
-        if self.cluster and self.kubeconfig:
-            raise ValueError("give either cluster (a block) or kubeconfig (a file), not both")
-        return self
-
-
-Target = Annotated[AnsibleTarget | KubernetesTarget, Field(discriminator="kind")]
+Target = Annotated[TargetSettings, _RegisteredTargets]
 
 
 class ApprovalMode(str, Enum):
@@ -216,7 +172,7 @@ SENSITIVE_KINDS = (
 )
 
 
-def _check_kind_pattern(value: Any) -> Any:
+def check_kind_pattern(value: Any) -> Any:
     """Kinds are told apart by group and kind: a bare name must be a built-in."""
     for pattern in value if isinstance(value, list) else [value]:
         if isinstance(pattern, str) and (problem := pattern_problem(pattern)):
@@ -233,7 +189,7 @@ class RiskRules(Strict):
         default_factory=lambda: list(SENSITIVE_KINDS), description="changes to objects of these kinds"
     )
     scale_to_zero: bool = Field(default=True, description="a workload scaled to zero replicas")
-    _kind_patterns = field_validator("kinds")(lambda cls, value: _check_kind_pattern(value))
+    _kind_patterns = field_validator("kinds")(lambda cls, value: check_kind_pattern(value))
     max_changes: int | None = Field(default=20, ge=0, description="more changes than this in one plan")
     production: bool = Field(default=True, description="any change in an environment with production: true")
     unpredictable_modules: bool = Field(
@@ -256,7 +212,7 @@ class RiskRule(Strict):
     path: str | None = Field(default=None, description="a JSON path the change touches")
     action: list[Literal["create", "update", "delete", "run"]] | None = None
 
-    _kind_pattern = field_validator("kind")(lambda cls, value: _check_kind_pattern(value))
+    _kind_pattern = field_validator("kind")(lambda cls, value: check_kind_pattern(value))
 
     @field_validator("action", mode="before")
     @classmethod
@@ -403,6 +359,9 @@ class RenderSettings(Strict):
 class Environment(Strict):
     """One environment: a source, how to render it, where to apply it."""
 
+    # Built at first use, when the target kinds are registered (`_RegisteredTargets`).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
     name: str
     source: Source
     render: RenderSettings = RenderSettings()
@@ -426,6 +385,8 @@ class Environment(Strict):
 
 
 class Config(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
     path: Path = Field(description="the driftgate.yaml this came from")
     environments: dict[str, Environment]
 
@@ -437,6 +398,28 @@ class Config(Strict):
             raise ConfigError(
                 f"environment {name!r} is not in {self.path} (known: {known})"
             ) from None
+
+
+def rebuild_target_models() -> None:
+    """Validate ``target:`` against the kinds registered now (called by
+    `driftgate.targets.register`); models not built yet pick them up when built."""
+    for model in (Environment, Config):
+        if model.__pydantic_complete__:
+            model.model_rebuild(force=True)
+
+
+def __getattr__(name: str) -> Any:
+    # The built-in targets' settings live in their target modules; these names
+    # stay importable from here for the engines that import them from here.
+    if name in ("AnsibleTarget",):
+        from driftgate.targets.ansible import AnsibleSettings
+
+        return AnsibleSettings
+    if name in ("KubernetesTarget", "IgnoreRule"):
+        from driftgate.targets import kubernetes
+
+        return {"KubernetesTarget": kubernetes.KubernetesSettings, "IgnoreRule": kubernetes.IgnoreRule}[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -500,16 +483,19 @@ def parse_config(raw: Any, path: Path) -> Config:
 
 
 def _describe(err: dict[str, Any]) -> str:
+    from driftgate import targets
+
     # Drop the discriminator tag pydantic puts in the location ("target.ansible.playbook").
-    loc = [str(p) for p in err["loc"] if p not in ("ansible", "kubernetes")]
+    loc = [str(p) for i, p in enumerate(err["loc"]) if not (i and err["loc"][i - 1] == "target" and p in targets.kinds())]
     where = ".".join(loc)
     message = err["msg"].removeprefix("Value error, ")
+    known = " or ".join(", ".join(repr(k) for k in targets.kinds()).rsplit(", ", 1))
     if err["type"] == "extra_forbidden":
         message = "unknown key (check the spelling)"
     elif err["type"] == "union_tag_invalid":
-        message = f"unknown kind {err.get('input', {}).get('kind')!r}: use 'ansible' or 'kubernetes'"
+        message = f"unknown kind {err.get('input', {}).get('kind')!r}: use {known}"
     elif err["type"] == "union_tag_not_found":
-        message = "missing 'kind' (use 'ansible' or 'kubernetes')"
+        message = f"missing 'kind' (use {known})"
     return f"{where}: {message}" if where else message
 
 

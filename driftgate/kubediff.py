@@ -14,14 +14,17 @@ from __future__ import annotations
 import copy
 import difflib
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from deepdiff import DeepDiff
 
-from driftgate.config import IgnoreRule
 from driftgate.hashing import canonical_hash
+from driftgate.jsonpath import split_path
 from driftgate.kinds import kind_matches
+
+if TYPE_CHECKING:
+    from driftgate.targets.kubernetes import IgnoreRule
 
 _SERVER_METADATA = (
     "managedFields", "resourceVersion", "uid", "generation", "creationTimestamp",
@@ -63,7 +66,7 @@ def apply_ignore_rules(obj: dict[str, Any], rules: list[IgnoreRule], live: dict[
     out = copy.deepcopy(obj)
     for rule in rules:
         for path in rule.json_paths:
-            _remove(out, _split_path(path))
+            _remove(out, split_path(path))
         if rule.managers and live:
             for entry in live.get("metadata", {}).get("managedFields") or []:
                 if entry.get("manager") in rule.managers:
@@ -118,14 +121,9 @@ def stable_hash(obj: dict[str, Any]) -> str:
     return canonical_hash(obj)
 
 
-def _split_path(path: str) -> list[str]:
-    """'/spec/replicas', '.spec.replicas' or 'spec.replicas' -> ['spec', 'replicas']."""
-    if path.startswith("/"):
-        return [p.replace("~1", "/").replace("~0", "~") for p in path.strip("/").split("/")]
-    return [p for p in path.lstrip(".").split(".") if p]
-
-
 def _remove(obj: Any, path: list[str]) -> None:
+    if not path:  # "/" names the whole object: an ignore rule never drops all of it
+        return
     for key in path[:-1]:
         if isinstance(obj, list) and key.isdigit() and int(key) < len(obj):
             obj = obj[int(key)]

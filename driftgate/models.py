@@ -135,7 +135,9 @@ def object_display(kind: str, namespace: str, name: str, *, api_version: str = "
 
 class Change(Frozen):
     """One pending change: an Ansible task that would change a host, or a
-    Kubernetes object to create, update or delete (prune)."""
+    Kubernetes object to create, update or delete (prune), or a change of
+    another target kind (`driftgate.targets`); the fields named for one kind
+    are left empty by the others."""
 
     action: Action
     target: str = Field(description="Ansible: the host; Kubernetes: kind/namespace/name")
@@ -155,6 +157,10 @@ class Change(Frozen):
         description="Ansible: where the task is defined in the bundle (file:line), #N for its Nth run on the host",
     )
     note: str = Field(default="", description="for action run: why check mode cannot predict what the task does")
+    target_kind: str = Field(
+        default="",
+        description="the target kind that planned it (driftgate.targets); '' in changes recorded before it was kept",
+    )
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -191,7 +197,8 @@ class Plan(Frozen):
         body = {
             "environment": self.environment,
             "revision": self.revision,
-            "changes": [c.model_dump(mode="json") for c in self.changes],
+            # target_kind follows from the environment: left out, so a plan keeps the hash it had before it was kept
+            "changes": [c.model_dump(mode="json", exclude={"target_kind"}) for c in self.changes],
         }
         return canonical_hash(body)
 
@@ -382,6 +389,8 @@ class RecordedChange(Change):
     @model_serializer(mode="wrap")
     def _columns_first(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         dumped = handler(self)
+        if dumped.get("target_kind") == "":  # a change from before changes named their kind: stored (and hashed) as then
+            del dumped["target_kind"]
         return {**{k: dumped[k] for k in self.COLUMNS if k in dumped}, **dumped}
 
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+from driftgate import targets
 from driftgate.models import Change, Plan, RunRecord
 
 MAX_DIFF_LINES = 200  # per change: a page a reviewer can still read
 
 
 def change_label(change: Change) -> str:
-    """'Deployment/web/api' for an object, 'web1: restart nginx' for an Ansible task."""
-    return change.target if change.kind else f"{change.target}: {change.name}"
+    """'Deployment/web/api' for an object, 'web1: restart nginx' for an Ansible
+    task: as its target kind names it (`driftgate.targets.label`)."""
+    return targets.label(change)
 
 
 def plan_rules(plan: Plan) -> list[str]:

@@ -83,7 +83,7 @@ def test_deletion_and_unpredictable_modules_are_risky(world: DemoWorld) -> None:
     )
     (world.host_root / "old.html").write_text("old\n")
     env, bundle = stages(world)
-    risky = {c.name: (c.action, c.risky, c.rules) for c in ansible.check(env, bundle).changes}
+    risky = {c.name: (c.action, c.risky, c.rules) for c in policy.assess(env, ansible.check(env, bundle), bundle=bundle).changes}
     assert risky["remove the old page"] == (Action.DELETE, True, ("delete",))
     assert risky["welcome page"] == (Action.CREATE, False, ())
     # command does not run in check mode: its effect is unknown, so it is a `run`, and risky
@@ -156,7 +156,7 @@ def test_a_run_without_driftgates_callback_is_refused(world: DemoWorld, tmp_path
 def test_risky_tasks_by_name(world: DemoWorld) -> None:
     edit_config(world, approval={"risky_tasks": ["connection *"]})
     env, bundle = stages(world)
-    risky = [(c.name, c.rules) for c in ansible.check(env, bundle).changes if c.risky]
+    risky = [(c.name, c.rules) for c in policy.assess(env, ansible.check(env, bundle), bundle=bundle).changes if c.risky]
     assert risky == [("connection limit", ("task:connection *",))]
 
 

@@ -20,6 +20,7 @@ from driftgate.errors import ConfigError
 from driftgate.kinds import BUILTIN_GROUP
 from driftgate.models import Action, Bundle, Change, Outcome, Plan
 from driftgate.store import Store, StoredRun
+from driftgate.targets import ansible as ansible_target
 from tests.conftest import answer, approver, as_cli, edit_config, run_cli
 
 # ---------------------------------------------------------------- the risk policy (engine only)
@@ -160,11 +161,11 @@ def test_ansible_rules_tags_read_from_the_playbook_modules_and_hosts(tmp_path: P
     (tmp_path / "more.yml").write_text("- name: imported task\n  ansible.builtin.copy: {dest: /tmp/z, content: z}\n")
     (tmp_path / "roles/cache/tasks").mkdir(parents=True)
     (tmp_path / "roles/cache/tasks/main.yml").write_text("- name: flush cache\n  ansible.builtin.command: flush\n")
-    tags = policy.ansible_task_tags(tmp_path, "site.yml")
+    tags = ansible_target.task_tags(tmp_path, "site.yml")
     assert tags["plain copy"] == {"web"} and tags["restart app"] == {"web", "risky"}
     assert tags["migrate schema"] == {"web", "db", "risky"} and tags["imported task"] == {"web", "risky"}
     assert tags["flush cache"] == {"web", "risky"}
-    assert policy.ansible_task_tags(tmp_path, "missing.yml") == {}
+    assert ansible_target.task_tags(tmp_path, "missing.yml") == {}
 
     bundle = Bundle(commit="c0ffee", directory=tmp_path, playbook="site.yml", hosts=("h1",))
     env = env_of(kind="ansible", risky_tasks=["plain*"])

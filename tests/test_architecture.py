@@ -49,7 +49,7 @@ def test_engine_modules_do_not_import_prefect_flows_or_tasks() -> None:
 
 def test_importing_every_engine_module_loads_no_prefect() -> None:
     modules = [_module_name(p) for p in _engine_modules()]
-    assert {"driftgate.store.queries", "driftgate.kube.health"} <= set(modules)  # packages are looked into
+    assert {"driftgate.store.queries", "driftgate.kube.health", "driftgate.targets.kubernetes"} <= set(modules)  # packages are looked into
     code = (
         "import sys\n"
         + "".join(f"import {m}\n" for m in modules)

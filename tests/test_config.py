@@ -65,7 +65,7 @@ def test_every_problem_is_reported_with_environment_and_field(tmp_path: Path) ->
     assert "environment 'web': target.playbok: unknown key (check the spelling)" in problems
     assert any(p.startswith("environment 'web': approval.mode:") for p in problems)
     assert "environment 'db': source.repo: Field required" in problems
-    assert any(p.startswith("environment 'db': target:") and "terraform" in p for p in problems)
+    assert "environment 'db': target: unknown kind 'terraform': use 'ansible' or 'kubernetes'" in problems
     assert len(problems) == 5
     assert str(tmp_path / "driftgate.yaml") in str(caught.value)
 
@@ -90,6 +90,13 @@ def test_target_rules(tmp_path: Path, target: dict, message: str) -> None:
     data = {"environments": {"e": {"source": {"repo": "./r"}, "target": target}}}
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, data))
+
+
+def test_a_target_without_kind_names_the_kinds(tmp_path: Path) -> None:
+    data = {"environments": {"e": {"source": {"repo": "./r"}, "target": {"hosts": {"a": {}}}}}}
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, data))
+    assert caught.value.problems == ["environment 'e': target: missing 'kind' (use 'ansible' or 'kubernetes')"]
 
 
 def test_signed_commits_need_signers(tmp_path: Path) -> None:
