@@ -4,7 +4,8 @@
 
 For each environment in driftgate.yaml: ``reconcile/sync-<env>`` on its
 ``sync.schedule`` and ``drift-check/drift-<env>`` on its ``drift.schedule``
-(no schedule: on demand from the UI), with jitter (driftgate.schedule). A sync
+(no schedule: on demand from the UI), with jitter: the list in
+driftgate.schedule, which prefect.yaml is written from too. A sync
 deployment runs one at a time, and the reconcile flow also holds a
 per-environment concurrency limit, so manual and CLI syncs queue behind
 scheduled ones; drift checks never wait for a sync. SIGTERM or Ctrl-C stops
@@ -18,42 +19,35 @@ import os
 import signal
 from typing import Any
 
-from driftgate.config import Config, Schedule, load_config
-from driftgate.schedule import planned
+from driftgate.config import Config, load_config
+from driftgate.schedule import PlannedSchedule, deployments
 
 
 def build_deployments(config: Config) -> list[Any]:
     from flows.drift import drift_check
     from flows.reconcile import reconcile
 
-    deployments = []
-    for name, env in sorted(config.environments.items()):
-        # Only what to run: who asked comes from Prefect's run data (flows/requests.py),
-        # and runs use the configuration this service was started with.
-        common = {"environment": name}
-        for purpose, flow, schedule, description in (
-            ("sync", reconcile, env.sync.schedule, f"Reconcile {name} to Git ({env.source.repo} @ {env.source.ref})"),
-            ("drift", drift_check, env.drift.schedule, f"Read-only drift check of {name}; self-heal: {env.drift.self_heal}"),
-        ):
-            deployments.append(
-                flow.to_deployment(
-                    name=f"{purpose}-{name}",
-                    parameters=common,
-                    concurrency_limit=1,
-                    description=description,
-                    tags=["driftgate", f"env:{name}", purpose],
-                    schedules=_schedules(schedule, name, purpose),
-                )
-            )
-    return deployments
+    flows = {"sync": reconcile, "drift": drift_check}
+    # Only what to run: who asked comes from Prefect's run data (flows/requests.py),
+    # and runs use the configuration this service was started with.
+    return [
+        flows[d.purpose].to_deployment(
+            name=d.name,
+            parameters={"environment": d.environment},
+            concurrency_limit=d.concurrency_limit,
+            description=d.description,
+            tags=d.tags,
+            schedules=_schedules(d.schedule),
+        )
+        for d in deployments(config)
+    ]
 
 
-def _schedules(schedule: Schedule | None, environment: str, purpose: str) -> list[Any]:
+def _schedules(plan: PlannedSchedule | None) -> list[Any]:
     from prefect.schedules import Cron, Interval
 
-    if schedule is None:
+    if plan is None:
         return []
-    plan = planned(schedule, environment, purpose)
     if plan.interval is not None:
         return [Interval(plan.interval, anchor_date=plan.anchor)]
     parameters = {"delay_seconds": plan.delay_seconds} if plan.delay_seconds else None

@@ -3,13 +3,15 @@
 `Access` holds what the stages need to reach the source and the target (Git
 credentials, the target kind's own credentials, e.g. SSH access or a
 kubeconfig, the allowed signing keys) and a `Masker` that knows every secret
-among them. The engine never loads blocks itself: the task layer
-(or the CLI) builds an `Access` with `blocks.load_access()`; environments that
-reference no block get `local_access()`, with no Prefect involved.
+among them. `load_access()` is the one way in, for the credentials task and the
+CLI: environments that reference no block get `local_access()`, with no Prefect
+involved; the others `blocks.load_access()`, which the caller passes in (the
+engine never loads blocks itself).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,12 @@ class Access:
     signing_keys: list[str] = field(default_factory=list)
     masker: Masker = field(default_factory=Masker)
     age_identities: tuple[str, ...] = ()  # AGE-SECRET-KEY-... lines: decrypt *.yaml.age at render
+
+
+def load_access(env: Environment, *, from_blocks: Callable[[Environment], Access]) -> Access:
+    """What ``env`` needs: ``from_blocks(env)`` (`blocks.load_access`, which needs
+    the Prefect API) when it names a block, else `local_access` without Prefect."""
+    return from_blocks(env) if uses_blocks(env) else local_access(env)
 
 
 def uses_blocks(env: Environment) -> bool:

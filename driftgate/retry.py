@@ -13,7 +13,7 @@ does not answer within its timeout is not asked again.
 
 So a stage that keeps failing transiently costs ATTEMPTS attempts and at most
 sum(BACKOFF) seconds of waiting (2 x MAX_WAIT when the server asks for more).
-Called by the fetch and diff tasks (tasks/stages.py) and by `driftgate plan`.
+Called by fetch and diff in driftgate.pipeline (the tasks and `driftgate plan`).
 """
 
 from __future__ import annotations

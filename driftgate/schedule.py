@@ -3,7 +3,11 @@
 Many environments on the same schedule would all start together (Argo CD
 spreads its refreshes for the same reason). Each (environment, purpose) gets
 a stable offset within the schedule's ``jitter``: the same on every restart,
-different between environments. Called by deployments/serve.py.
+different between environments.
+
+`deployments()` is the one list of what driftgate deploys (one sync and one
+drift check per environment, with their schedules): deployments/serve.py
+serves it, driftgate/prefect_yaml.py writes it out for workers.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from driftgate.config import Schedule
+from driftgate.config import Config, Schedule
 
 EPOCH = datetime(2020, 1, 1, tzinfo=timezone.utc)
 
@@ -43,3 +47,36 @@ def planned(schedule: Schedule, environment: str, purpose: str) -> PlannedSchedu
         return PlannedSchedule(schedule.interval, EPOCH + offset, None, 0.0)
     # A cron fires on the minute for everyone: the run itself waits its offset.
     return PlannedSchedule(None, None, schedule.cron, offset.total_seconds())
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One deployment: which flow runs for which environment, and when (None: on demand)."""
+
+    environment: str
+    purpose: str  # "sync" or "drift"
+    entrypoint: str  # the flow, as prefect.yaml names it
+    description: str
+    schedule: PlannedSchedule | None
+    concurrency_limit: int = 1  # a deployment's runs never overlap
+
+    @property
+    def name(self) -> str:
+        return f"{self.purpose}-{self.environment}"
+
+    @property
+    def tags(self) -> list[str]:
+        return ["driftgate", f"env:{self.environment}", self.purpose]
+
+
+def deployments(config: Config) -> list[Deployment]:
+    """A sync and a drift check per environment, in name order."""
+    found = []
+    for name, env in sorted(config.environments.items()):
+        for purpose, entrypoint, schedule, description in (
+            ("sync", "flows/reconcile.py:reconcile", env.sync.schedule, f"Reconcile {name} to Git ({env.source.repo} @ {env.source.ref})"),
+            ("drift", "flows/drift.py:drift_check", env.drift.schedule, f"Read-only drift check of {name}; self-heal: {env.drift.self_heal}"),
+        ):
+            when = planned(schedule, name, purpose) if schedule is not None else None
+            found.append(Deployment(name, purpose, entrypoint, description, when))
+    return found

@@ -8,8 +8,8 @@ Never applies anything itself. Drift found is recorded as a drift event
 run (whose own gate still applies); ``sync-if-safe`` starts one only when the
 correcting plan is not risky. An unreachable target or any other error is
 recorded (status unknown, with the reason) and does not fail the serving
-process; an unexpected exception is recorded as failed with its stage and
-then fails the flow run. A check while a sync of the environment runs (or
+process; an unexpected exception is recorded as failed with the stage it
+happened in and then fails the flow run (driftgate.pipeline). A check while a sync of the environment runs (or
 one that a sync overlapped) is recorded as skipped: a half-applied state is
 not drift. Run by the ``drift-<env>`` deployments and by the tests.
 """
@@ -23,15 +23,14 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from driftgate.config import Environment, load_config
-from driftgate.errors import DriftgateError
 from driftgate.models import Outcome, Plan, RunPurpose, Trigger
+from driftgate.pipeline import Pipeline
 from driftgate.runlog import RunLog
 from flows.links import this_run_url
 from flows.requests import RunRequest, pinned_config, requested, this_request
 from flows.locks import free_dead_runs, sync_in_progress
-from tasks import diff_live, fetch_source, load_access, record_run, render_bundle
 from tasks.notify import notify
-from tasks.stages import record_start
+from tasks.stages import STAGES
 
 
 # retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says: a failed run is not run again
@@ -48,32 +47,22 @@ def drift_check(environment: str, config: str | None = None, delay_seconds: floa
         environment, purpose=RunPurpose.DRIFT, trigger=request.trigger.value, requested_by=request.requested_by,
         flow_run_id=str(flow_run.id), flow_run_url=this_run_url(),
     )  # fmt: skip
-    start = run.start()
-    interrupted = record_start(start)
+    pipeline = Pipeline(run, STAGES)
+    start, interrupted = pipeline.start()
     env: Environment | None = None
-    try:
+    with pipeline.recorded():  # a crash at any stage is recorded as failed there, and fails the flow run
         free_dead_runs(interrupted, noticed_by=start)
         env = load_config(pinned_config(config, environment=environment)).environment(environment)
         # A sync applying now would show as drift: stay clear of it, before the
         # diff and after it (one may have started, or ended, meanwhile).
         busy = sync_in_progress(environment, since=run.started_at)
         if busy is None:
-            access = load_access(env)
-            run.masker = access.masker
-            run.checkout = fetch_source(env, access)
-            bundle = render_bundle(env, run.checkout, access)
-            run.plan = diff_live(env, bundle, access)
+            access = pipeline.access(env)
+            _, run.plan = pipeline.plan(env, access)
             busy = sync_in_progress(environment, since=run.started_at)
         if busy is not None:
             run.skip(f"skipped: {busy}; a check now could take its changes for drift")
-    except DriftgateError as exc:
-        run.fail(exc)
-    except Exception as exc:  # a bug or an unforeseen failure: record it, then let Prefect show it
-        run.fail(exc)
-        record_run(run.finish())
-        raise
-    record = run.finish()
-    record_id = record_run(record)
+    record, record_id = pipeline.finish()
     summary = f"record #{record_id}: {record.outcome.value}"
     if record.outcome == Outcome.SKIPPED:
         logger.info("drift check of %s %s", environment, record.reason)

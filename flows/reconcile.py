@@ -2,8 +2,9 @@
 
     fetch -> render -> diff -> gate (pause for approval?) -> apply -> record
 
-Every run ends in the record, failed, rejected and no-op runs too (both
-exits below record). The flow's final state says how it ended: Completed (applied or
+Every run ends in the record, failed, rejected and no-op runs too: fetch,
+render and diff, and the record around the run, are the read-only pipeline
+(driftgate.pipeline) that the drift check and `driftgate plan` share. The flow's final state says how it ended: Completed (applied or
 in sync), Failed (with the stage and reason), or Cancelled named "Rejected".
 Run by `driftgate sync`, by deployments, and by the tests.
 """
@@ -17,23 +18,17 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, State
 
 from driftgate.config import Environment, load_config
-from driftgate.errors import ApplyFailed, DriftgateError
+from driftgate.errors import ApplyFailed
 from driftgate.models import Outcome, Plan, RunPurpose
+from driftgate.pipeline import Pipeline
 from driftgate.runlog import RunLog
 from flows.approval import gate
 from flows.links import this_run_url
 from flows.locks import free_dead_runs, one_sync_at_a_time
 from flows.requests import pinned_config, this_request
+from tasks import apply_changes
 from tasks.notify import notify
-from tasks.stages import record_start
-from tasks import (
-    apply_changes,
-    diff_live,
-    fetch_source,
-    load_access,
-    record_run,
-    render_bundle,
-)
+from tasks.stages import STAGES
 
 
 # retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says: a failed run is not run again
@@ -58,27 +53,23 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
         flow_run_id=str(flow_run.id),
         flow_run_url=this_run_url(),
     )
-    start = run.start()
-    interrupted = record_start(start)  # first: a run whose process dies is still in the record
+    pipeline = Pipeline(run, STAGES)  # fetch -> render -> diff, and the record around the run
+    start, interrupted = pipeline.start()  # first: a run whose process dies is still in the record
     env: Environment | None = None
-    try:
+    with pipeline.recorded():  # every failure ends in the record; a bug is raised again for Prefect to show
         free_dead_runs(interrupted, noticed_by=start)  # ... and its sync slot does not outlive it
         env = load_config(pinned_config(config, environment=environment)).environment(environment)
         if delay_seconds:
             time.sleep(delay_seconds)
         with one_sync_at_a_time(start, wait=env.sync.wait):
-            access = load_access(env)
-            run.masker = access.masker
-            run.checkout = fetch_source(env, access)
-            bundle = render_bundle(env, run.checkout, access)
-            run.plan = diff_live(env, bundle, access)
+            access = pipeline.access(env)
+            bundle, run.plan = pipeline.plan(env, access)
 
             def replan() -> Plan:
                 """fetch, render and diff again right before apply: an approval is for one exact plan."""
                 nonlocal bundle
-                run.checkout = fetch_source(env, access)
-                bundle = render_bundle(env, run.checkout, access)
-                return diff_live(env, bundle, access)
+                bundle, fresh = pipeline.plan(env, access)
+                return fresh
 
             run.plan, run.approval = gate(env, run.plan, replan=replan, request=request)
             if run.approval is not None and run.approval.approved:
@@ -86,14 +77,7 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
                     run.result = apply_changes(env, bundle, access, run.plan)
                 except ApplyFailed as exc:  # the task is Failed; the record keeps every result
                     run.result = exc.result
-    except DriftgateError as exc:
-        run.fail(exc)
-    except Exception as exc:  # a bug or an unforeseen failure: record it, then let Prefect show it
-        run.fail(exc)
-        record_run(run.finish())
-        raise
-    record = run.finish()
-    record_id = record_run(record)
+    record, record_id = pipeline.finish()
     summary = f"record #{record_id}: {record.outcome.value}"
     logger.info("%s at %s", summary, record.commit[:12] or "no commit")
     if record.outcome == Outcome.REJECTED:

@@ -1,23 +1,27 @@
-"""The stage tasks. Names are what a person reads in the Prefect UI."""
+"""The stage tasks. Names are what a person reads in the Prefect UI.
+
+Each wraps one engine function; `STAGES` hands the read-only ones (and the
+record) to `driftgate.pipeline.Pipeline`, which the reconcile and drift-check
+flows run them through.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from driftgate import git, policy, report, retry, signing, targets
-from driftgate.access import Access, local_access, uses_blocks
+from driftgate import access as credentials
+from driftgate import git, pipeline, policy, report, retry, signing, targets
+from driftgate.access import Access
 from driftgate.config import Environment
 from driftgate.errors import ApplyFailed, PermanentError, TransientError
 from driftgate.models import ApplyResult, Bundle, Checkout, Plan, RunRecord, RunStart, Stage
 from driftgate.store import Store
 from tasks import logs
 
-T = TypeVar("T")
 logs.install()  # one ERROR line, no traceback, for an expected failure
 
 # Inputs hold credentials: never hash them into cache keys or persist them.
@@ -27,32 +31,27 @@ logs.install()  # one ERROR line, no traceback, for an expected failure
 _common: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
 
-def _retrying(stage: str, fn: Callable[[], T]) -> T:
-    """``fn()`` within the one retry budget, each retry logged on the run."""
+def _log_retries(stage: str) -> pipeline.OnRetry:
+    """Each retry of ``stage`` within the one retry budget, logged on the run."""
 
     def log_retry(attempt: int, seconds: float, error: TransientError) -> None:
         get_run_logger().warning(
             "%s: attempt %d of %d failed, trying again in %.0f s: %s", stage, attempt, retry.ATTEMPTS, seconds, error
         )
 
-    return retry.call(fn, on_retry=log_retry)
+    return log_retry
 
 
 @task(name="credentials", **_common)
 def load_access(env: Environment) -> Access:
-    if not uses_blocks(env):
-        return local_access(env)
     from blocks import load_access as from_blocks
 
-    return from_blocks(env)
+    return credentials.load_access(env, from_blocks=from_blocks)
 
 
 @task(name="fetch", **_common)
 def fetch_source(env: Environment, access: Access) -> Checkout:
-    checkout = _retrying(
-        "fetch",
-        lambda: git.fetch(env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys),
-    )
+    checkout = pipeline.fetch(env, access, on_retry=_log_retries("fetch"))
     signed = f", signed by {checkout.signed_by}" if checkout.signed_by else ""
     get_run_logger().info("fetched %s: commit %s by %s%s", checkout.ref, checkout.commit[:12], checkout.author, signed)
     return checkout
@@ -60,12 +59,12 @@ def fetch_source(env: Environment, access: Access) -> Checkout:
 
 @task(name="render", **_common)
 def render_bundle(env: Environment, checkout: Checkout, access: Access) -> Bundle:
-    return targets.render(env, checkout, access=access)
+    return pipeline.render(env, checkout, access)
 
 
 @task(name="diff", **_common)
 def diff_live(env: Environment, bundle: Bundle, access: Access) -> Plan:
-    plan = _retrying("diff", lambda: targets.plan(env, bundle, access))
+    plan = pipeline.diff(env, bundle, access, on_retry=_log_retries("diff"))
     get_run_logger().info("plan %s at %s: %s", plan.plan_hash[:12], plan.revision[:12], report.plan_summary(plan))
     # On the run page before any pause: a reviewer decides from these alone.
     create_markdown_artifact(
@@ -143,6 +142,17 @@ def record_run(run: RunRecord) -> int:
         description="driftgate record",
     )
     return record_id
+
+
+# The read-only pipeline's stages as task runs (flows/reconcile.py, flows/drift.py).
+STAGES = pipeline.Stages(
+    access=load_access,
+    fetch=fetch_source,
+    render=render_bundle,
+    diff=diff_live,
+    record=record_run,
+    record_start=record_start,
+)
 
 
 def _slug(name: str) -> str:

@@ -51,6 +51,18 @@ def test_plan_error_is_exit_1_recorded_with_stage(world: DemoWorld) -> None:
     assert text.returncode == 1 and "error: environment 'demo': ref 'nope'" in text.stderr
 
 
+def test_plan_that_crashes_in_render_is_recorded_at_render_and_shown_with_its_traceback(world: DemoWorld, driftgate_home: Path) -> None:
+    # A real fault, nothing mocked: render's cache folder is a file, so its
+    # mkdir raises FileExistsError, which no engine code expects (a bug's stand-in).
+    driftgate_home.mkdir(parents=True, exist_ok=True)
+    (driftgate_home / "renders").write_text("not a folder")
+    result = run_cli("plan", "demo", "--config", str(world.config))
+    assert result.returncode == 1 and "FileExistsError" in result.stderr and "Traceback" in result.stderr
+    history = json.loads(run_cli("history", "--output", "json").stdout)
+    assert history[0]["outcome"] == "failed" and history[0]["failed_stage"] == "render", history[0]
+    assert history[0]["reason"].startswith("FileExistsError: ") and history[0]["commit"]
+
+
 def test_unknown_environment_and_bad_output(world: DemoWorld) -> None:
     result = run_cli("plan", "prod", "--config", str(world.config))
     assert result.returncode == 1 and "environment 'prod' is not in" in result.stderr

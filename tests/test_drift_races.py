@@ -5,6 +5,7 @@ recorded as failed with its stage, not later as "interrupted"."""
 from __future__ import annotations
 
 import contextvars
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -73,4 +74,23 @@ def test_a_crashed_drift_check_is_recorded_as_failed_with_its_stage(world: DemoW
     assert record.reason == "KeyError: 'spec'"
     monkeypatch.undo()
     check(world)  # the next start finds nothing unfinished to mark interrupted
+    assert [r.outcome for r in Store().history("demo") if r.outcome == Outcome.INTERRUPTED] == []
+
+
+def test_a_drift_check_that_crashes_in_render_is_recorded_as_failed_at_render(world: DemoWorld, driftgate_home: Path) -> None:
+    # A real fault, nothing mocked: the folder that render caches bundles in is
+    # a file, so render's own mkdir raises FileExistsError, an OSError that no
+    # engine code turns into a DriftgateError: the kind of crash a bug causes.
+    renders = driftgate_home / "renders"
+    shutil.rmtree(renders, ignore_errors=True)
+    renders.parent.mkdir(parents=True, exist_ok=True)
+    renders.write_text("not a folder")
+    state, record = check(world)
+    assert state.is_failed(), state  # a bug fails the flow run where people look
+    assert record.outcome == Outcome.FAILED and record.failed_stage == Stage.RENDER, (record.failed_stage, record.reason)
+    assert record.reason.startswith("FileExistsError: "), record.reason
+    assert record.commit  # fetch had finished: the record keeps what it found
+    renders.unlink()
+    state, record = check(world)  # the next start finds nothing unfinished to mark interrupted
+    assert record.outcome == Outcome.DRIFT, record.reason
     assert [r.outcome for r in Store().history("demo") if r.outcome == Outcome.INTERRUPTED] == []

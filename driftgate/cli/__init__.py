@@ -1,0 +1,45 @@
+"""`driftgate`: the command line (typer + rich). The console script is ``driftgate.cli:app``.
+
+Contracts other tools rely on (keep them):
+
+- ``plan ENV``: exit 0 in sync, 2 changes pending, 1 error; ``--output json``
+  holds environment, revision, plan_hash and changes (action, target, name, risky).
+- ``sync ENV [--yes] [--verbose]``: runs the reconcile flow; exit 0 on success,
+  1 on failure or rejection; a failure is one line (stage and reason), the
+  run's logs and tracebacks only with ``--verbose``.
+- ``history [ENV]``: newest first, text or JSON.
+
+``plan`` and ``history`` run the engine directly (no Prefect import), so they
+answer in a few seconds. ``sync``, ``approve``/``reject`` and ``blocks``
+import Prefect lazily; they use the server named by ``PREFECT_API_URL`` when
+set, otherwise Prefect starts a temporary one (slow: 10-20 s).
+
+The modules, by job: `common` (the apps, consoles, exit codes, failing),
+`plan`, `runs` (sync and approvals), `history` (history, show, audit),
+`operations` (serve, deployments, status, blocks, demo), `printing` (what the
+commands print), `records` (opening the record), `prefect_env` (Prefect's
+settings, server, logs and blocks). The commands are registered below, in
+the order ``driftgate --help`` lists them.
+"""
+
+from __future__ import annotations
+
+from driftgate.cli import history, operations, plan, runs
+from driftgate.cli.common import app, audit_app, blocks_app, deployments_app
+
+app.command()(plan.plan)
+app.command()(runs.sync)
+app.command()(history.history)
+app.command()(history.show)
+app.command()(runs.approvals)
+app.command()(runs.approve)
+app.command()(runs.reject)
+app.command()(operations.demo)
+app.command()(operations.serve)
+app.command()(operations.status)
+blocks_app.command("register")(operations.blocks_register)
+audit_app.command("verify")(history.audit_verify)
+audit_app.command("export")(history.audit_export)
+deployments_app.command("render")(operations.deployments_render)
+
+__all__ = ["app"]

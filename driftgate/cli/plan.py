@@ -1,0 +1,59 @@
+"""``driftgate plan ENV``: the read-only pipeline (driftgate.pipeline) on the engine's
+own stages, without Prefect, so it answers in a few seconds.
+
+Exit 0 in sync, 2 changes pending, 1 error; ``--output json`` holds
+environment, revision, plan_hash and changes. Every plan, failed too, ends in
+the record.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from driftgate import retry, targets
+from driftgate.cli.common import EXIT_CHANGES, EXIT_OK, ConfigOption, OutputOption, check_output, err_console, fail
+from driftgate.cli.prefect_env import load_access
+from driftgate.cli.printing import plan_json, print_plan
+from driftgate.cli.records import record_errors, store
+from driftgate.config import load_config
+from driftgate.errors import ConfigError, TransientError
+from driftgate.models import RunPurpose, Trigger
+from driftgate.pipeline import Pipeline, engine_stages
+from driftgate.runlog import RunLog
+
+
+def plan(
+    environment: str = typer.Argument(..., help="environment name from driftgate.yaml"),
+    config: Path | None = ConfigOption,
+    output: str = OutputOption,
+) -> None:
+    """Show what a sync would change (read-only). Exit 0 in sync, 2 changes pending, 1 error."""
+    check_output(output)
+    try:
+        env = load_config(config).environment(environment)
+    except ConfigError as exc:  # nothing ran: an invalid file is no run of any environment
+        fail(str(exc), output=output, problems=exc.problems)
+    run = RunLog(environment, purpose=RunPurpose.PLAN, trigger=Trigger.CLI.value)
+    pipeline = Pipeline(run, engine_stages(access=load_access, record=lambda record: store().record(record), on_retry=say_retry))
+    with pipeline.recorded():  # a bug is still recorded, then shown with its traceback
+        access = pipeline.access(env)
+        _, run.plan = pipeline.plan(env, access)
+    with record_errors(output):
+        record, _ = pipeline.finish()
+    result = run.plan
+    if result is None:
+        fail(record.reason, output=output, environment=environment, stage=record.failed_stage and record.failed_stage.value)
+    if output == "json":
+        print(json.dumps(plan_json(result, ref=record.ref), indent=2))
+    else:
+        print_plan(result, targets.target_for(env), ref=record.ref)
+    raise typer.Exit(EXIT_OK if result.in_sync else EXIT_CHANGES)
+
+
+def say_retry(attempt: int, seconds: float, error: TransientError) -> None:
+    """The one retry budget (driftgate.retry), said on stderr as it happens."""
+    err_console.print(f"[yellow]attempt {attempt} of {retry.ATTEMPTS} failed, trying again in {seconds:.0f} s:[/] {escape(str(error))}")
