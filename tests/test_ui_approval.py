@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from driftgate.demo_repo import DemoWorld
-from tests.conftest import DRIFTGATE, ROOT, edit_config, run_cli
+from tests.conftest import DRIFTGATE, ROOT, edit_config, invoke_cli
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # DESIGN.md: what headless chromium needs here (no sandbox as root, nothing phoning home).
@@ -154,7 +154,7 @@ def test_approve_a_paused_sync_in_the_prefect_ui(world: DemoWorld, prefect_serve
         page.reload()
         page.get_by_text("Completed", exact=True).first.wait_for()
     assert "applied: demo" in out and "approval: approve by alice: reviewed in the Prefect UI" in out
-    record = json.loads(run_cli("history", "demo", "--output", "json").stdout)[0]
+    record = json.loads(invoke_cli("history", "demo", "--output", "json").stdout)[0]
     assert record["flow_run_id"] == run["id"] and record["requested_by"] == "bob"
     assert record["approval"]["approver"] == "alice" and record["approval"]["plan_hash"] == record["plan_hash"]
     assert world.config_line.read_text() == "max_connections = 100\n"
@@ -206,7 +206,7 @@ def test_signed_approval_in_the_prefect_ui(world: DemoWorld, prefect_server: str
         out, err = sync.communicate(timeout=180)
         assert sync.returncode == 0, out + err
     assert "applied: demo" in out and "approval: approve by alice: signed in the Prefect UI" in out
-    record = json.loads(run_cli("history", "demo", "--output", "json").stdout)[0]
+    record = json.loads(invoke_cli("history", "demo", "--output", "json").stdout)[0]
     evidence = record["approval"]["signature"]
     assert evidence["principal"] == "alice" and f"flow run: {run['id']}" in evidence["statement"]
     assert world.config_line.read_text() == "max_connections = 100\n"
