@@ -133,7 +133,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from prefect.testing.utilities import prefect_test_harness
 
     with temporary_settings({PREFECT_HOME: home, PREFECT_LOCAL_STORAGE_PATH: home / "storage"}):
-        with prefect_test_harness(server_startup_timeout=120):
+        with prefect_test_harness(server_startup_timeout=240)  # three workers start theirs at once:
             yield str(PREFECT_API_URL.value())
 
 
@@ -356,6 +356,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     parallel workers do not end on one long test while the others idle)."""
     for item in items:
         item.add_marker(pytest.mark.e2e if _is_e2e(item) else pytest.mark.fast)
+        if "prefect_server" in getattr(item, "fixturenames", ()):
+            # One worker runs them all (--dist loadgroup): one real server, not one per worker.
+            item.add_marker(pytest.mark.xdist_group("prefect-server"))
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: file order within a tier
 
 
