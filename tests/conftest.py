@@ -133,7 +133,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from prefect.testing.utilities import prefect_test_harness
 
     with temporary_settings({PREFECT_HOME: home, PREFECT_LOCAL_STORAGE_PATH: home / "storage"}):
-        with prefect_test_harness(server_startup_timeout=240)  # three workers start theirs at once:
+        with prefect_test_harness(server_startup_timeout=240):  # three workers start theirs at once
             yield str(PREFECT_API_URL.value())
 
 
