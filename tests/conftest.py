@@ -351,6 +351,7 @@ def _is_e2e(item: pytest.Item) -> bool:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test fast or e2e; run the e2e tests first (the slowest, so that
     parallel workers do not end on one long test while the others idle)."""
