@@ -354,13 +354,17 @@ def _is_e2e(item: pytest.Item) -> bool:
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test fast or e2e; run the e2e tests first (the slowest, so that
-    parallel workers do not end on one long test while the others idle)."""
+    parallel workers do not end on one long test while the others idle), and
+    the group of the real server's tests before them (xdist hands a group out
+    where its first test stands)."""
     for item in items:
         item.add_marker(pytest.mark.e2e if _is_e2e(item) else pytest.mark.fast)
         if "prefect_server" in getattr(item, "fixturenames", ()):
             # One worker runs them all (--dist loadgroup): one real server, not one per worker.
             item.add_marker(pytest.mark.xdist_group("prefect-server"))
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: file order within a tier
+    # The real server's group first (its tests take longest together), then e2e, then fast;
+    # sort is stable: file order within each.
+    items.sort(key=lambda item: (item.get_closest_marker("xdist_group") is None, item.get_closest_marker("e2e") is None))
 
 
 @pytest.fixture(autouse=True)
