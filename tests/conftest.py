@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -48,9 +49,50 @@ def driftgate_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def world_template(tmp_path_factory: pytest.TempPathFactory) -> DemoWorld:
+    """The demo world, made once per test process; `world` copies it."""
+    return create_demo_world(tmp_path_factory.mktemp("world-template") / "world")
+
+
+def copy_world(template: DemoWorld, root: Path) -> DemoWorld:
+    """A private copy of ``template`` under ``root``: the same Git history (the
+    repository is copied, not made again), driftgate.yaml pointing at its own host folder."""
+    shutil.copytree(template.root, root, symlinks=True)
+    config = root / template.config.relative_to(template.root)
+    config.write_text(config.read_text().replace(str(template.root), str(root)))
+    return DemoWorld(root=root, repo=root / "repo", host_root=root / "host", config=config)
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> DemoWorld:
-    return create_demo_world(tmp_path / "world")
+def world(tmp_path: Path, world_template: DemoWorld) -> DemoWorld:
+    """The demo world (Git repository, host folder, driftgate.yaml) of this test alone."""
+    return copy_world(world_template, tmp_path / "world")
+
+
+@pytest.fixture(scope="session")
+def synced_world_template(tmp_path_factory: pytest.TempPathFactory, world_template: DemoWorld) -> DemoWorld:
+    """The demo world with its host already applied by ansible (once per test process)."""
+    from driftgate import ansible, git, render
+    from driftgate.config import load_config
+
+    synced = copy_world(world_template, tmp_path_factory.mktemp("synced-world") / "world")
+    saved = os.environ.get("DRIFTGATE_HOME")
+    os.environ["DRIFTGATE_HOME"] = str(synced.root.parent / "dg-home")  # its caches stay out of every test's home
+    try:
+        env = load_config(synced.config).environment("demo")
+        result = ansible.apply(env, render.render_bundle(env, git.fetch(env.source, environment="demo")))
+    finally:
+        os.environ.pop("DRIFTGATE_HOME") if saved is None else os.environ.__setitem__("DRIFTGATE_HOME", saved)
+    assert result.succeeded and synced.config_line.read_text() == "max_connections = 100\n"
+    return synced
+
+
+@pytest.fixture
+def synced_world(tmp_path: Path, synced_world_template: DemoWorld) -> DemoWorld:
+    """The demo world whose host is what Git says (as after a first sync; nothing in the record):
+    for tests whose story starts after that sync."""
+    return copy_world(synced_world_template, tmp_path / "world")
 
 
 def edit_config(world: DemoWorld, env_name: str = "demo", **environment_overrides: object) -> None:
@@ -91,12 +133,16 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from prefect.testing.utilities import prefect_test_harness
 
     with temporary_settings({PREFECT_HOME: home, PREFECT_LOCAL_STORAGE_PATH: home / "storage"}):
-        with prefect_test_harness(server_startup_timeout=120):
+        with prefect_test_harness(server_startup_timeout=240):  # three workers start theirs at once
             yield str(PREFECT_API_URL.value())
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """The real console script, in its own process."""
+    """The real console script, in its own process: for tests of what only a
+    process shows (its start-up, its own logging, being killed); `invoke_cli` otherwise.
+    A test that uses it is end to end (marked `e2e`)."""
+    if _current_test is not None and _current_test.get_closest_marker("e2e") is None:
+        pytest.fail(f"{_current_test.nodeid} starts the console script: mark it e2e, or use invoke_cli")
     return subprocess.run(
         [str(DRIFTGATE), *args],
         env={**os.environ, **(env or {})},
@@ -105,6 +151,34 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         text=True,
         timeout=timeout,
     )
+
+
+def invoke_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`driftgate ARGS` in this process, through typer's CliRunner: the same
+    commands, output and exit codes as `run_cli` without a new Python process
+    (each costs seconds of importing Prefect). ``env`` and ``cwd`` apply for the
+    call only. An exception the CLI does not handle is raised here, as a crash."""
+    from typer.testing import CliRunner
+
+    from driftgate.cli import app
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    try:
+        os.environ.update(env or {})
+        if cwd is not None:
+            os.chdir(cwd)
+        result = CliRunner().invoke(app, list(args))
+    finally:
+        os.chdir(saved_cwd)
+        # Key by key, never clear(): another thread (a paused flow's) may start a process meanwhile.
+        for name in set(os.environ) - set(saved_env):
+            del os.environ[name]
+        for name, value in saved_env.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(["driftgate", *args], result.exit_code, result.stdout, result.stderr)
 
 
 def _free_port() -> int:
@@ -249,3 +323,54 @@ def ssh_fleet_or_skip(n: int, name: str) -> Iterator[Any]:
         pytest.skip(f"SSH VMs unavailable: {why}")
     with sshvm.ssh_hosts(n=n, name=name) as fleet:
         yield fleet
+
+
+# ---------------------------------------------------------------- tiers
+#
+# `make test` runs both tiers, in parallel processes (pytest-xdist, see pyproject.toml).
+# `pytest -m fast` runs the in-process tier alone: the engine, ansible-runner on
+# localhost, Git, the CLI through CliRunner, SQLite. Every other test is `e2e`:
+# it needs a Prefect server (the session's test server or a real `prefect server
+# start`), Chromium, SSH hosts in network namespaces, PostgreSQL, or the console
+# script in its own process. Tests are marked here, by the fixtures they use;
+# a test that starts processes some other way says so with @pytest.mark.e2e.
+
+E2E_FIXTURES = frozenset({"prefect_api", "prefect_server", "postgres_server", "fleet", "git_host", "available", "signed_world"})
+E2E_MODULES = frozenset({"test_locks", "test_ui_approval", "test_sshvm", "test_ssh_hosts"})
+
+_current_test: pytest.Item | None = None
+
+
+def _is_e2e(item: pytest.Item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return (
+        item.get_closest_marker("e2e") is not None
+        or bool(E2E_FIXTURES & set(getattr(item, "fixturenames", ())))
+        or params.get("database_url") == "postgresql"
+        or item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in E2E_MODULES
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test fast or e2e; run the e2e tests first (the slowest, so that
+    parallel workers do not end on one long test while the others idle), and
+    the group of the real server's tests before them (xdist hands a group out
+    where its first test stands)."""
+    for item in items:
+        item.add_marker(pytest.mark.e2e if _is_e2e(item) else pytest.mark.fast)
+        if "prefect_server" in getattr(item, "fixturenames", ()):
+            # One worker runs them all (--dist loadgroup): one real server, not one per worker.
+            item.add_marker(pytest.mark.xdist_group("prefect-server"))
+    # The real server's group first (its tests take longest together), then e2e, then fast;
+    # sort is stable: file order within each.
+    items.sort(key=lambda item: (item.get_closest_marker("xdist_group") is None, item.get_closest_marker("e2e") is None))
+
+
+@pytest.fixture(autouse=True)
+def _the_current_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Which test runs, for run_cli's check that a process-starting test is marked e2e."""
+    global _current_test
+    _current_test = request.node
+    yield
+    _current_test = None

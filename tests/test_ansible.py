@@ -44,9 +44,9 @@ def test_first_plan_apply_then_in_sync(world: DemoWorld, driftgate_home: Path) -
     assert list((driftgate_home / "runs").iterdir()) == [], "run directories (artifacts) must not stay on disk"
 
 
-def test_drift_is_exactly_the_hand_edit(world: DemoWorld) -> None:
+def test_drift_is_exactly_the_hand_edit(synced_world: DemoWorld) -> None:
+    world = synced_world  # applied once for the session (test_first_plan_apply_then_in_sync applies for itself)
     env, bundle = stages(world)
-    ansible.apply(env, bundle)
     world.config_line.write_text("max_connections = 5\n")
     plan = ansible.check(env, bundle)
     assert [(c.name, c.action) for c in plan.changes] == [("connection limit", Action.UPDATE)]

@@ -21,7 +21,7 @@ from driftgate.kinds import BUILTIN_GROUP
 from driftgate.models import Action, Bundle, Change, Outcome, Plan
 from driftgate.store import Store, StoredRun
 from driftgate.targets import ansible as ansible_target
-from tests.conftest import answer, approver, as_cli, edit_config, run_cli
+from tests.conftest import answer, approver, as_cli, edit_config, invoke_cli
 
 # ---------------------------------------------------------------- the risk policy (engine only)
 
@@ -376,10 +376,10 @@ def test_cli_approvals_and_approve_by_run_id_with_clear_errors(world: DemoWorld,
     results: dict[str, Any] = {}
 
     def act(run: Any) -> None:
-        results["list"] = run_cli("approvals", env=env)
-        results["json"] = run_cli("approvals", "--output", "json", env=env)
-        results["refused"] = run_cli("approve", run.id, "--as", "mallory", env=env)
-        results["approved"] = run_cli("approve", run.id, "--as", "alice", "--reason", "ship it", env=env)
+        results["list"] = invoke_cli("approvals", env=env)
+        results["json"] = invoke_cli("approvals", "--output", "json", env=env)
+        results["refused"] = invoke_cli("approve", run.id, "--as", "mallory", env=env)
+        results["approved"] = invoke_cli("approve", run.id, "--as", "alice", "--reason", "ship it", env=env)
 
     with approver(act):
         state, record = sync(world, requested_by="bob")
@@ -395,12 +395,12 @@ def test_cli_approvals_and_approve_by_run_id_with_clear_errors(world: DemoWorld,
     assert record.outcome == Outcome.APPLIED and record.approval.approver == "alice"
     assert record.approval.reason == "ship it"
 
-    not_paused = run_cli("approve", record.flow_run_id, "--as", "alice", env=env)
+    not_paused = invoke_cli("approve", record.flow_run_id, "--as", "alice", env=env)
     assert not_paused.returncode == 1 and "is Cancelled" not in not_paused.stderr
     assert f"run {record.flow_run_id} (demo) is Completed: it is not waiting for approval" in not_paused.stderr
-    unknown = run_cli("reject", str(uuid.uuid4()), env=env)
+    unknown = invoke_cli("reject", str(uuid.uuid4()), env=env)
     assert unknown.returncode == 1 and "no flow run" in unknown.stderr
-    assert "no run is waiting for approval" in run_cli("approvals", env=env).stdout
+    assert "no run is waiting for approval" in invoke_cli("approvals", env=env).stdout
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -410,7 +410,7 @@ def test_cli_approve_env_name_and_reject_flag(world: DemoWorld, prefect_api: str
     results: dict[str, Any] = {}
 
     def act(run: Any) -> None:
-        results["reject"] = run_cli("approve", "demo", "--reject", "--reason", "not today", env=env)
+        results["reject"] = invoke_cli("approve", "demo", "--reject", "--reason", "not today", env=env)
 
     with approver(act):
         state, record = sync(world)

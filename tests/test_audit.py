@@ -26,14 +26,14 @@ from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_ch
 from driftgate.models import RunPurpose
 from driftgate.runlog import RunLog
 from driftgate.store import Store
-from tests.conftest import DRIFTGATE, as_cli, edit_config, run_cli
+from tests.conftest import DRIFTGATE, as_cli, edit_config, invoke_cli
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 from tests.postgres import database_url, postgres_server  # noqa: F401  (fixtures)
 from tests.test_store import T0, _start, a_run
 
 
 def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(*args, env={"DRIFTGATE_DATABASE_URL": url})
+    return invoke_cli(*args, env={"DRIFTGATE_DATABASE_URL": url})
 
 
 def verdict(url: str) -> dict[str, Any]:
@@ -232,4 +232,4 @@ def test_the_flow_records_its_start_end_and_links(world: DemoWorld, driftgate_ho
         artifacts = client.read_artifacts()
     markdown = "\n".join(a.data for a in artifacts if a.key == "record-demo" and isinstance(a.data, str))
     assert f"driftgate show {run.id}" in markdown and run.row_hash[:16] in markdown  # the link back
-    assert run_cli("audit", "verify", env={"DRIFTGATE_HOME": os.environ["DRIFTGATE_HOME"]}).returncode == 0
+    assert invoke_cli("audit", "verify", env={"DRIFTGATE_HOME": os.environ["DRIFTGATE_HOME"]}).returncode == 0

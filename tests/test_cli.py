@@ -1,4 +1,6 @@
-"""The CLI's contracts, through the real console script in its own process."""
+"""The CLI's contracts: exit codes, JSON and messages. The real console script in
+its own process where the process is part of the contract (exit status, a sync's
+own Prefect client); typer's CliRunner in this process for the rest."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from driftgate.demo_repo import DemoWorld
-from tests.conftest import edit_config, run_cli
+from tests.conftest import edit_config, invoke_cli, run_cli
 
 
+@pytest.mark.e2e  # the console script's exit status
 def test_plan_exit_codes_and_json_contract(world: DemoWorld) -> None:
     pending = run_cli("plan", "demo", "--config", str(world.config), "--output", "json")
     assert pending.returncode == 2, pending.stderr
@@ -22,32 +25,27 @@ def test_plan_exit_codes_and_json_contract(world: DemoWorld) -> None:
         ("update", "localhost", "connection limit", False),
     ]
 
-    text = run_cli("plan", "demo", cwd=world.root)  # ./driftgate.yaml is found in the cwd
+    text = invoke_cli("plan", "demo", cwd=world.root)  # ./driftgate.yaml is found in the cwd
     assert text.returncode == 2
     assert "3 change(s) pending for demo" in text.stdout and "+max_connections = 100" in text.stdout
 
 
-def test_plan_in_sync_is_exit_0(world: DemoWorld) -> None:
-    from driftgate import ansible, git, render
-    from driftgate.config import load_config
-
-    env = load_config(world.config).environment("demo")
-    ansible.apply(env, render.render_bundle(env, git.fetch(env.source, environment="demo")))
-    result = run_cli("plan", "demo", "--config", str(world.config))
+def test_plan_in_sync_is_exit_0(synced_world: DemoWorld) -> None:
+    result = invoke_cli("plan", "demo", "--config", str(synced_world.config))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "In sync" in result.stdout
 
 
 def test_plan_error_is_exit_1_recorded_with_stage(world: DemoWorld) -> None:
     edit_config(world, source={"ref": "nope"})
-    result = run_cli("plan", "demo", "--config", str(world.config), "--output", "json")
+    result = invoke_cli("plan", "demo", "--config", str(world.config), "--output", "json")
     assert result.returncode == 1
     error = json.loads(result.stdout)
     assert error["stage"] == "fetch" and "ref 'nope' is not a branch, tag or commit" in error["error"]
-    history = json.loads(run_cli("history", "--output", "json").stdout)
+    history = json.loads(invoke_cli("history", "--output", "json").stdout)
     assert history[0]["outcome"] == "failed" and history[0]["failed_stage"] == "fetch"
 
-    text = run_cli("plan", "demo", "--config", str(world.config))
+    text = invoke_cli("plan", "demo", "--config", str(world.config))
     assert text.returncode == 1 and "error: environment 'demo': ref 'nope'" in text.stderr
 
 
@@ -64,25 +62,25 @@ def test_plan_that_crashes_in_render_is_recorded_at_render_and_shown_with_its_tr
 
 
 def test_unknown_environment_and_bad_output(world: DemoWorld) -> None:
-    result = run_cli("plan", "prod", "--config", str(world.config))
+    result = invoke_cli("plan", "prod", "--config", str(world.config))
     assert result.returncode == 1 and "environment 'prod' is not in" in result.stderr
-    result = run_cli("plan", "demo", "--config", str(world.config), "--output", "yaml")
+    result = invoke_cli("plan", "demo", "--config", str(world.config), "--output", "yaml")
     assert result.returncode == 1 and "--output must be text or json" in result.stderr
 
 
 def test_history_newest_first_and_filtered(world: DemoWorld, tmp_path: Path) -> None:
     other = world.root / "other.yaml"
     other.write_text(world.config.read_text().replace("  demo:", "  staging:", 1))
-    assert run_cli("plan", "demo", "--config", str(world.config)).returncode == 2
-    assert run_cli("plan", "staging", "--config", str(other)).returncode == 2
-    runs = json.loads(run_cli("history", "--output", "json").stdout)
+    assert invoke_cli("plan", "demo", "--config", str(world.config)).returncode == 2
+    assert invoke_cli("plan", "staging", "--config", str(other)).returncode == 2
+    runs = json.loads(invoke_cli("history", "--output", "json").stdout)
     assert [r["environment"] for r in runs] == ["staging", "demo"]
     assert runs[0]["started_at"] >= runs[1]["started_at"]
-    only = json.loads(run_cli("history", "demo", "--output", "json").stdout)
+    only = json.loads(invoke_cli("history", "demo", "--output", "json").stdout)
     assert [r["environment"] for r in only] == ["demo"] and only[0]["mode"] == "plan" and only[0]["outcome"] == "drift"
-    text = run_cli("history")
+    text = invoke_cli("history")
     assert text.returncode == 0 and "staging" in text.stdout and "drift" in text.stdout
-    assert "no runs recorded yet for nothing" in run_cli("history", "nothing").stdout
+    assert "no runs recorded yet for nothing" in invoke_cli("history", "nothing").stdout
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -93,11 +91,11 @@ def test_sync_yes_approves_in_advance_and_exit_codes(world: DemoWorld, prefect_a
     assert result.returncode == 0, result.stdout + result.stderr
     assert "applied: demo" in result.stdout and "approval: approve by erin: approved in advance" in result.stdout
     assert "Prefect UI: " in result.stdout and "/runs/flow-run/" in result.stdout
-    record = json.loads(run_cli("history", "demo", "--output", "json").stdout)[0]
+    record = json.loads(invoke_cli("history", "demo", "--output", "json").stdout)[0]
     assert record["approval"]["approver"] == "erin" and record["requested_by"] == "erin" and record["trigger"] == "cli"
 
     edit_config(world, source={"ref": "missing"})
-    failed = run_cli("sync", "demo", "--config", str(world.config), env=env)
+    failed = invoke_cli("sync", "demo", "--config", str(world.config), env=env)
     assert failed.returncode == 1
     assert "failed: demo" in failed.stdout and "stopped at fetch (FetchFailed)" in failed.stdout
 
@@ -105,10 +103,10 @@ def test_sync_yes_approves_in_advance_and_exit_codes(world: DemoWorld, prefect_a
 @pytest.mark.usefixtures("prefect_api")
 def test_approve_without_a_paused_run_and_blocks_register(prefect_api: str) -> None:
     env = {"PREFECT_API_URL": prefect_api}
-    result = run_cli("approve", "demo", "--approver", "x", env=env)
+    result = invoke_cli("approve", "demo", "--approver", "x", env=env)
     assert result.returncode == 1 and "no reconcile run of 'demo' is waiting for approval" in result.stderr
 
-    registered = run_cli("blocks", "register", env=env)
+    registered = invoke_cli("blocks", "register", env=env)
     assert registered.returncode == 0, registered.stderr
     for slug in ("driftgate-git-credentials", "driftgate-ansible-ssh", "driftgate-signing-keys", "driftgate-database"):
         assert f"registered block type {slug}" in registered.stdout
@@ -126,10 +124,10 @@ def test_record_database_from_a_block(world: DemoWorld, prefect_api: str, tmp_pa
     url = f"sqlite:///{tmp_path / 'team-record.db'}"
     DriftgateDatabase(url=url).save("team-record", overwrite=True)
     env = {"PREFECT_API_URL": prefect_api, "DRIFTGATE_DATABASE_BLOCK": "team-record"}
-    assert run_cli("sync", "demo", "--config", str(world.config), env=env).returncode == 0
-    runs = json.loads(run_cli("history", "--output", "json", env=env).stdout)
+    assert invoke_cli("sync", "demo", "--config", str(world.config), env=env).returncode == 0
+    runs = json.loads(invoke_cli("history", "--output", "json", env=env).stdout)
     assert [r["outcome"] for r in runs] == ["applied"]
     assert (tmp_path / "team-record.db").exists() and not (driftgate_home / "driftgate.db").exists()
 
-    missing = run_cli("history", env={**env, "DRIFTGATE_DATABASE_BLOCK": "nope"})
+    missing = invoke_cli("history", env={**env, "DRIFTGATE_DATABASE_BLOCK": "nope"})
     assert missing.returncode == 1 and "DRIFTGATE_DATABASE_BLOCK names block 'nope'" in missing.stderr

@@ -10,7 +10,7 @@ import yaml
 
 from driftgate.config import ApprovalMode, find_config, load_config, parse_duration
 from driftgate.errors import ConfigError
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 
 VALID = {
     "defaults": {"approval": {"mode": "always", "timeout": "30m"}},
@@ -147,7 +147,7 @@ def test_bad_duration_is_named(tmp_path: Path) -> None:
 def test_cli_rejects_invalid_config_before_anything_runs(tmp_path: Path, driftgate_home: Path) -> None:
     path = write(tmp_path, {"environments": {"e": {"source": {"repo": "./r"}, "target": {"kind": "ansible"}}}})
     for command in (["plan", "e"], ["sync", "e"]):
-        result = run_cli(*command, "--config", str(path))
+        result = invoke_cli(*command, "--config", str(path))
         assert result.returncode == 1, result
         assert "environment 'e': target: Value error" not in result.stderr
         assert "environment 'e': target: give an inventory file or inline hosts" in result.stderr

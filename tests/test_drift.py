@@ -14,7 +14,7 @@ import pytest
 from driftgate.demo_repo import DemoWorld, add_kubernetes_environment
 from driftgate.models import Outcome, RunPurpose
 from driftgate.store import Store
-from tests.conftest import as_cli, edit_config, run_cli
+from tests.conftest import as_cli, edit_config, invoke_cli
 from tests.kubeapi import KubeAPIDouble
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 
@@ -37,7 +37,7 @@ def sync(world: DemoWorld, environment: str = "demo") -> Any:
 
 
 def test_ansible_drift_is_reported_not_touched(world: DemoWorld) -> None:
-    sync(world)
+    sync(world)  # a real sync: `status` below reads its record
     state, record = check(world)
     assert state.is_completed() and record.outcome == Outcome.IN_SYNC
 
@@ -50,26 +50,26 @@ def test_ansible_drift_is_reported_not_touched(world: DemoWorld) -> None:
     assert event.changes == [{"action": "update", "target": "localhost", "name": "connection limit", "kind": "", "namespace": ""}]
     assert world.config_line.read_text() == "max_connections = 5\n"  # report only
 
-    status = json.loads(run_cli("status", "demo", "--config", str(world.config), "--output", "json").stdout)
+    status = json.loads(invoke_cli("status", "demo", "--config", str(world.config), "--output", "json").stdout)
     assert status[0]["state"] == "drifted" and status[0]["reason"] == "1 change(s) found by the last check"
 
 
-def test_self_heal_sync_corrects_the_host(world: DemoWorld) -> None:
+def test_self_heal_sync_corrects_the_host(synced_world: DemoWorld) -> None:
+    world = synced_world  # the host as a sync left it
     edit_config(world, drift={"self_heal": "sync"})
-    sync(world)
     world.config_line.write_text("max_connections = 5\n")
     state, _ = check(world)
     assert "self-heal sync started" in state.message
     assert world.config_line.read_text() == "max_connections = 100\n"
     healing = Store().history("demo", limit=1)[0]
     assert healing.purpose == RunPurpose.SYNC and healing.trigger == "self-heal" and healing.outcome == Outcome.APPLIED
-    status = json.loads(run_cli("status", "--config", str(world.config), "--output", "json").stdout)
+    status = json.loads(invoke_cli("status", "--config", str(world.config), "--output", "json").stdout)
     assert status[0]["state"] == "in sync" and status[0]["last_applied_commit"] == healing.commit
 
 
-def test_sync_if_safe_leaves_risky_drift_alone(world: DemoWorld) -> None:
+def test_sync_if_safe_leaves_risky_drift_alone(synced_world: DemoWorld) -> None:
+    world = synced_world  # the host as a sync left it
     edit_config(world, drift={"self_heal": "sync-if-safe"}, approval={"risky_tasks": ["connection*"]})
-    sync(world)
     world.config_line.write_text("max_connections = 5\n")
     state, _ = check(world)
     assert "not healed: the correcting plan is risky" in state.message
@@ -81,7 +81,7 @@ def test_unreachable_target_is_unknown_not_a_crash(world: DemoWorld) -> None:
     state, record = check(world)
     assert state.is_completed() and state.name == "Unknown"
     assert record.outcome == Outcome.FAILED and "host unreachable" in record.reason
-    status = json.loads(run_cli("status", "demo", "--config", str(world.config), "--output", "json").stdout)
+    status = json.loads(invoke_cli("status", "demo", "--config", str(world.config), "--output", "json").stdout)
     assert status[0]["state"] == "unknown" and "host unreachable" in status[0]["reason"]
 
 

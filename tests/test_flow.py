@@ -43,8 +43,8 @@ def test_first_sync_then_no_op(world: DemoWorld) -> None:
     assert second.commit == first.commit
 
 
-def test_drift_detected_and_corrected(world: DemoWorld) -> None:
-    sync(world)
+def test_drift_detected_and_corrected(synced_world: DemoWorld) -> None:
+    world = synced_world  # as after a first sync (test_first_sync_then_no_op runs one)
     world.config_line.write_text("max_connections = 5\n")
     state, record = sync(world)
     assert record.outcome == Outcome.APPLIED

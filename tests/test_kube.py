@@ -307,9 +307,9 @@ def test_kustomize_and_jinja_rendering(shop: DemoWorld, kube: Kube) -> None:
 
 
 def test_plan_json_carries_object_fields(shop: DemoWorld) -> None:
-    from tests.conftest import run_cli
+    from tests.conftest import invoke_cli
 
-    result = run_cli("plan", "shop", "--config", str(shop.config), "--output", "json")
+    result = invoke_cli("plan", "shop", "--config", str(shop.config), "--output", "json")
     assert result.returncode == 2, result.stderr
     change = json.loads(result.stdout)["changes"][0]
     assert {k: change[k] for k in ("kind", "name", "action", "risky")} == {"kind": "Namespace", "name": change["name"], "action": "create", "risky": True}

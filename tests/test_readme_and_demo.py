@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from driftgate.config import parse_config
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, invoke_cli, run_cli
 
 README = (ROOT / "README.md").read_text()
 
@@ -40,7 +40,7 @@ def test_readme_cli_lines_match_the_cli() -> None:
     for words in lines:
         command = [w for w in words[1:] if w.isidentifier() or w.isalpha()]
         command = command[: 2 if command[0] in ("blocks", "deployments", "audit") else 1]
-        help_text = run_cli(*command, "--help")
+        help_text = invoke_cli(*command, "--help")
         assert help_text.returncode == 0, (command, help_text.stderr)
         for option in re.findall(r"--[a-z-]+", " ".join(words)):
             assert option in help_text.stdout, f"README shows {option} for driftgate {' '.join(command)}"
@@ -59,9 +59,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.e2e  # `driftgate demo` in its own process, with its own Prefect server
+@pytest.mark.timeout(480)  # bounds a hang; the demo shares two cores with the other workers
 def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
-    result = run_cli("demo", "--workdir", str(tmp_path / "demo"), "--port", str(_free_port()), timeout=240)
+    result = run_cli("demo", "--workdir", str(tmp_path / "demo"), "--port", str(_free_port()), timeout=420)
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     steps = [

@@ -50,6 +50,7 @@ def held(sqlite_record: tuple[str, Path]) -> Iterator[tuple[str, Path]]:
     holder.close()
 
 
+@pytest.mark.e2e  # a real CLI process
 def test_history_show_and_verify_answer_while_another_connection_holds_the_write_lock(held: tuple[str, Path]) -> None:
     url, _ = held
     open_engine.cache_clear()  # open the database afresh, as every CLI process does (it used to migrate under BEGIN IMMEDIATE)
@@ -80,6 +81,7 @@ def test_a_writer_blocked_beyond_its_budget_fails_with_one_line(held: tuple[str,
     assert len(Store(url).history(limit=None)) == 1  # and the reader still answers
 
 
+@pytest.mark.e2e  # a real CLI process
 def test_the_cli_says_one_line_when_the_record_stays_locked(world, held: tuple[str, Path]) -> None:  # type: ignore[no-untyped-def]
     """`plan` appends its run to the record: it says it is waiting and for whom,
     then gives up in one line with exit 1, no traceback."""

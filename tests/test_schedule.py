@@ -12,7 +12,7 @@ from driftgate.config import Schedule, load_config
 from driftgate.demo_repo import DemoWorld
 from driftgate.prefect_yaml import prefect_yaml
 from driftgate.schedule import EPOCH, jitter_offset, planned
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, invoke_cli
 
 EXAMPLE = ROOT / "deployments" / "driftgate.example.yaml"
 
@@ -72,7 +72,7 @@ def test_committed_prefect_yaml_matches_the_example_config() -> None:
 
 def test_deployments_render_command(tmp_path: Path) -> None:
     output = tmp_path / "prefect.yaml"
-    result = run_cli("deployments", "render", "--config", str(EXAMPLE), "--output", str(output), "--work-pool", "ops")
+    result = invoke_cli("deployments", "render", "--config", str(EXAMPLE), "--output", str(output), "--work-pool", "ops")
     assert result.returncode == 0, result.stderr
     document = yaml.safe_load(output.read_text())
     assert {d["work_pool"]["name"] for d in document["deployments"]} == {"ops"}

@@ -28,7 +28,7 @@ from driftgate.config import load_config
 from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_change
 from driftgate.errors import PermanentError
 from driftgate.store import Store
-from tests.conftest import as_cli, edit_config, run_cli
+from tests.conftest import as_cli, edit_config, invoke_cli
 from tests.kubeapi import KubeAPIDouble
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 from tests.test_audit import VAULT_PASSWORD, VAULTED_TOKEN, _add_vaulted_variable
@@ -167,7 +167,7 @@ def test_an_age_encrypted_secret_is_applied_and_never_on_disk(
     commit_change(world.repo, "k8s/api-key.yaml.age", sealed, "rotate the API key")
     env = load_config(world.config).environment("shop")
     assert not targets.render(env, git.fetch(env.source, environment="shop"), access=local_access(env)).cached
-    planned = run_cli("plan", "shop", "--config", str(world.config), "--output", "json")
+    planned = invoke_cli("plan", "shop", "--config", str(world.config), "--output", "json")
     assert planned.returncode == 2, planned.stdout + planned.stderr
     changes = json.loads(planned.stdout)["changes"]
     assert [(c["target"], c["paths"]) for c in changes] == [(f"Secret/{NAMESPACE}/api-key", ["data.key"])]

@@ -22,7 +22,7 @@ from driftgate.config import ConfigError, load_config
 from driftgate.demo_repo import DemoWorld
 from driftgate.models import Outcome
 from driftgate.store import Store, StoredRun
-from tests.conftest import SSHKey, approver, as_cli, edit_config, run_cli
+from tests.conftest import SSHKey, approver, as_cli, edit_config, invoke_cli
 
 # A flow run with several answers and console-script calls, on a machine others share.
 pytestmark = pytest.mark.timeout(600)
@@ -147,11 +147,11 @@ def test_cli_approve_with_key_end_to_end_and_audit_verify(signed_world: DemoWorl
     results: dict[str, Any] = {}
 
     def act(run: Any) -> None:
-        results["unsigned"] = run_cli("approve", run.id, "--as", "alice", env=env)
-        results["forged"] = run_cli("approve", run.id, "--as", "alice", "--key", str(ssh_keys["mallory"].path), env=env)
+        results["unsigned"] = invoke_cli("approve", run.id, "--as", "alice", env=env)
+        results["forged"] = invoke_cli("approve", run.id, "--as", "alice", "--key", str(ssh_keys["mallory"].path), env=env)
         run = next_pause(run)
-        results["listed"] = run_cli("approvals", env=env)
-        results["approved"] = run_cli("approve", "demo", "--as", "bob", "--key", str(ssh_keys["bob"].path), "--reason", "checked", env=env)
+        results["listed"] = invoke_cli("approvals", env=env)
+        results["approved"] = invoke_cli("approve", "demo", "--as", "bob", "--key", str(ssh_keys["bob"].path), "--reason", "checked", env=env)
 
     with approver(act):
         state, record = sync(signed_world)
@@ -166,14 +166,14 @@ def test_cli_approve_with_key_end_to_end_and_audit_verify(signed_world: DemoWorl
     assert record.outcome == Outcome.APPLIED and record.approval.approver == "bob"
     assert record.approval.signature.principal == "bob"
 
-    verified = run_cli("audit", "verify")
+    verified = invoke_cli("audit", "verify")
     assert verified.returncode == 0, verified.stderr
     assert "1 signed approval re-verified" in verified.stdout
 
     # Someone with write access to the database stretches the signed statement's expiry by a century.
     with sqlite3.connect(driftgate_home / "driftgate.db") as db:
         db.execute("UPDATE runs SET approval = replace(approval, 'expires: 20', 'expires: 21') WHERE id = ?", (record.id,))
-    tampered = run_cli("audit", "verify")
+    tampered = invoke_cli("audit", "verify")
     assert tampered.returncode == 1
     assert f"runs #{record.id}" in tampered.stderr and "was altered" in tampered.stderr  # the chain
     assert "signed approval does not verify: the signature is for another statement" in tampered.stderr  # and the signature

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from driftgate.demo_repo import DemoWorld
-from tests.conftest import DRIFTGATE, ROOT, edit_config, run_cli
+from tests.conftest import DRIFTGATE, ROOT, edit_config, invoke_cli
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # DESIGN.md: what headless chromium needs here (no sandbox as root, nothing phoning home).
@@ -66,16 +66,20 @@ def choose(page: Any, dialog: Any, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def open_form(page: Any, *fields: str) -> Any:
+def open_form(page: Any, *fields: str, texts: tuple[str, ...] = ("Approve plan",)) -> Any:
     """Click Resume and return the dialog once driftgate's form is in it.
 
     Prefect first shows its default resume dialog and swaps in the run's own
-    form when it has loaded the schema: wait for driftgate's fields, not for
-    any Submit button (reading the default dialog made the old wait flaky)."""
+    form when it has loaded the schema: wait for driftgate's own fields and for
+    its own ``texts`` (the description driftgate writes, which no default dialog
+    has), not for any dialog or Submit button (reading the default dialog made
+    the old wait flaky)."""
     page.get_by_role("button", name="Resume").click()
     dialog = page.locator("[role=dialog]")
     for label in fields:
         dialog.locator(".schema-form-property__label", has_text=label).first.wait_for()
+    for text in texts:
+        dialog.get_by_text(text).first.wait_for()
     dialog.get_by_role("button", name="Submit").wait_for()
     return dialog
 
@@ -154,7 +158,7 @@ def test_approve_a_paused_sync_in_the_prefect_ui(world: DemoWorld, prefect_serve
         page.reload()
         page.get_by_text("Completed", exact=True).first.wait_for()
     assert "applied: demo" in out and "approval: approve by alice: reviewed in the Prefect UI" in out
-    record = json.loads(run_cli("history", "demo", "--output", "json").stdout)[0]
+    record = json.loads(invoke_cli("history", "demo", "--output", "json").stdout)[0]
     assert record["flow_run_id"] == run["id"] and record["requested_by"] == "bob"
     assert record["approval"]["approver"] == "alice" and record["approval"]["plan_hash"] == record["plan_hash"]
     assert world.config_line.read_text() == "max_connections = 100\n"
@@ -182,7 +186,7 @@ def test_signed_approval_in_the_prefect_ui(world: DemoWorld, prefect_server: str
     edit_config(world, approval={"mode": "always", "timeout": "10m", "approvers": ["alice", "bob"], "forbid_self_approval": True,
                                  "require_signature": True, "allowed_signers_block": block})  # fmt: skip
     with paused_sync_page(world, prefect_server, height=1500) as (page, run, sync):
-        dialog = open_form(page, "Decision", "Approver", "Signature")
+        dialog = open_form(page, "Decision", "Approver", "Signature", texts=("Approve plan", "Sign your answer", "ssh-keygen -Y sign"))
         text = dialog.inner_text()
         assert "Sign your answer" in text and "driftgate approval v1" in text
         assert f"flow run: {run['id']}" in text and f"plan: {run_plan_hash(api, run['id'])}" in text
@@ -206,7 +210,7 @@ def test_signed_approval_in_the_prefect_ui(world: DemoWorld, prefect_server: str
         out, err = sync.communicate(timeout=180)
         assert sync.returncode == 0, out + err
     assert "applied: demo" in out and "approval: approve by alice: signed in the Prefect UI" in out
-    record = json.loads(run_cli("history", "demo", "--output", "json").stdout)[0]
+    record = json.loads(invoke_cli("history", "demo", "--output", "json").stdout)[0]
     evidence = record["approval"]["signature"]
     assert evidence["principal"] == "alice" and f"flow run: {run['id']}" in evidence["statement"]
     assert world.config_line.read_text() == "max_connections = 100\n"

@@ -22,7 +22,7 @@ from driftgate.models import Outcome, RunPurpose
 from driftgate.render import render_bundle
 from driftgate.runlog import RunLog
 from driftgate.store import Store
-from tests.conftest import answer, approver, edit_config, run_cli
+from tests.conftest import answer, approver, edit_config, invoke_cli
 
 PLAY = """\
 - name: one copy, one shell
@@ -85,7 +85,7 @@ def test_a_shell_task_is_a_risky_run_and_the_sync_waits_for_the_approver(world: 
 
     # `driftgate sync` without --yes, as a user runs it: it must pause until alice answers.
     with approver(answer("approve", "alice", "read the shell line")) as seen:
-        synced = run_cli("sync", "demo", "--config", str(world.config), env={"PREFECT_API_URL": prefect_api})
+        synced = invoke_cli("sync", "demo", "--config", str(world.config), env={"PREFECT_API_URL": prefect_api})
     assert synced.returncode == 0, synced.stdout + synced.stderr
     assert len(seen) == 1 and seen[0].summary == "2 changes (1 create, 1 run), 1 risky: module:shell"
     assert (world.host_root / "ran").read_text() == "ran\n"
