@@ -170,7 +170,7 @@ def test_a_failing_server_stops_the_apply_at_its_first_failed_request(shop: Demo
     real_applies = [r for r in double.requests if r.method == "PATCH" and not r.dry_run]
     assert [r.status for r in real_applies] == [201, 503]  # the Namespace, then the first ConfigMap: stop
     skipped = [t for h in record.hosts for t in h.tasks if t.status == "skipped"]
-    assert skipped and all("the API server failed" in t["message"] for t in skipped)
+    assert skipped and all("the API server failed" in t.message for t in skipped)
     assert waits == []
 
 
