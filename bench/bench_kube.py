@@ -27,7 +27,7 @@ What it does, in one process after imports (DRIFTGATE_HOME in a temp dir):
 * the CLI's wall time for `driftgate plan ENV` (the console script, a
   subprocess; median of several runs), no-op case.
 
-Exit status 1 when a target of issue 3 fails:
+Exit status 1 when a target fails:
   no-op plan <= 1.5x the baseline and < 3 s; the 10-change plan <= 10 dry-runs.
 
 By default each double runs in a child process (`--double process`), so the

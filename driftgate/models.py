@@ -414,7 +414,7 @@ class RunRecord(_RunFacts):
     flow_run_id: str | None = None
     failed_stage: Stage | None = None
     reason: str = ""
-    # Added with the audit record (issue 6); defaults keep older callers valid.
+    # Added with the audit record; defaults keep older callers valid.
     run_id: str = Field(default="", description="shared by the run's start and end in the record")
     purpose: RunPurpose = Field(default=RunPurpose.SYNC, alias="kind")
     commit_author: str = ""

@@ -28,7 +28,7 @@ from driftgate.demo_repo import DemoWorld
 from tests.conftest import DRIFTGATE, ROOT, edit_config, invoke_cli
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# DESIGN.md: what headless chromium needs here (no sandbox as root, nothing phoning home).
+# What headless chromium needs on these machines (no sandbox as root, nothing phoning home).
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
