@@ -1,8 +1,8 @@
 """Thin Prefect tasks around the engine: one per stage of the reconcile DAG.
 
 Each task loads nothing of its own and decides nothing: it calls one engine
-function and returns its typed result. Retries (transient failures only),
-timeouts and caching are set here, not in the engine. Used by flows/.
+function and returns its typed result. Prefect retries and caches none of them
+(transient failures are retried once, in driftgate.retry). Used by flows/.
 """
 
 from tasks.stages import (
