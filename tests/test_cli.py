@@ -49,6 +49,7 @@ def test_plan_error_is_exit_1_recorded_with_stage(world: DemoWorld) -> None:
     assert text.returncode == 1 and "error: environment 'demo': ref 'nope'" in text.stderr
 
 
+@pytest.mark.e2e  # the console script's traceback on a crash
 def test_plan_that_crashes_in_render_is_recorded_at_render_and_shown_with_its_traceback(world: DemoWorld, driftgate_home: Path) -> None:
     # A real fault, nothing mocked: render's cache folder is a file, so its
     # mkdir raises FileExistsError, which no engine code expects (a bug's stand-in).
