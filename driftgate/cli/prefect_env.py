@@ -8,7 +8,6 @@ of an environment that names blocks): ``plan`` and ``history`` stay fast.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -47,37 +46,6 @@ def prefect_server() -> Iterator[None]:
         except RuntimeError as exc:  # it did not start
             fail(str(exc))
         yield
-
-
-class _NoFailureLogs(logging.Filter):
-    """The CLI says how a run failed in one line, from the record: Prefect's own
-    ERROR lines and tracebacks would only repeat it, at length."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR and not record.exc_info
-
-
-@contextmanager
-def run_logs_in_terminal(*, verbose: bool) -> Iterator[None]:
-    """While a flow runs in this process: Prefect's console handler shows
-    warnings only (the run's logs go to the API either way), or with
-    ``verbose`` everything from INFO up, tracebacks included."""
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
-    levels = [h.level for h in handlers]
-    quiet = _NoFailureLogs()
-    for handler in handlers:
-        if verbose:
-            handler.setLevel(logging.INFO)
-        else:
-            handler.addFilter(quiet)
-    try:
-        yield
-    finally:
-        for handler, level in zip(handlers, levels):
-            handler.setLevel(level)
-            handler.removeFilter(quiet)
 
 
 def api_description() -> str:

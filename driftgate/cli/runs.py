@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from driftgate.cli.common import EXIT_ERROR, EXIT_OK, ConfigOption, OutputOption, check_output, console, fail, validated_config_path
-from driftgate.cli.prefect_env import api_description, flow_run_url, prefect_defaults, prefect_server, run_logs_in_terminal
+from driftgate.cli.prefect_env import api_description, flow_run_url, prefect_defaults, prefect_server
 from driftgate.cli.printing import print_paused_runs, print_run
 from driftgate.cli.records import record_of
 from driftgate.models import Outcome
@@ -50,6 +50,7 @@ def sync(
     with prefect_server():  # before Prefect is imported: it reads PREFECT_API_URL once
         from flows.reconcile import reconcile
         from flows.requests import cli_request, requested
+        from tasks.logs import run_logs_in_terminal
 
         # Trigger, requester and pre-approval travel in this process only, never as
         # flow parameters (which anyone reaching the Prefect API could set).
