@@ -7,7 +7,7 @@ register`) or in Python (`GitCredentials(token=...).save("deploy-repo")`).
 `Access`; it is called by the flow's first task and by the CLI.
 """
 
-from blocks.credentials import (
+from driftgate.blocks.credentials import (
     AgeIdentity,
     AnsibleSSH,
     ApprovalSigners,

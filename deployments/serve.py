@@ -1,6 +1,6 @@
 """Serve every environment's deployments from one process (one-machine use).
 
-    driftgate serve [--config driftgate.yaml]      (or: python -m deployments.serve)
+    driftgate serve [--config driftgate.yaml]      (or: python -m driftgate.deployments.serve)
 
 For each environment in driftgate.yaml: ``reconcile/sync-<env>`` on its
 ``sync.schedule`` and ``drift-check/drift-<env>`` on its ``drift.schedule``
@@ -24,8 +24,8 @@ from driftgate.schedule import PlannedSchedule, deployments
 
 
 def build_deployments(config: Config) -> list[Any]:
-    from flows.drift import drift_check
-    from flows.reconcile import reconcile
+    from driftgate.flows.drift import drift_check
+    from driftgate.flows.reconcile import reconcile
 
     flows = {"sync": reconcile, "drift": drift_check}
     # Only what to run: who asked comes from Prefect's run data (flows/requests.py),

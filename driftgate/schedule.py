@@ -74,8 +74,8 @@ def deployments(config: Config) -> list[Deployment]:
     found = []
     for name, env in sorted(config.environments.items()):
         for purpose, entrypoint, schedule, description in (
-            ("sync", "flows/reconcile.py:reconcile", env.sync.schedule, f"Reconcile {name} to Git ({env.source.repo} @ {env.source.ref})"),
-            ("drift", "flows/drift.py:drift_check", env.drift.schedule, f"Read-only drift check of {name}; self-heal: {env.drift.self_heal}"),
+            ("sync", "driftgate.flows.reconcile:reconcile", env.sync.schedule, f"Reconcile {name} to Git ({env.source.repo} @ {env.source.ref})"),
+            ("drift", "driftgate.flows.drift:drift_check", env.drift.schedule, f"Read-only drift check of {name}; self-heal: {env.drift.self_heal}"),
         ):
             when = planned(schedule, name, purpose) if schedule is not None else None
             found.append(Deployment(name, purpose, entrypoint, description, when))

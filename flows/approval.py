@@ -44,15 +44,15 @@ from driftgate.errors import PermanentError
 from driftgate.models import Approval, Decision, Plan, SignatureEvidence, Stage, Trigger
 from driftgate.runlog import now
 from driftgate.signing import SignatureRefused, SigningUnavailable, Statement
-from flows.approval_input import (
+from driftgate.flows.approval_input import (
     APPROVER_HELP,
     INFO_PREFIX,
     VERDICT_PREFIX,
     ApprovalInput,
     SignedApprovalInput,
 )
-from flows.links import this_run_url
-from flows.approvals_api import (  # noqa: F401  (re-exported: the CLI's API, formerly here)
+from driftgate.flows.links import this_run_url
+from driftgate.flows.approvals_api import (  # noqa: F401  (re-exported: the CLI's API, formerly here)
     ApproverRefused,
     NotPaused,
     PausedRun,
@@ -63,9 +63,9 @@ from flows.approvals_api import (  # noqa: F401  (re-exported: the CLI's API, fo
     paused_runs,
     sign_answer,
 )
-from flows.requests import RunRequest
-from tasks import decide_gate, load_approval_signers
-from tasks.notify import notify
+from driftgate.flows.requests import RunRequest
+from driftgate.tasks import decide_gate, load_approval_signers
+from driftgate.tasks.notify import notify
 
 # Seconds between checks for an answer while paused; Prefect's default of 10 s
 # makes every approval feel slow.

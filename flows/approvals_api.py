@@ -26,7 +26,7 @@ from driftgate import signing
 from driftgate.models import Decision
 from driftgate.runlog import now
 from driftgate.signing import SigningUnavailable, Statement
-from flows.approval_input import INFO_PREFIX, VERDICT_PREFIX, ApprovalInput, SignedApprovalInput
+from driftgate.flows.approval_input import INFO_PREFIX, VERDICT_PREFIX, ApprovalInput, SignedApprovalInput
 
 
 class UnknownRun(LookupError):

@@ -26,11 +26,11 @@ from driftgate.config import Environment, load_config
 from driftgate.models import Outcome, Plan, RunPurpose, Trigger
 from driftgate.pipeline import Pipeline
 from driftgate.runlog import RunLog
-from flows.links import this_run_url
-from flows.requests import RunRequest, pinned_config, requested, this_request
-from flows.locks import free_dead_runs, sync_in_progress
-from tasks.notify import notify
-from tasks.stages import STAGES
+from driftgate.flows.links import this_run_url
+from driftgate.flows.requests import RunRequest, pinned_config, requested, this_request
+from driftgate.flows.locks import free_dead_runs, sync_in_progress
+from driftgate.tasks.notify import notify
+from driftgate.tasks.stages import STAGES
 
 
 # retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says: a failed run is not run again
@@ -107,7 +107,7 @@ def start_sync(environment: str, config: str | None) -> str:
         started = run_deployment(f"reconcile/sync-{environment}", parameters={"environment": environment}, timeout=0)
         return str(started.id)
     except ObjectNotFound:
-        from flows.reconcile import reconcile
+        from driftgate.flows.reconcile import reconcile
 
         with requested(RunRequest(Trigger.SELF_HEAL, f"self-heal (drift check {flow_run.id})")):
             state = reconcile(environment=environment, config=config, return_state=True)

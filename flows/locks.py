@@ -197,7 +197,7 @@ def free_dead_runs(record_ids: list[int], *, noticed_by: RunStart) -> None:
 
 
 def _store() -> Store:
-    from blocks import record_database_url
+    from driftgate.blocks import record_database_url
 
     return Store(record_database_url())
 

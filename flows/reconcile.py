@@ -22,13 +22,13 @@ from driftgate.errors import ApplyFailed
 from driftgate.models import Outcome, Plan, RunPurpose
 from driftgate.pipeline import Pipeline
 from driftgate.runlog import RunLog
-from flows.approval import gate
-from flows.links import this_run_url
-from flows.locks import free_dead_runs, one_sync_at_a_time
-from flows.requests import pinned_config, this_request
-from tasks import apply_changes
-from tasks.notify import notify
-from tasks.stages import STAGES
+from driftgate.flows.approval import gate
+from driftgate.flows.links import this_run_url
+from driftgate.flows.locks import free_dead_runs, one_sync_at_a_time
+from driftgate.flows.requests import pinned_config, this_request
+from driftgate.tasks import apply_changes
+from driftgate.tasks.notify import notify
+from driftgate.tasks.stages import STAGES
 
 
 # retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says: a failed run is not run again

@@ -5,7 +5,7 @@ function and returns its typed result. Prefect retries and caches none of them
 (transient failures are retried once, in driftgate.retry). Used by flows/.
 """
 
-from tasks.stages import (
+from driftgate.tasks.stages import (
     apply_changes,
     decide_gate,
     diff_live,

@@ -20,7 +20,7 @@ from driftgate.config import Environment
 from driftgate.errors import ApplyFailed, PermanentError, TransientError
 from driftgate.models import ApplyResult, Bundle, Checkout, Plan, RunRecord, RunStart, Stage
 from driftgate.store import Store
-from tasks import logs
+from driftgate.tasks import logs
 
 logs.install()  # one ERROR line, no traceback, for an expected failure
 
@@ -44,7 +44,7 @@ def _log_retries(stage: str) -> pipeline.OnRetry:
 
 @task(name="credentials", **_common)
 def load_access(env: Environment) -> Access:
-    from blocks import load_access as from_blocks
+    from driftgate.blocks import load_access as from_blocks
 
     return credentials.load_access(env, from_blocks=from_blocks)
 
@@ -84,7 +84,7 @@ def load_approval_signers(env: Environment, commit: str) -> tuple[str, str]:
     """Who may sign approvals (allowed_signers text) and where that came from:
     the environment's block, or the file in its repository at ``commit``."""
     if env.approval.allowed_signers_block:
-        from blocks import load_approval_signers as from_block
+        from driftgate.blocks import load_approval_signers as from_block
 
         text, source = from_block(env), f"block {env.approval.allowed_signers_block}"
     else:
@@ -122,14 +122,14 @@ def apply_changes(env: Environment, bundle: Bundle, access: Access, plan: Plan) 
 def record_start(start: RunStart) -> list[int]:
     """The run's first entry in the record; marks earlier runs of the
     environment that died mid-way as interrupted (returns their record ids)."""
-    from blocks import record_database_url
+    from driftgate.blocks import record_database_url
 
     return Store(record_database_url()).start_run(start)
 
 
 @task(name="record", **_common)
 def record_run(run: RunRecord) -> int:
-    from blocks import record_database_url
+    from driftgate.blocks import record_database_url
 
     store = Store(record_database_url())
     record_id = store.record(run)

@@ -239,7 +239,7 @@ def as_cli(user: str | None = None, *, yes: bool = False, key: Path | None = Non
     """Flows started in this block run as `driftgate sync [--yes [--key KEY]]` by ``user`` would
     (the CLI's in-process request; deployment parameters cannot say this)."""
     from driftgate.models import Trigger
-    from flows.requests import RunRequest, cli_request, requested
+    from driftgate.flows.requests import RunRequest, cli_request, requested
 
     request = (
         RunRequest(Trigger.CLI, user, pre_approve=yes, signing_key=key) if user
@@ -254,7 +254,7 @@ def approver(act: Callable[[Any], None], *, pauses: int = 1) -> Iterator[list[An
     """A person in another thread: for each of ``pauses`` pauses, waits for the
     paused run (by its pause) and calls ``act(paused_run)``. Yields the
     PausedRuns seen; re-raises what went wrong in the thread."""
-    from flows.approval import paused_runs
+    from driftgate.flows.approval import paused_runs
 
     seen: list[Any] = []
     errors: list[BaseException] = []
@@ -281,7 +281,7 @@ def approver(act: Callable[[Any], None], *, pauses: int = 1) -> Iterator[list[An
 
 
 def answer(decision: str, name: str, reason: str = "") -> Callable[[Any], None]:
-    from flows.approval import answer_run
+    from driftgate.flows.approval import answer_run
 
     return lambda run: answer_run(run, decision=decision, approver=name, reason=reason)
 

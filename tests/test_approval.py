@@ -215,7 +215,7 @@ def test_plan_markdown_and_table_say_which_rule_and_mask_nothing_new() -> None:
 
 def sync(world: DemoWorld, *, requested_by: str | None = None, auto_approve: bool = False) -> tuple[Any, StoredRun]:
     """A sync as `driftgate sync [--yes]` by ``requested_by`` runs it."""
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
 
     with as_cli(requested_by, yes=auto_approve):
         state = reconcile(environment="demo", config=str(world.config), return_state=True)
@@ -284,7 +284,7 @@ def test_risky_mode_pauses_only_risky_plans_and_yes_approves_in_advance(world: D
 def test_refused_approver_and_invalid_input_leave_the_run_paused(world: DemoWorld) -> None:
     from prefect.flow_runs import resume_flow_run
 
-    from flows.approvals_api import ApproverRefused, answer_run, find_paused_run
+    from driftgate.flows.approvals_api import ApproverRefused, answer_run, find_paused_run
 
     edit_config(world, approval={"mode": "always", "timeout": "2m", "approvers": ["alice", "bob"], "forbid_self_approval": True})
     outcomes: list[str] = []
@@ -313,7 +313,7 @@ def test_refused_approver_and_invalid_input_leave_the_run_paused(world: DemoWorl
 @pytest.mark.usefixtures("prefect_api")
 def test_refused_answer_that_reaches_the_flow_pauses_again(world: DemoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     """Defence in depth: a form without the approver rule (an old one) still cannot approve."""
-    from flows import approval, approvals_api
+    from driftgate.flows import approval, approvals_api
 
     monkeypatch.setattr(approval, "approval_form", lambda env, requester: approval.ApprovalInput)
     monkeypatch.setattr(approvals_api, "_refusal", lambda run, name: None)

@@ -38,10 +38,19 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+# Prefect and driftgate's Prefect layer (flows/, tasks/, blocks/, deployments/,
+# installed as driftgate.flows ...).
+PREFECT_LAYER = ("prefect", "driftgate.flows", "driftgate.tasks", "driftgate.blocks", "driftgate.deployments")
+
+
+def _is_prefect_layer(module: str) -> bool:
+    return any(module == top or module.startswith(top + ".") for top in PREFECT_LAYER)
+
+
 def test_engine_modules_do_not_import_prefect_flows_or_tasks() -> None:
     offenders = {}
     for path in _engine_modules():
-        bad = {n for n in _imports(path) if n.split(".")[0] in {"prefect", "flows", "tasks", "blocks"}}
+        bad = {n for n in _imports(path) if _is_prefect_layer(n)}
         if bad:
             offenders[_module_name(path)] = sorted(bad)
     assert offenders == {}, f"engine modules import Prefect or the layers above: {offenders}"
@@ -67,7 +76,7 @@ def test_the_command_line_loads_no_prefect_until_a_command_needs_it() -> None:
     code = (
         "import sys\n"
         "import driftgate.cli\n"
-        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in {'prefect', 'flows', 'tasks', 'blocks'})\n"
+        f"leaked = sorted(m for m in sys.modules if m.startswith({PREFECT_LAYER!r}))\n"
         "print(len(leaked)); assert not leaked, leaked[:5]\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -210,7 +210,7 @@ def test_no_secret_value_reaches_the_database(
 
 @pytest.mark.usefixtures("prefect_api")
 def test_the_flow_records_its_start_end_and_links(world: DemoWorld, driftgate_home: Path) -> None:
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
 
     with as_cli(yes=True):
         state = reconcile(environment="demo", config=str(world.config), return_state=True)

@@ -120,7 +120,7 @@ def test_approve_without_a_paused_run_and_blocks_register(prefect_api: str) -> N
 
 @pytest.mark.usefixtures("prefect_api")
 def test_record_database_from_a_block(world: DemoWorld, prefect_api: str, tmp_path: Path, driftgate_home: Path) -> None:
-    from blocks import DriftgateDatabase
+    from driftgate.blocks import DriftgateDatabase
 
     url = f"sqlite:///{tmp_path / 'team-record.db'}"
     DriftgateDatabase(url=url).save("team-record", overwrite=True)

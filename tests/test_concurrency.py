@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 def _in_thread(world: DemoWorld, environment: str, states: list[Any]) -> threading.Thread:
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
 
     def one() -> None:
         states.append(reconcile(environment=environment, config=str(world.config), return_state=True))

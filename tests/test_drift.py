@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 def check(world: DemoWorld, environment: str = "demo") -> tuple[Any, Any]:
-    from flows.drift import drift_check
+    from driftgate.flows.drift import drift_check
 
     state = drift_check(environment=environment, config=str(world.config), return_state=True)
     runs = [r for r in Store().history(environment, limit=10) if r.purpose == RunPurpose.DRIFT]
@@ -30,7 +30,7 @@ def check(world: DemoWorld, environment: str = "demo") -> tuple[Any, Any]:
 
 
 def sync(world: DemoWorld, environment: str = "demo") -> Any:
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
 
     with as_cli(yes=True):
         return reconcile(environment=environment, config=str(world.config), return_state=True)
@@ -144,7 +144,7 @@ def test_webhook_notification_on_drift(world: DemoWorld, webhook: tuple[str, lis
 def test_webhook_notifications_on_failure_and_waiting_approval(world: DemoWorld, webhook: tuple[str, list[dict[str, Any]]]) -> None:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
 
     url, received = webhook
     CustomWebhookNotificationBlock(name="ops2", url=url, json_data={"subject": "{{subject}}", "text": "{{body}}"}).save("ops2", overwrite=True)

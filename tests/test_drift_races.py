@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 def check(world: DemoWorld) -> tuple[Any, Any]:
-    from flows.drift import drift_check
+    from driftgate.flows.drift import drift_check
 
     state = drift_check(environment="demo", config=str(world.config), return_state=True)
     runs = [r for r in Store().history("demo", limit=10) if r.purpose == RunPurpose.DRIFT]
@@ -30,7 +30,7 @@ def check(world: DemoWorld) -> tuple[Any, Any]:
 
 
 def test_a_drift_check_during_a_sync_is_skipped_not_drift(world: DemoWorld, tmp_path: Path) -> None:
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
 
     edit_config(world, approval={"mode": "never"})
     gate = tmp_path / "gate"

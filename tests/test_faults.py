@@ -54,7 +54,7 @@ def shop(world: DemoWorld, double: KubeAPIDouble) -> DemoWorld:
 
 
 def sync(world: DemoWorld, environment: str) -> tuple[Any, StoredRun, float]:
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
 
     started = time.monotonic()
     state = reconcile(environment=environment, config=str(world.config), return_state=True)
@@ -141,16 +141,16 @@ def test_prefect_adds_no_retries_of_its_own() -> None:
     attempts and a failed reconcile would run again, apply included."""
     code = (
         "import json, sys\n"
-        "import prefect, flows.reconcile, flows.drift, flows.approval, tasks.stages, tasks.notify\n"
+        "import prefect, driftgate.flows.reconcile, driftgate.flows.drift, driftgate.flows.approval, driftgate.tasks.stages, driftgate.tasks.notify\n"
         "found = {f'{o.fn.__module__}.{o.fn.__name__}': o.retries for m, mod in list(sys.modules.items())\n"
-        "         if m.split('.')[0] in ('flows', 'tasks') for o in vars(mod).values() if isinstance(o, (prefect.Task, prefect.Flow))}\n"
+        "         if m.startswith(('driftgate.flows.', 'driftgate.tasks.')) for o in vars(mod).values() if isinstance(o, (prefect.Task, prefect.Flow))}\n"
         "print(json.dumps(found))\n"
     )
     env = {**os.environ, "PREFECT_TASKS_DEFAULT_RETRIES": "3", "PREFECT_FLOWS_DEFAULT_RETRIES": "2"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     retries = json.loads(result.stdout.splitlines()[-1])
-    assert {"flows.reconcile.reconcile", "flows.drift.drift_check", "tasks.stages.diff_live", "tasks.notify.notify"} <= set(retries)
+    assert {f"driftgate.{name}" for name in ("flows.reconcile.reconcile", "flows.drift.drift_check", "tasks.stages.diff_live", "tasks.notify.notify")} <= set(retries)
     assert {name: n for name, n in retries.items() if n} == {}
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 
 def sync(world: DemoWorld, *, requested_by: str | None = None, auto_approve: bool = False) -> tuple[Any, StoredRun]:
     """A sync as `driftgate sync [--yes]` by ``requested_by`` runs it."""
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
 
     with as_cli(requested_by, yes=auto_approve):
         state = reconcile(environment="demo", config=str(world.config), return_state=True)

@@ -319,10 +319,10 @@ def test_plan_json_carries_object_fields(shop: DemoWorld) -> None:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_reconcile_flow_with_a_cluster_block(shop: DemoWorld, kube: Kube, driftgate_home: Path) -> None:
-    from blocks import KubernetesCluster
+    from driftgate.blocks import KubernetesCluster
     from driftgate.models import Outcome
     from driftgate.store import Store
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
 
     kubeconfig = Path(kube.kubeconfig).read_text()
     token = next(line.split(":", 1)[1].strip() for line in kubeconfig.splitlines() if line.strip().startswith("token:"))
@@ -360,7 +360,7 @@ def test_risky_kubernetes_plan_pauses_and_a_prune_needs_approval(shop: DemoWorld
 
     from driftgate.models import Outcome
     from driftgate.store import Store
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
     from tests.conftest import answer, approver
 
     with approver(answer("approve", "alice", "new shop")) as seen:

@@ -140,7 +140,7 @@ def test_a_postgresql_writer_blocked_beyond_its_budget_fails_with_one_line(
 def test_a_sync_that_cannot_write_its_start_applies_nothing_and_says_why(world, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """The start row comes first: a record locked beyond the writer's budget
     (through the task's retries) ends the run before fetch, with the reason."""
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
 
     path = Path(Store().url.removeprefix("sqlite:///"))
     monkeypatch.setenv("DRIFTGATE_RECORD_LOCK_TIMEOUT", "0.3")

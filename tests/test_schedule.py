@@ -40,7 +40,7 @@ def test_one_sync_and_one_drift_deployment_per_environment(world: DemoWorld) -> 
     demo = data["environments"]["demo"]
     data["environments"]["hourly"] = {**demo, "sync": {"schedule": {"interval": "1h"}}, "drift": {"schedule": {"cron": "*/5 * * * *"}}}
     world.config.write_text(yaml.safe_dump(data))
-    from deployments.serve import build_deployments
+    from driftgate.deployments.serve import build_deployments
 
     built = {d.name: d for d in build_deployments(load_config(world.config))}
     assert sorted(built) == ["drift-demo", "drift-hourly", "sync-demo", "sync-hourly"]
@@ -65,9 +65,11 @@ def test_committed_prefect_yaml_matches_the_example_config() -> None:
     names = [d["name"] for d in document["deployments"]]
     assert names == ["sync-demo", "drift-demo", "sync-shop", "drift-shop"]
     entrypoints = {d["entrypoint"] for d in document["deployments"]}
-    for entrypoint in entrypoints:  # each points at a real flow function
-        path, _, function = entrypoint.partition(":")
-        assert f"def {function}(" in (ROOT / path).read_text()
+    for entrypoint in entrypoints:  # each names a flow by its installed module (driftgate.flows.*)
+        module, _, function = entrypoint.partition(":")
+        assert module.startswith("driftgate.flows.")
+        path = ROOT / "flows" / (module.removeprefix("driftgate.flows.") + ".py")
+        assert f"def {function}(" in path.read_text()
 
 
 def test_deployments_render_command(tmp_path: Path) -> None:
@@ -101,7 +103,7 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
     from driftgate.models import RunPurpose
     from driftgate.runlog import current_user
     from driftgate.store import Store
-    from flows.requests import SCHEDULER, UNKNOWN_ACTOR
+    from driftgate.flows.requests import SCHEDULER, UNKNOWN_ACTOR
     from tests.conftest import DRIFTGATE
 
     data = yaml.safe_load(world.config.read_text())

@@ -103,8 +103,8 @@ def test_no_secret_in_driftgate_home_after_plan_sync_and_drift_check(
     from prefect.client.orchestration import get_client
 
     from driftgate.cli import app
-    from flows.drift import drift_check
-    from flows.reconcile import reconcile
+    from driftgate.flows.drift import drift_check
+    from driftgate.flows.reconcile import reconcile
 
     add_kubernetes_environment(world, kubeconfig=str(api.kubeconfig_path), namespace=NAMESPACE)
     _add_vaulted_variable(world, tmp_path, monkeypatch)

@@ -31,7 +31,7 @@ SIGNED = {"mode": "always", "timeout": "3m", "approvers": ["alice", "bob"], "req
 
 
 def save_signers(name: str, text: str) -> None:
-    from blocks import ApprovalSigners
+    from driftgate.blocks import ApprovalSigners
 
     ApprovalSigners(allowed_signers=text).save(name, overwrite=True)
 
@@ -47,7 +47,7 @@ def signed_world(world: DemoWorld, ssh_keys: dict[str, SSHKey], prefect_api: str
 
 def sync(world: DemoWorld, *, user: str | None = None, yes: bool = False, key: SSHKey | None = None) -> tuple[Any, StoredRun]:
     """A sync as `driftgate sync [--yes [--key KEY]]` by ``user`` runs it."""
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
 
     with as_cli(user, yes=yes, key=key.path if key else None):
         state = reconcile(environment="demo", config=str(world.config), return_state=True)
@@ -56,7 +56,7 @@ def sync(world: DemoWorld, *, user: str | None = None, yes: bool = False, key: S
 
 def next_pause(run: Any) -> Any:
     """The same run's next pause, once the flow has asked again."""
-    from flows.approvals_api import NotPaused, find_paused_run
+    from driftgate.flows.approvals_api import NotPaused, find_paused_run
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -72,7 +72,7 @@ def next_pause(run: Any) -> Any:
 
 def send(run: Any, signature: str, *, decision: str = "approve", name: str = "alice") -> str | None:
     """Answer ``run`` with ``signature``; the flow's refusal (one line), or None if it took the answer."""
-    from flows.approvals_api import ApproverRefused, answer_run, await_verdict
+    from driftgate.flows.approvals_api import ApproverRefused, answer_run, await_verdict
 
     answer_run(run, decision=decision, approver=name, reason="signed", signature=signature)
     try:
@@ -90,7 +90,7 @@ def signed(statement: signing.Statement, key: SSHKey) -> str:
 def test_forged_and_replayed_signatures_are_refused_then_a_valid_one_applies(signed_world: DemoWorld, ssh_keys: dict[str, SSHKey]) -> None:
     from prefect.flow_runs import resume_flow_run
 
-    from flows.approvals_api import ApproverRefused, answer_run
+    from driftgate.flows.approvals_api import ApproverRefused, answer_run
 
     alice, mallory = ssh_keys["alice"], ssh_keys["mallory"]
     refusals: dict[str, str | None] = {}
@@ -209,7 +209,7 @@ def test_sync_yes_with_key_is_a_signed_pre_approval(signed_world: DemoWorld, ssh
 
 def test_allowed_signers_in_the_repository_with_ssh_signed_commits(world: DemoWorld, ssh_keys: dict[str, SSHKey], prefect_api: str) -> None:
     """Who may approve is a file in the repository, read at the commit being approved; the commits are SSH-signed."""
-    from flows.approvals_api import sign_answer
+    from driftgate.flows.approvals_api import sign_answer
 
     commit_signers = world.root / "commit_signers"
     commit_signers.write_text(ssh_keys["alice"].signer_line("alice@example.com"))

@@ -34,13 +34,13 @@ def use_fleet(world: DemoWorld, fleet: sshvm.SSHFleet, *, block: str) -> None:
 
 
 def save_block(name: str, fleet: sshvm.SSHFleet, known_hosts: str) -> None:
-    from blocks import AnsibleSSH
+    from driftgate.blocks import AnsibleSSH
 
     AnsibleSSH(user="root", private_key=fleet.private_key, known_hosts=known_hosts).save(name, overwrite=True)
 
 
 def sync(world: DemoWorld):
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
 
     state = reconcile(environment="demo", config=str(world.config), return_state=True)
     return state, Store().history("demo", limit=1)[0]

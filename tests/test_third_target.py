@@ -199,7 +199,7 @@ def test_plan_shows_the_kind_as_it_names_its_changes(site: dict[str, Path]) -> N
 
 @pytest.mark.usefixtures("prefect_api")
 def test_a_third_kind_syncs_through_the_gate_into_the_record(site: dict[str, Path]) -> None:
-    from flows.reconcile import reconcile
+    from driftgate.flows.reconcile import reconcile
 
     def sync() -> Any:
         with as_cli("tess"):

@@ -180,7 +180,7 @@ def test_signed_approval_in_the_prefect_ui(world: DemoWorld, prefect_server: str
     api = f"{prefect_server}/api"
     alice = make_ssh_key(tmp_path / "keys", "alice")
     block = f"ui-approvers-{tmp_path.name[-8:]}".lower().replace("_", "-")
-    save_block = "from blocks import ApprovalSigners; import sys; ApprovalSigners(allowed_signers=sys.argv[1]).save(sys.argv[2], overwrite=True)"
+    save_block = "from driftgate.blocks import ApprovalSigners; import sys; ApprovalSigners(allowed_signers=sys.argv[1]).save(sys.argv[2], overwrite=True)"
     subprocess.run([sys.executable, "-c", save_block, alice.signer_line("alice", 'namespaces="driftgate-approval"'), block],
                    env={**os.environ, "PREFECT_API_URL": api}, check=True, timeout=120)  # fmt: skip
     edit_config(world, approval={"mode": "always", "timeout": "10m", "approvers": ["alice", "bob"], "forbid_self_approval": True,

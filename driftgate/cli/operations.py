@@ -20,7 +20,7 @@ from driftgate.errors import DriftgateError
 def blocks_register() -> None:
     """Register driftgate's block types so they appear on the Prefect UI's Blocks page."""
     prefect_defaults()
-    from blocks import register_block_types
+    from driftgate.blocks import register_block_types
 
     for slug in register_block_types():
         console.print(f"registered block type [bold]{slug}[/]")
@@ -41,7 +41,7 @@ def serve(config: Path | None = ConfigOption) -> None:
     config_path = validated_config_path(config, None)
     prefect_defaults()
     os.environ["PREFECT_LOGGING_LEVEL"] = os.environ.get("DRIFTGATE_SERVE_LOG_LEVEL", "INFO")
-    from deployments.serve import serve as serve_deployments
+    from driftgate.deployments.serve import serve as serve_deployments
 
     console.print(f"serving the deployments of {config_path} on {api_description()}")
     serve_deployments(str(config_path))

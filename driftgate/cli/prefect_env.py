@@ -38,7 +38,7 @@ def prefect_server() -> Iterator[None]:
     if os.environ.get("PREFECT_API_URL"):
         yield
         return
-    from flows.temporary_server import temporary_server
+    from driftgate.flows.temporary_server import temporary_server
 
     with ExitStack() as stack:
         try:
@@ -63,7 +63,7 @@ def flow_run_url(flow_run_id: str | None) -> str | None:
 def paused_run(environment: str) -> str:
     """The id of ``environment``'s run waiting for approval ("" when none)."""
     prefect_defaults()
-    from flows.approval import paused_runs
+    from driftgate.flows.approval import paused_runs
 
     return next((run.id for run in paused_runs() if run.environment == environment), "")
 
@@ -76,6 +76,6 @@ def load_access(env: Environment) -> Access:
 
 
 def _from_blocks(env: Environment) -> Access:
-    from blocks import load_access as from_blocks
+    from driftgate.blocks import load_access as from_blocks
 
     return from_blocks(env)

@@ -18,7 +18,7 @@ def store() -> Store:
     with record_errors():
         if os.environ.get("DRIFTGATE_DATABASE_BLOCK"):
             prefect_defaults()
-            from blocks import record_database_url
+            from driftgate.blocks import record_database_url
 
             return Store(record_database_url())
         return Store()

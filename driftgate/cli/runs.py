@@ -48,9 +48,9 @@ def sync(
     prefect_defaults()
     console.print(f"[dim]running the reconcile flow for {escape(environment)} on {api_description()}…[/]")
     with prefect_server():  # before Prefect is imported: it reads PREFECT_API_URL once
-        from flows.reconcile import reconcile
-        from flows.requests import cli_request, requested
-        from tasks.logs import run_logs_in_terminal
+        from driftgate.flows.reconcile import reconcile
+        from driftgate.flows.requests import cli_request, requested
+        from driftgate.tasks.logs import run_logs_in_terminal
 
         # Trigger, requester and pre-approval travel in this process only, never as
         # flow parameters (which anyone reaching the Prefect API could set).
@@ -72,7 +72,7 @@ def approvals(output: str = OutputOption) -> None:
     """Runs waiting for approval: environment, commit, plan, who asked, since when, and where to see them."""
     check_output(output)
     prefect_defaults()
-    from flows.approval import paused_runs
+    from driftgate.flows.approval import paused_runs
 
     runs = paused_runs()
     if output == "json":
@@ -118,7 +118,7 @@ def _answer(ref: str, decision: str, approver: str | None, reason: str, key: str
     prefect_defaults()
     # Without PREFECT_API_URL Prefect starts a temporary server on the same
     # database (PREFECT_HOME) as the paused run's, and finds it there.
-    from flows.approval import answer_run, await_verdict, find_paused_run, sign_answer
+    from driftgate.flows.approval import answer_run, await_verdict, find_paused_run, sign_answer
 
     name = approver or current_user()
     signed = ""
