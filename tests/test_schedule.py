@@ -137,6 +137,14 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
     try:
         with temporary_settings({PREFECT_API_URL: f"{prefect_server}/api"}):
             wait_for(lambda: _deployment_exists("reconcile/sync-demo"), "serve registered its deployments")
+            # 0. The scheduler starts demo's drift check (every 10 s); once one is recorded, pause the
+            # schedule: each run is a process of its own, and more of them would prove nothing new.
+            scheduled = lambda: [r for r in Store().history("demo", limit=50) if r.purpose == RunPurpose.DRIFT and r.trigger == "schedule"]  # noqa: E731
+            checks = wait_for(scheduled, "a scheduled drift check recorded")
+            with get_client(sync_client=True) as client:
+                client.pause_deployment(client.read_deployment_by_name("drift-check/drift-demo").id)
+            # (skipped, not drift, if a sync of demo held its slot)
+            assert checks[-1].requested_by == SCHEDULER and checks[-1].outcome.value in ("drift", "skipped")
             # 1. The Run form's old pre-approval parameters are not parameters any more: refused.
             forged = subprocess.run(
                 [str(Path(DRIFTGATE).with_name("prefect")), "deployment", "run", "reconcile/sync-demo",
@@ -159,10 +167,7 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
             for run in (refused, plain):
                 assert (run.trigger, run.requested_by) == ("manual", UNKNOWN_ACTOR)
                 assert run.requested_by != current_user()
-            # 4. The scheduled drift checks; a drift check started from the API, and the sync it starts to heal.
-            checks = [r for r in Store().history("demo", limit=50) if r.purpose == RunPurpose.DRIFT and r.trigger == "schedule"]
-            # (skipped, not drift, while a sync of demo holds its slot)
-            assert checks and checks[-1].requested_by == SCHEDULER and checks[-1].outcome.value in ("drift", "skipped")
+            # 4. A drift check started from the API, and the sync it starts to heal.
             check = run_deployment("drift-check/drift-heal", timeout=0)
             healing = wait_for(lambda: [r for r in Store().history("heal", limit=10) if r.trigger == "self-heal"], "a self-heal sync recorded")
             assert healing[0].requested_by == f"self-heal (drift check {check.id})"
