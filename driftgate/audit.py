@@ -16,14 +16,14 @@ store hands the rows over.
 from __future__ import annotations
 
 import csv
-import io
 import json
+import textwrap
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 from driftgate.hashing import canonical_json, sha256_hex
 
@@ -197,9 +197,8 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def export_csv(runs: Iterable[Mapping[str, Any]]) -> str:
-    """Runs (as `StoredRun.model_dump(mode="json")`) as CSV text."""
-    out = io.StringIO()
+def write_csv(runs: Iterable[Mapping[str, Any]], out: TextIO) -> None:
+    """Runs (as `StoredRun.model_dump(mode="json")`) as CSV, one line written per run."""
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for run in runs:
@@ -216,8 +215,13 @@ def export_csv(runs: Iterable[Mapping[str, Any]]) -> str:
                 "approval_plan_hash": approval.get("plan_hash") or "",
             }
         )
-    return out.getvalue()
 
 
-def export_json(runs: Iterable[Mapping[str, Any]]) -> str:
-    return json.dumps(list(runs), indent=2)
+def write_json(runs: Iterable[Mapping[str, Any]], out: TextIO) -> None:
+    """Runs as one JSON array, written a run at a time: the same text as
+    ``json.dumps(list(runs), indent=2)`` without holding the list."""
+    first = True
+    for run in runs:
+        out.write(("[\n" if first else ",\n") + textwrap.indent(json.dumps(run, indent=2), "  "))
+        first = False
+    out.write("[]" if first else "\n]")

@@ -151,9 +151,14 @@ def audit_export(
     if format not in ("csv", "json"):
         fail(f"--format must be csv or json, not {format!r}")
     with record_errors():
-        runs = store().history(environment, limit=None, since=_when(since, "--since"), until=_when(until, "--until"))
-    rows = [r.model_dump(mode="json") for r in reversed(runs)]
-    sys.stdout.write(audit.export_csv(rows) if format == "csv" else audit.export_json(rows) + "\n")
+        # Streamed: a page of runs in memory at a time, however long the record.
+        runs = store().iter_runs(environment, since=_when(since, "--since"), until=_when(until, "--until"))
+        rows = (r.model_dump(mode="json") for r in runs)
+        if format == "csv":
+            audit.write_csv(rows, sys.stdout)
+        else:
+            audit.write_json(rows, sys.stdout)
+            sys.stdout.write("\n")
 
 
 def _export_bundle(path: Path) -> None:

@@ -124,6 +124,14 @@ class Store:
                 conn, environment=environment, limit=limit, since=since, until=until, commit=commit, approver=approver
             )
 
+    def iter_runs(
+        self, environment: str | None = None, *, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[StoredRun]:
+        """Runs oldest first, streamed a page at a time (`driftgate audit export`),
+        in one read transaction: on SQLite one consistent snapshot."""
+        with self._reading() as conn:
+            yield from queries.runs_oldest_first(conn, environment=environment, since=since, until=until)
+
     def get(self, ref: str) -> StoredRun | None:
         """One run by record id, run id (or a prefix of 8+ characters) or Prefect flow-run id."""
         runs = RunRow.__table__

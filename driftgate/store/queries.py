@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, select, tuple_
+from sqlalchemy import Select, and_, exists, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
@@ -32,13 +32,7 @@ def runs(
 ) -> list[StoredRun]:
     """Runs newest first; ``commit`` matches a prefix of the SHA."""
     table = RunRow.__table__
-    query = select(table).order_by(table.c.started_at.desc(), table.c.id.desc())
-    if environment:
-        query = query.where(table.c.environment == environment)
-    if since:
-        query = query.where(table.c.started_at >= db_time(since))
-    if until:
-        query = query.where(table.c.started_at < db_time(until))
+    query = _in_period(select(table).order_by(table.c.started_at.desc(), table.c.id.desc()), environment, since, until)
     if commit:
         query = query.where(table.c.commit.startswith(commit, autoescape=True))
     if approver:
@@ -48,6 +42,36 @@ def runs(
     rows = conn.execute(query).mappings().all()
     changes = changes_of(conn, [r["id"] for r in rows])
     return [stored_run(row, changes.get(row["id"], [])) for row in rows]
+
+
+def runs_oldest_first(
+    conn: Connection, *, environment: str | None, since: datetime | None, until: datetime | None
+) -> Iterator[StoredRun]:
+    """Runs in start order, a page at a time (keyset on started_at, id): an
+    export of any length holds one page in memory, not the record."""
+    table = RunRow.__table__
+    query = _in_period(select(table).order_by(table.c.started_at, table.c.id).limit(_PAGE), environment, since, until)
+    page = query
+    while True:
+        rows = conn.execute(page).mappings().all()
+        if not rows:
+            return
+        changes = changes_of(conn, [r["id"] for r in rows])
+        yield from (stored_run(row, changes.get(row["id"], [])) for row in rows)
+        last = rows[-1]
+        page = query.where(tuple_(table.c.started_at, table.c.id) > (last["started_at"], last["id"]))
+
+
+def _in_period(query: Select[Any], environment: str | None, since: datetime | None, until: datetime | None) -> Select[Any]:
+    """``query`` on ``runs`` narrowed to one environment and a start period (each optional)."""
+    table = RunRow.__table__
+    if environment:
+        query = query.where(table.c.environment == environment)
+    if since:
+        query = query.where(table.c.started_at >= db_time(since))
+    if until:
+        query = query.where(table.c.started_at < db_time(until))
+    return query
 
 
 def one_run(conn: Connection, where: Any) -> StoredRun | None:
