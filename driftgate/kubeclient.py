@@ -138,10 +138,10 @@ class Cluster:
 
     # ------------------------------------------------------------ verbs
 
-    def list(self, resource: Resource, *, label_selector: str | None = None) -> list[dict[str, Any]]:
-        """Every object of a kind, across namespaces (one request)."""
+    def list(self, resource: Resource, *, namespace: str = "", label_selector: str | None = None) -> list[dict[str, Any]]:
+        """The objects of a kind in one namespace, or across namespaces (one request)."""
         query = [("labelSelector", label_selector)] if label_selector else []
-        return self.request("GET", resource.path(), query=query).get("items", [])
+        return self.request("GET", resource.path(namespace), query=query).get("items", [])
 
     def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         try:

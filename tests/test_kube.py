@@ -124,6 +124,37 @@ def test_noop_plan_costs_lists_only(shop: DemoWorld, kube: Kube) -> None:
     assert all(r.method == "GET" for r in double.requests)
 
 
+def test_reads_follow_the_environment_not_the_cluster(shop: DemoWorld, kube: Kube) -> None:
+    """A plan lists its namespaced kinds in its own namespaces only: another
+    tenant's objects are never read. Prune still finds what left Git in a
+    namespace Git no longer names, through the namespaces the inventory keeps."""
+    from kubernetes import client
+
+    double = kube.need_double()
+    core = client.CoreV1Api(kube.client())
+    other = f"{kube.namespace}-other-tenant"
+    core.create_namespace({"metadata": {"name": other}})
+    for i in range(30):  # another tenant's objects, some even carrying driftgate's labels for another environment
+        labels = {"app.kubernetes.io/managed-by": "driftgate", "driftgate.io/environment": "someone-else"} if i % 2 else {}
+        core.create_namespaced_config_map(other, {"metadata": {"name": f"cm-{i}", "labels": labels}, "data": {"i": str(i)}})
+    extra = f"{kube.namespace}-extra"
+    side = f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {extra}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: side, namespace: {extra}}}\ndata: {{a: '1'}}\n"
+    commit_change(shop.repo, "k8s/side.yaml", side, "a second namespace")
+    sync(shop)
+
+    double.reset_requests()
+    assert plan(shop).in_sync
+    lists = [r.path for r in double.requests if r.verb == "list"]
+    assert not [p for p in lists if other in p]
+    namespaced_lists = [p for p in lists if p != "/api/v1/namespaces"]  # Namespace is cluster-scoped: listed whole
+    assert namespaced_lists and all(p.startswith(("/api/v1/namespaces/", "/apis/apps/v1/namespaces/")) for p in namespaced_lists), lists
+
+    commit_change(shop.repo, "k8s/side.yaml", "", "the second namespace leaves Git")
+    assert sorted((c.action, c.target) for c in plan(shop).changes) == [
+        (Action.DELETE, f"ConfigMap/{extra}/side"), (Action.DELETE, f"Namespace/{extra}"),
+    ]  # fmt: skip
+
+
 def test_drift_in_the_cluster_is_exactly_that_field(shop: DemoWorld, kube: Kube) -> None:
     from kubernetes import client
 
@@ -262,7 +293,8 @@ def test_transient_errors_are_retried_validation_errors_are_not(shop: DemoWorld,
     double.inject_fault(method="GET", path="/api/v1/configmaps", status=503, times=1)
     double.inject_throttle(retry_after=3, verb="list", resource="secrets")
     assert len(retry.call(lambda: plan(shop)).changes) == 5  # answered on the third attempt
-    assert double.count(verb="list", resource="configmaps") == 3 and double.count(verb="list", resource="secrets") == 2
+    # (each attempt's first read of a kind: by this environment's label, across namespaces; no inventory yet)
+    assert double.count(verb="list", path="/api/v1/configmaps") == 3 and double.count(verb="list", path="/api/v1/secrets") == 2
     assert waits == [2.0, 8.0]  # a 3 s Retry-After is less than the 8 s backoff: the longer wait wins
 
     sync(shop)

@@ -83,7 +83,8 @@ def apply(env: Environment, bundle: Bundle, cluster: Cluster, plan: Plan, *, mas
                     stopped, server_failed = "the API server failed", True
         if target.prune and not stopped:
             try:
-                write_inventory(env, cluster, manifests)
+                unpruned = [c for c in plan.changes if c.action == Action.DELETE and results[c.target][-1].status == "failed"]
+                write_inventory(env, cluster, manifests, unpruned)
             except KubeError as exc:
                 log.warning("environment %s: could not write the prune inventory: %s", env.name, exc)
     if server_failed:

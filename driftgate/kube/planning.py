@@ -1,7 +1,8 @@
 """Plan: what applying the environment's manifests would change in its cluster.
 
-`plan()` costs one LIST per kind (the kinds in Git and in the prune
-inventory), then for each desired object a server-side apply dry-run (field
+`plan()` costs one LIST per kind and namespace (the kinds in Git and in the
+prune inventory, read only where this environment's objects can be: see
+`_LiveState.read`), then for each desired object a server-side apply dry-run (field
 manager ``driftgate``) compared with the live object, so fields the server
 defaults are never reported as changes. Comparisons are cached by (desired
 object, live resourceVersion, rules) in driftgate/kube/cache.py: an unchanged
@@ -24,7 +25,7 @@ from driftgate.errors import PermanentError
 from driftgate.kinds import is_builtin
 from driftgate.kube.access import target_of
 from driftgate.kube.cache import ComparisonCache
-from driftgate.kube.prune import inventory_kinds, prunes
+from driftgate.kube.prune import Inventory, read_inventory, prunes
 from driftgate.kube.waves import in_apply_order
 from driftgate.kubeclient import Cluster, KubeError, Resource, as_driftgate_error
 from driftgate.kubediff import (
@@ -63,7 +64,7 @@ def plan(env: Environment, bundle: Bundle, cluster: Cluster, *, masker: Masker |
                     changes.append(change)
             except _Rejected as exc:
                 rejected.append(str(exc))
-        changes += prunes(env, live.owned, manifests)
+        changes += prunes(env, live.owned(env), manifests)
         cache.save()
         if rejected:  # every refused object at once, so one fix round is enough
             raise PermanentError(
@@ -82,36 +83,63 @@ class _LiveState:
     def __init__(self) -> None:
         self.resources: dict[tuple[str, str], Resource | None] = {}
         self.objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        self.owned: list[dict[str, Any]] = []  # live objects labelled for this environment
         self.crd_kinds: set[tuple[str, str]] = set()
         self.new_namespaces: set[str] = set()  # created by this plan
+
+    def owned(self, env: Environment) -> list[dict[str, Any]]:
+        """The live objects labelled for this environment (what prune may delete)."""
+        return [
+            obj for obj in self.objects.values()
+            if (labels := obj["metadata"].get("labels") or {}).get(MANAGED_BY) == "driftgate"
+            and labels.get(ENVIRONMENT_LABEL) == env.name
+        ]  # fmt: skip
 
     @classmethod
     def read(cls, env: Environment, cluster: Cluster, manifests: list[Manifest]) -> "_LiveState":
         state = cls()
         state.crd_kinds = {crd_kind(m.object) for m in manifests if is_builtin(m.api_version, m.kind, "CustomResourceDefinition")}
-        kinds = {(m.api_version, m.kind) for m in manifests} | inventory_kinds(env, cluster)
-        for api_version, kind in sorted(kinds):
+        inventory = read_inventory(env, cluster)
+        for api_version, kind in sorted({(m.api_version, m.kind) for m in manifests} | inventory.kinds):
             resource = cluster.resource(api_version, kind)
             state.resources[(api_version, kind)] = resource
+            desired = [m for m in manifests if (m.api_version, m.kind) == (api_version, kind)]
             if resource is None:
-                if (api_version, kind) in state.crd_kinds or (api_version, kind) not in {(m.api_version, m.kind) for m in manifests}:
+                if (api_version, kind) in state.crd_kinds or not desired:
                     continue  # its CRD is created by this plan (or it is only in the inventory)
-                first = next(m for m in manifests if (m.api_version, m.kind) == (api_version, kind))
                 raise PermanentError(
-                    f"environment {env.name!r}: {first.display} from {first.source}: the cluster does not "
+                    f"environment {env.name!r}: {desired[0].display} from {desired[0].source}: the cluster does not "
                     f"serve {kind} in {api_version} (a missing CRD or a wrong apiVersion)",
                     stage=Stage.DIFF,
                 )
-            for obj in cluster.list(resource):
+            for obj in _live_objects(env, cluster, resource, desired, inventory):
                 obj["apiVersion"], obj["kind"] = api_version, kind  # list items carry neither
-                meta = obj.get("metadata", {})
-                group = api_version.rpartition("/")[0]
-                state.objects[(group, kind, meta.get("namespace", ""), meta["name"])] = obj
-                labels = meta.get("labels") or {}
-                if labels.get(MANAGED_BY) == "driftgate" and labels.get(ENVIRONMENT_LABEL) == env.name:
-                    state.owned.append(obj)
+                meta = obj.setdefault("metadata", {})
+                state.objects[(api_version.rpartition("/")[0], kind, meta.get("namespace", ""), meta["name"])] = obj
         return state
+
+
+def _live_objects(env: Environment, cluster: Cluster, resource: Resource, desired: list[Manifest],
+                  inventory: Inventory) -> list[dict[str, Any]]:
+    """The live objects of one kind this environment's plan needs, read no wider
+    than is exact, so a check costs what the environment costs, not the cluster:
+    a namespaced kind is listed in the namespaces of its desired objects and,
+    with prune, those the inventory says the last apply wrote it in. Cluster-scoped
+    kinds are listed whole; with prune, a kind the inventory keeps no namespaces
+    for (none yet, or one from an older driftgate) is also listed across
+    namespaces by this environment's label: prune looks for nothing else."""
+    if not resource.namespaced:
+        return cluster.list(resource)
+    target = target_of(env)
+    namespaces = {m.namespace or target.namespace for m in desired}
+    found = []
+    if target.prune:
+        kept = inventory.namespaces.get((resource.api_version, resource.kind))
+        if kept is None:  # no inventory names where: look for this environment's label anywhere
+            found += cluster.list(resource, label_selector=f"{MANAGED_BY}=driftgate,{ENVIRONMENT_LABEL}={env.name}")
+        namespaces |= kept or set()
+    for namespace in sorted(namespaces):
+        found += cluster.list(resource, namespace=namespace)
+    return found
 
 
 def in_served_scope(env: Environment, manifests: list[Manifest], resources: dict[tuple[str, str], Resource | None]) -> list[Manifest]:

@@ -5,16 +5,19 @@ labelled ``app.kubernetes.io/managed-by=driftgate`` and
 ``driftgate.io/environment=ENV``, looked for among the kinds of Git's objects
 and the kinds in the environment's inventory, the ConfigMap
 ``driftgate-inventory-ENV`` in the target namespace (the kinds the last apply
-wrote: a kind whose last object left Git is still looked at). Nothing on the
+wrote, and the namespaces it wrote each namespaced kind in: a kind whose last
+object left Git is still looked at, in those namespaces only). Nothing on the
 machine running driftgate takes part.
 
-`inventory_kinds()` and `prunes()` are called by `plan` (the deletes it
+`read_inventory()` and `prunes()` are called by `plan` (the deletes it
 lists); `prune_one()` and `write_inventory()` by `apply`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from driftgate.config import Environment
@@ -32,28 +35,50 @@ def inventory_name(env: Environment) -> str:
     return f"driftgate-inventory-{env.name}"
 
 
-def inventory_kinds(env: Environment, cluster: Cluster) -> set[tuple[str, str]]:
-    """Kinds driftgate applied last time: pruning must look at them even when
-    Git no longer has any object of that kind. Kept in the cluster (a ConfigMap)."""
+@dataclass(frozen=True)
+class Inventory:
+    """What the last apply wrote: its kinds, and for each namespaced kind the
+    namespaces it wrote in (a kind missing from ``namespaces``, as in an
+    inventory from before they were kept, may have objects in any namespace)."""
+
+    kinds: frozenset[tuple[str, str]] = frozenset()
+    namespaces: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+
+
+def read_inventory(env: Environment, cluster: Cluster) -> Inventory:
+    """The environment's inventory (empty with prune off): pruning must look at
+    its kinds even when Git no longer has any object of them. Kept in the cluster (a ConfigMap)."""
     if not target_of(env).prune:
-        return set()
+        return Inventory()
     configmaps = cluster.resource("v1", "ConfigMap")
     assert configmaps is not None
-    found = cluster.get(configmaps, target_of(env).namespace, inventory_name(env))
-    kinds = json.loads(((found or {}).get("data") or {}).get("kinds", "[]"))
-    return {(k[0], k[1]) for k in kinds}
+    data = (cluster.get(configmaps, target_of(env).namespace, inventory_name(env)) or {}).get("data") or {}
+    kinds = frozenset((k[0], k[1]) for k in json.loads(data.get("kinds", "[]")))
+    namespaces: dict[tuple[str, str], set[str]] = {}
+    if "namespaces" in data:  # written by this version: every namespaced kind of the apply is listed
+        for api_version, kind, *where in json.loads(data["namespaces"]):
+            namespaces.setdefault((api_version, kind), set()).update(where)
+    return Inventory(kinds, {k: frozenset(v) for k, v in namespaces.items()})
 
 
-def write_inventory(env: Environment, cluster: Cluster, manifests: list[Manifest]) -> None:
-    """Record the kinds of this apply's objects, for the next plan's `inventory_kinds()`."""
+def write_inventory(env: Environment, cluster: Cluster, manifests: list[Manifest], unpruned: list[Change]) -> None:
+    """Record the kinds of this apply's objects and the namespaces of the
+    namespaced ones, for the next plan's `read_inventory()`; ``unpruned``, the
+    deletes that failed, stay in it so the next plan looks for them again."""
     configmaps = cluster.resource("v1", "ConfigMap")
     assert configmaps is not None
-    kinds = sorted({(m.api_version, m.kind) for m in manifests})
+    where = [(m.api_version, m.kind, m.namespace) for m in manifests] + [(c.api_version, c.kind, c.namespace) for c in unpruned]
+    kinds = sorted({(api_version, kind) for api_version, kind, _ in where})
+    namespaces = [
+        [api_version, kind, *sorted({ns for a, k, ns in where if (a, k) == (api_version, kind)})]
+        for api_version, kind in kinds
+        if all(ns for a, k, ns in where if (a, k) == (api_version, kind))  # namespaced: every object has one
+    ]
     inventory = {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": inventory_name(env), "namespace": target_of(env).namespace,
                      "labels": {MANAGED_BY: "driftgate", INVENTORY_LABEL: env.name}},
-        "data": {"kinds": json.dumps(kinds)},
+        "data": {"kinds": json.dumps(kinds), "namespaces": json.dumps(namespaces)},
     }  # fmt: skip
     cluster.apply(configmaps, inventory, dry_run=False, force=True)
 
