@@ -22,7 +22,7 @@ def test_plan_exit_codes_and_json_contract(world: DemoWorld) -> None:
     assert [(c["action"], c["target"], c["name"], c["risky"]) for c in body["changes"]] == [
         ("create", "localhost", "app directory", False),
         ("create", "localhost", "welcome page", False),
-        ("update", "localhost", "connection limit", False),
+        ("create", "localhost", "connection limit", False),
     ]
 
     text = invoke_cli("plan", "demo", cwd=world.root)  # ./driftgate.yaml is found in the cwd
