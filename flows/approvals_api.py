@@ -59,7 +59,9 @@ class PausedRun:
     asked_again: str = ""
     flow_run: str = ""
     require_signature: bool = False
-    expires: str = ""  # ISO 8601 UTC: when a signed statement for this pause stops counting
+    expires: str = ""  # ISO 8601 UTC: when the run stops waiting (rejected) and a signed statement stops counting
+    commits: tuple[str, ...] = ()  # the commits since the last applied revision, one line each
+    commits_heading: str = ""
 
     def statement(self, *, decision: str, approver: str) -> Statement:
         """What ``approver`` signs to decide this pause (ValueError if the name cannot be a principal)."""

@@ -238,7 +238,7 @@ def test_approval_given_names_the_approver_and_binds_the_plan(world: DemoWorld) 
     # What `driftgate approvals` showed while it waited.
     paused = seen[0]
     assert paused.environment == "demo" and paused.commit == record.commit and paused.plan_hash == record.plan_hash
-    assert paused.requester == "bob" and paused.summary == "3 changes (2 create, 1 update)"
+    assert paused.requester == "bob" and paused.summary == "3 changes (3 create)"
     assert paused.deciders == ["alice", "olga"] and paused.waiting_since is not None
 
 
@@ -363,7 +363,7 @@ def test_plan_artifacts_are_published_before_the_pause(world: DemoWorld) -> None
 
     with approver(act):
         sync(world)
-    assert "**3 changes (2 create, 1 update)**" in artifacts["markdown"].data
+    assert "**3 changes (3 create)**" in artifacts["markdown"].data
     assert "+max_connections = 100" in artifacts["markdown"].data
     table = json.loads(artifacts["table"].data) if isinstance(artifacts["table"].data, str) else artifacts["table"].data
     assert [row["task or name"] for row in table] == ["app directory", "welcome page", "connection limit"]
@@ -385,7 +385,7 @@ def test_cli_approvals_and_approve_by_run_id_with_clear_errors(world: DemoWorld,
         state, record = sync(world, requested_by="bob")
     listed = results["list"].stdout
     assert results["list"].returncode == 0 and "demo" in listed and record.commit[:12] in listed
-    assert "3 changes (2 create, 1 update)" in listed and f"/runs/flow-run/{record.flow_run_id}" in listed
+    assert "3 changes (3 create)" in listed and f"/runs/flow-run/{record.flow_run_id}" in listed
     body = json.loads(results["json"].stdout)
     assert body[0]["id"] == record.flow_run_id and body[0]["requester"] == "bob" and body[0]["waiting_since"]
     assert results["refused"].returncode == 1
