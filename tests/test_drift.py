@@ -49,6 +49,14 @@ def test_ansible_drift_is_reported_not_touched(world: DemoWorld) -> None:
     (event,) = Store().drift_events("demo")
     assert event.changes == [{"action": "update", "target": "localhost", "name": "connection limit", "kind": "", "namespace": ""}]
     assert world.config_line.read_text() == "max_connections = 5\n"  # report only
+    # Named for what it is, and published under its own key: a paused sync's plan ("plan-demo") stays on top.
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(state.state_details.flow_run_id)
+        keys = {a.key for a in client.read_artifacts() if a.flow_run_id == flow_run.id}
+    assert flow_run.name == f"drift demo@{record.commit[:7]}"
+    assert {"drift-plan-demo", "drift-plan-table-demo"} <= keys and "plan-demo" not in keys
 
     shown = invoke_cli("status", "demo", "--config", str(world.config), "--output", "json")
     status = json.loads(shown.stdout)
@@ -85,8 +93,10 @@ def test_unreachable_target_is_unknown_not_a_crash(world: DemoWorld) -> None:
     state, record = check(world)
     assert state.is_completed() and state.name == "Unknown"
     assert record.outcome == Outcome.FAILED and "host unreachable" in record.reason
-    shown = invoke_cli("status", "demo", "--config", str(world.config))
-    assert shown.returncode == 1 and "unknown" in shown.stdout and "host unreachable" in shown.stdout
+    shown = invoke_cli("status", "demo", "--config", str(world.config), "--output", "json")
+    status = json.loads(shown.stdout)
+    assert status[0]["state"] == "unknown" and "host unreachable" in status[0]["reason"]
+    assert shown.returncode == 1
 
 
 def test_kubernetes_drift_detected_and_healed_if_safe(world: DemoWorld, kube_double_factory: Any) -> None:  # noqa: F811
