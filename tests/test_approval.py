@@ -210,6 +210,27 @@ def test_plan_markdown_and_table_say_which_rule_and_mask_nothing_new() -> None:
     assert "````diff\n```\nx\n````" in fenced
 
 
+def test_the_approval_form_names_the_commits_and_the_deadline_as_a_clock_time() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from driftgate.models import CommitInfo, CommitRange
+
+    story = CommitRange(since="c" * 40, until="d" * 40, more=23, commits=(
+        CommitInfo(sha="d" * 40, author="Ann <ann@example.com>", subject="raise | the limit", signer="ann@example.com (SHA256:x)"),
+        CommitInfo(sha="e" * 40, author="Bo <bo@example.com>", subject="fix a typo"),
+    ))  # fmt: skip
+    plan = Plan(environment="web", revision="d" * 40, changes=(task("h", "t"),), commits=story)
+    text = report.approval_markdown(
+        plan, requester="bob", deciders=["alice"], forbid_self_approval=False, timeout=timedelta(hours=1),
+        deadline=datetime(2026, 12, 1, 13, 0, 0, 400000, tzinfo=timezone.utc),
+    )  # fmt: skip
+    assert "No decision within 1h (by 2026-12-01T13:00:00Z) counts as a rejection." in text
+    assert "**25 commits since ccccccc (last applied):**" in text
+    assert "- ddddddd raise \\| the limit — Ann <ann@example.com>, signed by ann@example.com (SHA256:x)\n" in text
+    assert "- eeeeeee fix a typo — Bo <bo@example.com>\n- … and 23 more\n" in text
+    assert plan.plan_hash == plan.model_copy(update={"commits": None}).plan_hash, "the story is not what is approved"
+
+
 # ---------------------------------------------------------------- the gate, through the Prefect API
 
 
