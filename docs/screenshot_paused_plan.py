@@ -19,10 +19,8 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -32,7 +30,7 @@ from driftgate.demo import _free_port, _prefect_server  # noqa: E402
 from driftgate.demo_repo import add_kubernetes_environment, commit_change, create_demo_world  # noqa: E402
 from tests.conftest import edit_config  # noqa: E402
 from tests.kubeapi import KubeAPIDouble  # noqa: E402
-from tests.test_ui_approval import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.test_ui_approval import CHROMIUM, CHROMIUM_ARGS, wait_for_paused_run  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "paused-run-plan.png"
 DRIFTGATE = Path(sys.executable).with_name("driftgate")
@@ -60,7 +58,7 @@ def main() -> None:
             sync = subprocess.Popen([str(DRIFTGATE), "sync", "shop", "--config", str(world.config)], env=env,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
             try:
-                run_id = paused_run(env["PREFECT_API_URL"], sync)
+                run_id = wait_for_paused_run(env["PREFECT_API_URL"], sync)["id"]
                 shoot(f"http://127.0.0.1:{port}", run_id)
             finally:
                 sync.kill()
@@ -72,19 +70,6 @@ def run(env: dict[str, str], *args: str) -> None:
     done = subprocess.run([str(DRIFTGATE), *args], env=env, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         raise SystemExit(f"driftgate {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-
-
-def paused_run(api: str, sync: subprocess.Popen[str]) -> str:
-    body = {"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}}
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if sync.poll() is not None:
-            raise SystemExit(f"the sync ended before it paused:\n{sync.communicate()[0]}")
-        runs = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=5).json()
-        if runs:
-            return runs[0]["id"]
-        time.sleep(0.3)
-    raise SystemExit("the sync did not pause within 180 s")
 
 
 def shoot(base: str, run_id: str) -> None:

@@ -141,7 +141,7 @@ def _paused_run_by_id(run_id: uuid.UUID) -> PausedRun:
         raise UnknownRun(f"flow run {run_id} is a run of {flow.name!r}, not a driftgate reconcile run")
     if not (run.state and run.state.is_paused()):
         state = run.state.name if run.state else "unknown"
-        raise NotPaused(f"run {run_id} ({run.name}) is {state}: it is not waiting for approval")
+        raise NotPaused(f"run {run_id} ({run.parameters.get('environment', run.name)}) is {state}: it is not waiting for approval")
     return _paused_run(run)
 
 
