@@ -36,6 +36,10 @@ def test_plan_in_sync_is_exit_0(synced_world: DemoWorld) -> None:
     result = invoke_cli("plan", "demo", "--config", str(synced_world.config))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "In sync" in result.stdout
+    # Nothing applied in the record yet: the story is every commit up to the planned one.
+    assert "1 commit up to it (nothing applied yet):" in result.stdout and "demo: web host with a connection limit" in result.stdout
+    body = json.loads(invoke_cli("plan", "demo", "--config", str(synced_world.config), "--output", "json").stdout)
+    assert body["commits"]["since"] == "" and body["commits"]["commits"][0]["author"] == "Demo Developer <dev@example.com>"
 
 
 def test_plan_error_is_exit_1_recorded_with_stage(world: DemoWorld) -> None:
