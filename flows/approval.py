@@ -198,12 +198,9 @@ def wait_for_approval(
            f"{report.plan_summary(plan)} at {plan.revision[:12]}, requested by {requester}{where}; "
            f"until {report.clock_time(expires)}")
     if on_pause is not None:  # `driftgate sync` says so in its terminal
-        deciders = policy.deciders(env.approval, requester=requester)
         on_pause(PauseNotice(
             environment=env.name, flow_run=str(flow_run.id), url=url or "", summary=report.plan_summary(plan),
-            deciders=", ".join(deciders) or "nobody" if deciders is not None
-            else "anyone" + (f" but {requester}" if env.approval.forbid_self_approval else ""),
-            deadline=expires, timeout=timeout, asked_again=asked_again,
+            deciders=_who_may_decide(env, requester), deadline=expires, timeout=timeout, asked_again=asked_again,
         ))  # fmt: skip
     while True:
         remaining = int(deadline - time.monotonic())
@@ -247,6 +244,14 @@ def wait_for_approval(
             )
         logger.warning("refused the answer of %s: %s; still waiting", answer.approver, refusal)
         note = f"the answer from {answer.approver} was refused: {refusal}"
+
+
+def _who_may_decide(env: Environment, requester: str) -> str:
+    """'alice, carol', 'anyone', 'anyone but bob' (forbid_self_approval) or 'nobody'."""
+    names = policy.deciders(env.approval, requester=requester)
+    if names is not None:
+        return ", ".join(names) or "nobody"
+    return "anyone" + (f" but {requester}" if env.approval.forbid_self_approval else "")
 
 
 def expected_statement(env: Environment, plan: Plan, *, decision: str, approver: str, expires: datetime) -> Statement:

@@ -18,11 +18,18 @@ def this_run_url() -> str | None:
 
 
 def name_this_run(purpose: str, environment: str, commit: str) -> None:
-    """Name the current flow run ``PURPOSE ENV@COMMIT`` (its name at start has no commit yet)."""
+    """Name the current flow run ``PURPOSE ENV@COMMIT`` (its name at start has no commit
+    yet). A name is for people: a server that refuses it is logged, the run goes on."""
     from uuid import UUID
 
+    from prefect import get_run_logger
     from prefect.client.orchestration import get_client
 
-    if flow_run.id and commit:
+    if not (flow_run.id and commit):
+        return
+    name = f"{purpose} {environment}@{commit[:7]}"
+    try:
         with get_client(sync_client=True) as client:
-            client.update_flow_run(UUID(flow_run.id), name=f"{purpose} {environment}@{commit[:7]}")
+            client.update_flow_run(UUID(flow_run.id), name=name)
+    except Exception as exc:  # noqa: BLE001 - e.g. the API briefly unreachable: the run must not fail for its name
+        get_run_logger().warning("could not name the run %r: %s", name, exc)

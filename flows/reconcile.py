@@ -70,6 +70,7 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
                 """fetch, render and diff again right before apply: an approval is for one exact plan."""
                 nonlocal bundle
                 bundle, fresh = pipeline.plan(env, access)
+                name_this_run("sync", environment, fresh.revision)  # a new commit while it waited
                 return fresh
 
             run.plan, run.approval = gate(env, run.plan, replan=replan, request=request)
