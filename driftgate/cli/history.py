@@ -15,7 +15,6 @@ import typer
 from rich.markup import escape
 
 from driftgate import commits
-
 from driftgate.cli.common import EXIT_ERROR, EXIT_OK, OutputOption, check_output, console, err_console, fail
 from driftgate.cli.printing import print_history, print_report, print_stored_run
 from driftgate.cli.records import record_errors, store
