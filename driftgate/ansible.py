@@ -480,15 +480,30 @@ def _diff_entries(res: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _action(res: dict[str, Any]) -> Action:
-    for entry in _diff_entries(res):
+    """create, update or delete, from the task's structured diff (check mode or apply)."""
+    entries = _diff_entries(res)
+    for entry in entries:
         before, after = entry.get("before"), entry.get("after")
         if isinstance(after, dict) and after.get("state") == "absent":
             return Action.DELETE
-        if isinstance(before, dict) and before.get("state") == "absent":
+        if isinstance(before, dict) and before.get("state") == "absent":  # file: a new directory, a touched file
             return Action.CREATE
-        if before == "" and after and "before_header" not in entry:  # copy to a new file
+        if before == "" and after and "before_header" not in entry:  # copy, template: dest missing
             return Action.CREATE
+    if _creates_missing_file(entries):
+        return Action.CREATE
     return Action.UPDATE
+
+
+def _creates_missing_file(entries: list[dict[str, Any]]) -> bool:
+    """lineinfile/blockinfile with ``create: true`` on a path that does not exist.
+
+    Their content diff then starts from nothing, and no "(file attributes)"
+    entry comes with it: for a file that exists, even an empty one, those
+    modules always report its attributes beside the content."""
+    content = [e for e in entries if str(e.get("before_header", "")).endswith(" (content)")]
+    attributes = [e for e in entries if str(e.get("before_header", "")).endswith(" (file attributes)")]
+    return bool(content) and not attributes and all(e.get("before") == "" and e.get("after") for e in content)
 
 
 def _diff_text(res: dict[str, Any]) -> str:

@@ -98,7 +98,7 @@ def run_demo(workdir: Path, *, port: int = 4200) -> int:
             f"Done in {elapsed:.0f} s. The runs are in the Prefect UI too. To look at them:\n\n"
             "  [bold]make ui[/]   (a Prefect server on the demo's database, PREFECT_HOME=" f"{prefect_home})\n\n"
             "then open [bold]http://127.0.0.1:4200/runs[/] — each sync is a 'reconcile' flow run named after\n"
-            f"its environment ('{ENVIRONMENT}', '{KUBE_ENVIRONMENT}'), with its tasks and the plan and record "
+            f"its environment and commit ('sync {ENVIRONMENT}@…', 'sync {KUBE_ENVIRONMENT}@…'), with its tasks and the plan and record "
             "artifacts.\nStop the server with Ctrl-C.",
             title="next",
         )

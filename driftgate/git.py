@@ -122,7 +122,7 @@ def file_at_commit(source: Source, commit: str, path: str, *, environment: str, 
     allowed_signers file: who may approve is then itself a reviewed commit."""
     where = f"environment {environment!r}: approval.allowed_signers {path!r} at commit {commit[:12]}"
     try:
-        blob = git.Repo(_cache_dir(source.repo)).commit(commit).tree / path
+        blob = git.Repo(mirror_dir(source.repo)).commit(commit).tree / path
     except (KeyError, ValueError, git.exc.NoSuchPathError, git.exc.InvalidGitRepositoryError, git.BadName):
         raise PermanentError(f"{where} does not exist: add the file (OpenSSH allowed_signers format) in a commit", stage=Stage.GATE) from None
     if blob.type != "blob" or blob.mode == 0o120000 or blob.size > max_bytes:
@@ -133,12 +133,13 @@ def file_at_commit(source: Source, commit: str, path: str, *, environment: str, 
         raise PermanentError(f"{where} is not UTF-8 text", stage=Stage.GATE) from None
 
 
-def _cache_dir(repo: str) -> Path:
+def mirror_dir(repo: str) -> Path:
+    """Where `fetch` keeps the mirror clone of ``repo`` (driftgate.commits reads it too)."""
     return home.subdir("repos") / hashlib.sha256(repo.encode()).hexdigest()[:20]
 
 
 def _update_mirror(source: Source, env: dict[str, str], masker: Masker, where: str) -> git.Repo:
-    path = _cache_dir(source.repo)
+    path = mirror_dir(source.repo)
     # GitPython kills git (and its ssh) after this; Repo.clone_from would ignore it.
     deadline = source.timeout.total_seconds()
     try:

@@ -11,6 +11,7 @@ diff. Called by `driftgate.kube`.
 
 from __future__ import annotations
 
+import base64
 import copy
 import difflib
 from fnmatch import fnmatchcase
@@ -76,20 +77,34 @@ def apply_ignore_rules(obj: dict[str, Any], rules: list[IgnoreRule], live: dict[
 
 
 def mask_secrets(desired: dict[str, Any], live: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Secret values replaced by markers: equal values look equal, changed ones say so."""
+    """Secret values replaced by markers, key by key, so a reviewer sees what
+    changes and never a value: ``*** (new)`` for a key live does not have,
+    ``*** (changed)``, ``***`` for an equal value, and ``*** (removed)`` on the
+    live side for a key that goes. ``stringData`` keys (which the server folds
+    into ``data``) count as ``data`` keys."""
     if desired.get("kind") != "Secret":
         return desired, live
     desired, live = copy.deepcopy(desired), copy.deepcopy(live)
-    new = desired.get("data") or {}
     old = (live or {}).get("data") or {}
-    for key in new:
-        new[key] = MASK if old.get(key) == new[key] else f"{MASK} (changed)"
-    for key in old:
-        old[key] = MASK
+    new = {**(desired.get("data") or {}), **{k: _b64(v) for k, v in (desired.get("stringData") or {}).items()}}
     desired.pop("stringData", None)
+    if new or "data" in desired:
+        desired["data"] = {key: _key_marker(key, value, old) for key, value in new.items()}
     if live:
         live.pop("stringData", None)
+        if old:
+            live["data"] = {key: MASK if key in new else f"{MASK} (removed)" for key in old}
     return desired, live
+
+
+def _key_marker(key: str, value: Any, old: dict[str, Any]) -> str:
+    if key not in old:
+        return f"{MASK} (new)"
+    return MASK if old[key] == value else f"{MASK} (changed)"
+
+
+def _b64(value: Any) -> str:
+    return base64.b64encode(str(value).encode()).decode()
 
 
 def changed_paths(desired: dict[str, Any], live: dict[str, Any] | None) -> list[str]:

@@ -171,6 +171,26 @@ class Change(Frozen):
         return (self.target, self.task_path)
 
 
+class CommitInfo(Frozen):
+    """One commit as a reviewer reads it in a plan's story."""
+
+    sha: str
+    author: str = Field(description="Name <email>")
+    subject: str
+    signer: str = Field(default="", description="who signed it, as git reports it ('' if unsigned)")
+
+
+class CommitRange(Frozen):
+    """What Git changed between the environment's last applied revision and the
+    planned one: the newest commits first, at most a page of them (driftgate.commits)."""
+
+    since: str = Field(default="", description="the last applied revision ('' if never applied)")
+    until: str
+    commits: tuple[CommitInfo, ...] = ()
+    more: int = Field(default=0, description="commits in the range beyond those listed")
+    undone: int = Field(default=0, description="commits applied now that the planned revision does not contain (a rollback)")
+
+
 class Plan(Frozen):
     """Desired against live for one environment at one commit."""
 
@@ -180,6 +200,9 @@ class Plan(Frozen):
     hosts: tuple[str, ...] = ()
     warnings: tuple[str, ...] = Field(
         default=(), description="what a reviewer should know that is no change, e.g. a Secret in plain text in Git"
+    )
+    commits: CommitRange | None = Field(
+        default=None, description="the commits since the last applied revision, for the reviewer; not part of plan_hash"
     )
 
     @property

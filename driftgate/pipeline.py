@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
-from driftgate import git, retry, targets
+from driftgate import commits, git, retry, targets
 from driftgate.access import Access
 from driftgate.config import Environment
 from driftgate.errors import DriftgateError, TransientError
@@ -30,6 +30,7 @@ from driftgate.models import Bundle, Checkout, Plan, RunRecord, RunStart, Stage
 from driftgate.runlog import RunLog
 
 OnRetry = Callable[[int, float, TransientError], None]
+Applied = Callable[[str], str]  # environment -> its last applied revision ('' if none)
 
 
 def fetch(env: Environment, access: Access, *, on_retry: OnRetry | None = None) -> Checkout:
@@ -45,9 +46,17 @@ def render(env: Environment, checkout: Checkout, access: Access) -> Bundle:
     return targets.render(env, checkout, access=access)
 
 
-def diff(env: Environment, bundle: Bundle, access: Access, *, on_retry: OnRetry | None = None) -> Plan:
-    """Desired against live (`driftgate.targets.plan`), within the one retry budget."""
-    return retry.call(lambda: targets.plan(env, bundle, access), on_retry=on_retry)
+def diff(
+    env: Environment, bundle: Bundle, access: Access, *, on_retry: OnRetry | None = None, applied: Applied | None = None
+) -> Plan:
+    """Desired against live (`driftgate.targets.plan`), within the one retry budget;
+    with ``applied`` (the environment's last applied revision, read from the record)
+    the plan also lists the commits since then, for the reviewer."""
+    found = retry.call(lambda: targets.plan(env, bundle, access), on_retry=on_retry)
+    if applied is None:
+        return found
+    story = commits.between(env.source.repo, applied(env.name), found.revision, signing_keys=access.signing_keys)
+    return found.model_copy(update={"commits": story})
 
 
 @dataclass(frozen=True)
@@ -63,14 +72,15 @@ class Stages:
 
 
 def engine_stages(
-    *, access: Callable[[Environment], Access], record: Callable[[RunRecord], int], on_retry: OnRetry | None = None
+    *, access: Callable[[Environment], Access], record: Callable[[RunRecord], int], on_retry: OnRetry | None = None,
+    applied: Applied | None = None,
 ) -> Stages:
     """The stages as plain engine calls, for a caller without Prefect (``driftgate plan``)."""
     return Stages(
         access=access,
         fetch=partial(fetch, on_retry=on_retry),
         render=render,
-        diff=partial(diff, on_retry=on_retry),
+        diff=partial(diff, on_retry=on_retry, applied=applied),
         record=record,
     )
 

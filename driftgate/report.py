@@ -9,10 +9,10 @@ task, and `driftgate approvals`.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
-from driftgate import targets
-from driftgate.models import Change, Plan, RunRecord
+from driftgate import commits, targets
+from driftgate.models import Change, CommitRange, Plan, RunRecord
 
 MAX_DIFF_LINES = 200  # per change: a page a reviewer can still read
 
@@ -51,6 +51,7 @@ def plan_markdown(plan: Plan, *, limit: int = 50) -> str:
     )
     if plan.warnings:
         head += "".join(f"> **Warning:** {_cell(w)}\n" for w in plan.warnings) + "\n"
+    head += commits_markdown(plan.commits)
     if plan.in_sync:
         return head + "**In sync**: nothing to change.\n"
     rows = ["| change | action | risky | rules |", "|---|---|---|---|"]
@@ -67,6 +68,14 @@ def plan_markdown(plan: Plan, *, limit: int = 50) -> str:
     ]
     more = f"\n\n… and {len(plan.changes) - limit} more changes" if len(plan.changes) > limit else ""
     return head + f"**{plan_summary(plan)}**\n\n" + "\n".join(rows) + more + "\n\n" + "\n\n".join(diffs) + "\n"
+
+
+def commits_markdown(found: CommitRange | None) -> str:
+    """The commits since the last applied revision, as a list ('' when unknown)."""
+    if found is None:
+        return ""
+    items = "".join(f"- {_cell(line)}\n" for line in commits.lines(found))
+    return f"**{commits.heading(found)}:**\n\n" + (items or "- (none: the same commit)\n") + "\n"
 
 
 def plan_table(plan: Plan) -> list[dict[str, str]]:
@@ -90,6 +99,7 @@ def approval_markdown(
     deciders: list[str] | None,
     forbid_self_approval: bool,
     timeout: timedelta,
+    deadline: datetime | None = None,
     asked_again: str = "",
     signing: str = "",
 ) -> str:
@@ -107,7 +117,8 @@ def approval_markdown(
         "- **approve** applies exactly this plan. driftgate computes the plan again right "
         "before applying; if it changed (a new commit, new drift) you are asked again.",
         "- **reject** applies nothing; the run ends as rejected, with your reason in the record.",
-        f"- may decide: {who}. No decision within {duration_text(timeout)} counts as a rejection.",
+        f"- may decide: {who}. No decision within {duration_text(timeout)}"
+        + (f" (by {clock_time(deadline)})" if deadline else "") + " counts as a rejection.",
         "",
     ]
     if asked_again:
@@ -159,6 +170,11 @@ def run_markdown(run: RunRecord, record_id: int) -> str:
     elif run.reason:
         lines.append(f"- {run.reason}")
     return "\n".join(lines) + "\n"
+
+
+def clock_time(value: datetime) -> str:
+    """A moment as UTC ISO 8601 to the second: 2026-12-01T13:00:00Z."""
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def duration_text(value: timedelta) -> str:

@@ -66,7 +66,13 @@ class Deployment:
 
     @property
     def tags(self) -> list[str]:
-        return ["driftgate", f"env:{self.environment}", self.purpose]
+        return run_tags(self.environment, self.purpose)
+
+
+def run_tags(environment: str, purpose: str) -> list[str]:
+    """The tags of every run of ``environment`` for ``purpose`` (sync, drift), from a
+    deployment or from the CLI alike: filter the Prefect UI's runs by environment or kind."""
+    return ["driftgate", f"env:{environment}", purpose]
 
 
 def deployments(config: Config) -> list[Deployment]:

@@ -74,5 +74,15 @@ def environment_status(environment: str, store: Store, *, head: str | None, head
     return line
 
 
+def exit_code(states: list[State]) -> int:
+    """`driftgate status`'s exit code: 1 when any environment is failing or
+    unknown, else 2 when any is drifted or out of date, else 0 (all in sync)."""
+    if any(s in (State.FAILING, State.UNKNOWN) for s in states):
+        return 1
+    if any(s in (State.DRIFTED, State.OUT_OF_DATE) for s in states):
+        return 2
+    return 0
+
+
 def _newer(a: StoredRun, b: StoredRun) -> bool:
     return (a.finished_at, a.id) > (b.finished_at, b.id)

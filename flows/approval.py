@@ -38,7 +38,7 @@ from prefect.states import Running
 from prefect.runtime import flow_run
 from pydantic import Field, create_model
 
-from driftgate import policy, report, signing
+from driftgate import commits, policy, report, signing
 from driftgate.config import Environment
 from driftgate.errors import PermanentError
 from driftgate.models import Approval, Decision, Plan, SignatureEvidence, Stage, Trigger
@@ -63,7 +63,7 @@ from driftgate.flows.approvals_api import (  # noqa: F401  (re-exported: the CLI
     paused_runs,
     sign_answer,
 )
-from driftgate.flows.requests import RunRequest
+from driftgate.flows.requests import PauseNotice, RunRequest
 from driftgate.tasks import decide_gate, load_approval_signers
 from driftgate.tasks.notify import notify
 
@@ -94,7 +94,9 @@ def gate(
     """
     requester = request.requested_by
     pre_approver = requester if request.pre_approve and request.trigger == Trigger.CLI else None
-    approval, waited = _decide(env, plan, pre_approver=pre_approver, requester=requester, signing_key=request.signing_key)
+    approval, waited = _decide(
+        env, plan, pre_approver=pre_approver, requester=requester, signing_key=request.signing_key, on_pause=request.on_pause
+    )
     for _ in range(MAX_ROUNDS):
         if approval is None or not (approval.approved and waited):
             return plan, approval
@@ -104,7 +106,7 @@ def gate(
         why = plan_changed(plan, fresh, approval)
         get_run_logger().warning("%s: asking again", why)
         plan = fresh
-        approval, waited = _decide(env, plan, pre_approver=None, requester=requester, asked_again=why)
+        approval, waited = _decide(env, plan, pre_approver=None, requester=requester, asked_again=why, on_pause=request.on_pause)
     raise PermanentError(
         f"environment {env.name!r}: the plan changed {MAX_ROUNDS} times while waiting for approval; "
         "nothing was applied: start a new sync when it is stable",
@@ -122,7 +124,7 @@ def plan_changed(old: Plan, new: Plan, approval: Approval) -> str:
 
 def _decide(
     env: Environment, plan: Plan, *, pre_approver: str | None, requester: str, asked_again: str = "",
-    signing_key: Path | None = None,
+    signing_key: Path | None = None, on_pause: Callable[[PauseNotice], None] | None = None,
 ) -> tuple[Approval | None, bool]:
     """The gate's verdict on one plan, and whether a person was waited for.
     ``signing_key`` signs a pre-approval where approvals must be signed."""
@@ -148,7 +150,7 @@ def _decide(
             )
             return approval, False
         get_run_logger().warning("--yes does not apply: %s; waiting for an approver", refusal)
-    return wait_for_approval(env, plan, requester=requester, asked_again=asked_again), True
+    return wait_for_approval(env, plan, requester=requester, asked_again=asked_again, on_pause=on_pause), True
 
 
 def approval_form(env: Environment, *, requester: str) -> type[ApprovalInput]:
@@ -173,7 +175,9 @@ def approval_form(env: Environment, *, requester: str) -> type[ApprovalInput]:
     return create_model(base.__name__, __base__=base, approver=(str, field))
 
 
-def wait_for_approval(env: Environment, plan: Plan, *, requester: str, asked_again: str = "") -> Approval:
+def wait_for_approval(
+    env: Environment, plan: Plan, *, requester: str, asked_again: str = "", on_pause: Callable[[PauseNotice], None] | None = None
+) -> Approval:
     """Pause until someone allowed decides, or the environment's timeout passes.
 
     An answer from someone the policy refuses (possible only through an old
@@ -191,7 +195,13 @@ def wait_for_approval(env: Environment, plan: Plan, *, requester: str, asked_aga
     url = this_run_url()
     where = f" ({url})" if url else ""
     notify(env, "approval", f"{env.name}: a sync waits for approval",
-           f"{report.plan_summary(plan)} at {plan.revision[:12]}, requested by {requester}{where}")
+           f"{report.plan_summary(plan)} at {plan.revision[:12]}, requested by {requester}{where}; "
+           f"until {report.clock_time(expires)}")
+    if on_pause is not None:  # `driftgate sync` says so in its terminal
+        on_pause(PauseNotice(
+            environment=env.name, flow_run=str(flow_run.id), url=url or "", summary=report.plan_summary(plan),
+            deciders=_who_may_decide(env, requester), deadline=expires, timeout=timeout, asked_again=asked_again,
+        ))  # fmt: skip
     while True:
         remaining = int(deadline - time.monotonic())
         if remaining < 1:
@@ -204,6 +214,7 @@ def wait_for_approval(env: Environment, plan: Plan, *, requester: str, asked_aga
             deciders=policy.deciders(env.approval, requester=requester),
             forbid_self_approval=env.approval.forbid_self_approval,
             timeout=timeout,
+            deadline=expires,
             asked_again=note,
             signing=_signing_help(env, plan, requester=requester, expires=expires),
         )
@@ -233,6 +244,14 @@ def wait_for_approval(env: Environment, plan: Plan, *, requester: str, asked_aga
             )
         logger.warning("refused the answer of %s: %s; still waiting", answer.approver, refusal)
         note = f"the answer from {answer.approver} was refused: {refusal}"
+
+
+def _who_may_decide(env: Environment, requester: str) -> str:
+    """'alice, carol', 'anyone', 'anyone but bob' (forbid_self_approval) or 'nobody'."""
+    names = policy.deciders(env.approval, requester=requester)
+    if names is not None:
+        return ", ".join(names) or "nobody"
+    return "anyone" + (f" but {requester}" if env.approval.forbid_self_approval else "")
 
 
 def expected_statement(env: Environment, plan: Plan, *, decision: str, approver: str, expires: datetime) -> Statement:
@@ -320,6 +339,8 @@ def _publish_summary(env: Environment, plan: Plan, *, key: str, requester: str, 
             "asked_again": asked_again,
             "require_signature": env.approval.require_signature,
             "expires": expires.isoformat(),
+            "commits": commits.lines(plan.commits) if plan.commits else [],
+            "commits_heading": commits.heading(plan.commits) if plan.commits else "",
         },
     )
 

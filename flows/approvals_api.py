@@ -59,7 +59,9 @@ class PausedRun:
     asked_again: str = ""
     flow_run: str = ""
     require_signature: bool = False
-    expires: str = ""  # ISO 8601 UTC: when a signed statement for this pause stops counting
+    expires: str = ""  # ISO 8601 UTC: when the run stops waiting (rejected) and a signed statement stops counting
+    commits: tuple[str, ...] = ()  # the commits since the last applied revision, one line each
+    commits_heading: str = ""
 
     def statement(self, *, decision: str, approver: str) -> Statement:
         """What ``approver`` signs to decide this pause (ValueError if the name cannot be a principal)."""
@@ -139,7 +141,7 @@ def _paused_run_by_id(run_id: uuid.UUID) -> PausedRun:
         raise UnknownRun(f"flow run {run_id} is a run of {flow.name!r}, not a driftgate reconcile run")
     if not (run.state and run.state.is_paused()):
         state = run.state.name if run.state else "unknown"
-        raise NotPaused(f"run {run_id} ({run.name}) is {state}: it is not waiting for approval")
+        raise NotPaused(f"run {run_id} ({run.parameters.get('environment', run.name)}) is {state}: it is not waiting for approval")
     return _paused_run(run)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
@@ -26,7 +26,8 @@ from driftgate.config import Environment, load_config
 from driftgate.models import Outcome, Plan, RunPurpose, Trigger
 from driftgate.pipeline import Pipeline
 from driftgate.runlog import RunLog
-from driftgate.flows.links import this_run_url
+from driftgate.schedule import run_tags
+from driftgate.flows.links import name_this_run, this_run_url
 from driftgate.flows.requests import RunRequest, pinned_config, requested, this_request
 from driftgate.flows.locks import free_dead_runs, sync_in_progress
 from driftgate.tasks.notify import notify
@@ -35,7 +36,7 @@ from driftgate.tasks.stages import STAGES
 
 # retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says: a failed run is not run again
 # (apply included); transient failures are retried in driftgate.retry only.
-@flow(name="drift-check", flow_run_name="{environment}", log_prints=False, retries=0)
+@flow(name="drift-check", flow_run_name="drift {environment}", log_prints=False, retries=0)
 def drift_check(environment: str, config: str | None = None, delay_seconds: float = 0) -> State:
     """Check ``environment`` for drift; ``delay_seconds`` spreads scheduled runs (jitter).
     Who asked comes from Prefect's run data (flows/requests.py)."""
@@ -59,6 +60,7 @@ def drift_check(environment: str, config: str | None = None, delay_seconds: floa
         if busy is None:
             access = pipeline.access(env)
             _, run.plan = pipeline.plan(env, access)
+            name_this_run("drift", environment, run.plan.revision)
             busy = sync_in_progress(environment, since=run.started_at)
         if busy is not None:
             run.skip(f"skipped: {busy}; a check now could take its changes for drift")
@@ -109,7 +111,7 @@ def start_sync(environment: str, config: str | None) -> str:
     except ObjectNotFound:
         from driftgate.flows.reconcile import reconcile
 
-        with requested(RunRequest(Trigger.SELF_HEAL, f"self-heal (drift check {flow_run.id})")):
+        with requested(RunRequest(Trigger.SELF_HEAL, f"self-heal (drift check {flow_run.id})")), tags(*run_tags(environment, "sync")):
             state = reconcile(environment=environment, config=config, return_state=True)
         return f"{state.state_details.flow_run_id} (subflow, {state.name})"
 

@@ -1,7 +1,9 @@
-"""Links from the record and notifications to the run's page in the Prefect UI.
+"""Links from the record and notifications to the run's page in the Prefect UI,
+and the run's name there.
 
 `prefect.runtime.flow_run.ui_url` points at /flow-runs/flow-run/ID, a page
 the UI does not have; `url_for` builds the UI's own /runs/flow-run/ID.
+`name_this_run` renames a run once its commit is known: `sync web@d5ae9cb`.
 """
 
 from __future__ import annotations
@@ -13,3 +15,21 @@ from prefect.utilities.urls import url_for
 def this_run_url() -> str | None:
     """The current flow run's page in the Prefect UI (None without a UI URL)."""
     return url_for("flow-run", obj_id=flow_run.id) if flow_run.id else None
+
+
+def name_this_run(purpose: str, environment: str, commit: str) -> None:
+    """Name the current flow run ``PURPOSE ENV@COMMIT`` (its name at start has no commit
+    yet). A name is for people: a server that refuses it is logged, the run goes on."""
+    from uuid import UUID
+
+    from prefect import get_run_logger
+    from prefect.client.orchestration import get_client
+
+    if not (flow_run.id and commit):
+        return
+    name = f"{purpose} {environment}@{commit[:7]}"
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(UUID(flow_run.id), name=name)
+    except Exception as exc:  # noqa: BLE001 - e.g. the API briefly unreachable: the run must not fail for its name
+        get_run_logger().warning("could not name the run %r: %s", name, exc)

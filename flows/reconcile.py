@@ -23,7 +23,7 @@ from driftgate.models import Outcome, Plan, RunPurpose
 from driftgate.pipeline import Pipeline
 from driftgate.runlog import RunLog
 from driftgate.flows.approval import gate
-from driftgate.flows.links import this_run_url
+from driftgate.flows.links import name_this_run, this_run_url
 from driftgate.flows.locks import free_dead_runs, one_sync_at_a_time
 from driftgate.flows.requests import pinned_config, this_request
 from driftgate.tasks import apply_changes
@@ -33,7 +33,7 @@ from driftgate.tasks.stages import STAGES
 
 # retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says: a failed run is not run again
 # (apply included); transient failures are retried in driftgate.retry only.
-@flow(name="reconcile", flow_run_name="{environment}", log_prints=False, retries=0)
+@flow(name="reconcile", flow_run_name="sync {environment}", log_prints=False, retries=0)
 def reconcile(environment: str, config: str | None = None, delay_seconds: float = 0) -> State:
     """Reconcile ``environment`` from ``config`` (driftgate.yaml; default lookup if None).
 
@@ -64,11 +64,13 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
         with one_sync_at_a_time(start, wait=env.sync.wait):
             access = pipeline.access(env)
             bundle, run.plan = pipeline.plan(env, access)
+            name_this_run("sync", environment, run.plan.revision)
 
             def replan() -> Plan:
                 """fetch, render and diff again right before apply: an approval is for one exact plan."""
                 nonlocal bundle
                 bundle, fresh = pipeline.plan(env, access)
+                name_this_run("sync", environment, fresh.revision)  # a new commit while it waited
                 return fresh
 
             run.plan, run.approval = gate(env, run.plan, replan=replan, request=request)

@@ -20,10 +20,11 @@ Called by the reconcile and drift-check flows (`this_request`), the CLI
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -40,13 +41,30 @@ DRIFT_FLOW = "drift-check"
 
 
 @dataclass(frozen=True)
+class PauseNotice:
+    """What the gate tells the process that started a run when the run pauses
+    for approval (`driftgate sync` prints it): where, who may decide, until when."""
+
+    environment: str
+    flow_run: str
+    url: str
+    summary: str
+    deciders: str
+    deadline: datetime
+    timeout: timedelta
+    asked_again: str = ""
+
+
+@dataclass(frozen=True)
 class RunRequest:
-    """How a run came to be. ``pre_approve`` is honoured for CLI runs only."""
+    """How a run came to be. ``pre_approve`` is honoured for CLI runs only;
+    ``on_pause`` hears of each pause for approval (the CLI's terminal)."""
 
     trigger: Trigger
     requested_by: str
     pre_approve: bool = False
     signing_key: Path | None = None
+    on_pause: Callable[[PauseNotice], None] | None = None
 
 
 _request: ContextVar[RunRequest | None] = ContextVar("driftgate_run_request", default=None)
@@ -62,9 +80,11 @@ def requested(request: RunRequest) -> Iterator[None]:
         _request.reset(token)
 
 
-def cli_request(*, pre_approve: bool = False, signing_key: Path | None = None) -> RunRequest:
+def cli_request(
+    *, pre_approve: bool = False, signing_key: Path | None = None, on_pause: Callable[[PauseNotice], None] | None = None
+) -> RunRequest:
     """A run asked for from the command line, by its user (DRIFTGATE_USER or the login)."""
-    return RunRequest(Trigger.CLI, current_user(), pre_approve=pre_approve, signing_key=signing_key)
+    return RunRequest(Trigger.CLI, current_user(), pre_approve=pre_approve, signing_key=signing_key, on_pause=on_pause)
 
 
 def this_request() -> RunRequest:

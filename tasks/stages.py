@@ -12,6 +12,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from driftgate import access as credentials
 from driftgate import git, pipeline, policy, report, retry, signing, targets
@@ -64,19 +65,27 @@ def render_bundle(env: Environment, checkout: Checkout, access: Access) -> Bundl
 
 @task(name="diff", **_common)
 def diff_live(env: Environment, bundle: Bundle, access: Access) -> Plan:
-    plan = pipeline.diff(env, bundle, access, on_retry=_log_retries("diff"))
+    plan = pipeline.diff(env, bundle, access, on_retry=_log_retries("diff"), applied=_last_applied_revision)
     get_run_logger().info("plan %s at %s: %s", plan.plan_hash[:12], plan.revision[:12], report.plan_summary(plan))
-    # On the run page before any pause: a reviewer decides from these alone.
+    # On the run page before any pause: a reviewer decides from these alone. A drift
+    # check publishes under its own key, so it never buries a paused sync's plan.
+    prefix = "drift-plan" if flow_run.flow_name == "drift-check" else "plan"  # flows/drift.py
     create_markdown_artifact(
-        key=f"plan-{_slug(env.name)}", markdown=report.plan_markdown(plan), description="driftgate plan"
+        key=f"{prefix}-{_slug(env.name)}", markdown=report.plan_markdown(plan), description=f"driftgate {prefix.replace('-', ' ')}"
     )
     if plan.changes:
         create_table_artifact(
-            key=f"plan-table-{_slug(env.name)}",
+            key=f"{prefix}-table-{_slug(env.name)}",
             table=report.plan_table(plan),
             description=f"driftgate plan {plan.plan_hash[:12]}: {report.plan_summary(plan)}",
         )
     return plan
+
+
+def _last_applied_revision(environment: str) -> str:
+    from driftgate.blocks import record_database_url
+
+    return Store(record_database_url()).last_applied_revision(environment)
 
 
 @task(name="approval signers", **_common)

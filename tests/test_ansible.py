@@ -28,7 +28,7 @@ def test_first_plan_apply_then_in_sync(world: DemoWorld, driftgate_home: Path) -
     assert [(c.target, c.name, c.action) for c in plan.changes] == [
         ("localhost", "app directory", Action.CREATE),
         ("localhost", "welcome page", Action.CREATE),
-        ("localhost", "connection limit", Action.UPDATE),
+        ("localhost", "connection limit", Action.CREATE),  # lineinfile create: true on a missing file
     ]
     assert "+max_connections = 100" in plan.changes[2].diff
     assert not world.config_line.exists(), "check mode must not change the host"
@@ -42,6 +42,28 @@ def test_first_plan_apply_then_in_sync(world: DemoWorld, driftgate_home: Path) -
     again = ansible.check(env, bundle)
     assert again.in_sync and again.plan_hash != plan.plan_hash
     assert list((driftgate_home / "runs").iterdir()) == [], "run directories (artifacts) must not stay on disk"
+
+
+# Task results as ansible-core reports them with --check --diff (captured from real runs).
+_CONTENT = {"before": "", "after": "a=1\n", "before_header": "/srv/app.conf (content)", "after_header": "/srv/app.conf (content)"}
+_ATTRIBUTES = {"before_header": "/srv/app.conf (file attributes)", "after_header": "/srv/app.conf (file attributes)"}
+
+
+@pytest.mark.parametrize(
+    ("res", "action"),
+    [
+        ({"diff": _CONTENT}, Action.CREATE),  # lineinfile/blockinfile, create: true, the file is missing
+        ({"diff": [_CONTENT, _ATTRIBUTES]}, Action.UPDATE),  # ... the file exists, empty: not a creation
+        ({"diff": [{**_CONTENT, "before": "old\n"}, _ATTRIBUTES]}, Action.UPDATE),
+        ({"diff": [{"before": "", "after": "x\n", "after_header": "/srv/new"}]}, Action.CREATE),  # copy, template
+        ({"diff": [{"before": "", "after": "x\n", "before_header": "/srv/empty", "after_header": "/srv/empty"}]}, Action.UPDATE),
+        ({"diff": {"before": {"path": "/srv/d", "state": "absent"}, "after": {"path": "/srv/d", "state": "directory"}}}, Action.CREATE),
+        ({"diff": {"before": {"path": "/srv/d", "state": "file"}, "after": {"path": "/srv/d", "state": "absent"}}}, Action.DELETE),
+        ({"diff": {**_CONTENT, "after": ""}}, Action.UPDATE),  # nothing written: no file made
+    ],
+)
+def test_a_task_that_makes_a_missing_file_is_a_create(res: dict, action: Action) -> None:
+    assert ansible._action(res) == action
 
 
 def test_drift_is_exactly_the_hand_edit(synced_world: DemoWorld) -> None:

@@ -210,6 +210,27 @@ def test_plan_markdown_and_table_say_which_rule_and_mask_nothing_new() -> None:
     assert "````diff\n```\nx\n````" in fenced
 
 
+def test_the_approval_form_names_the_commits_and_the_deadline_as_a_clock_time() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from driftgate.models import CommitInfo, CommitRange
+
+    story = CommitRange(since="c" * 40, until="d" * 40, more=23, commits=(
+        CommitInfo(sha="d" * 40, author="Ann <ann@example.com>", subject="raise | the limit", signer="ann@example.com (SHA256:x)"),
+        CommitInfo(sha="e" * 40, author="Bo <bo@example.com>", subject="fix a typo"),
+    ))  # fmt: skip
+    plan = Plan(environment="web", revision="d" * 40, changes=(task("h", "t"),), commits=story)
+    text = report.approval_markdown(
+        plan, requester="bob", deciders=["alice"], forbid_self_approval=False, timeout=timedelta(hours=1),
+        deadline=datetime(2026, 12, 1, 13, 0, 0, 400000, tzinfo=timezone.utc),
+    )  # fmt: skip
+    assert "No decision within 1h (by 2026-12-01T13:00:00Z) counts as a rejection." in text
+    assert "**25 commits since ccccccc (last applied):**" in text
+    assert "- ddddddd raise \\| the limit — Ann <ann@example.com>, signed by ann@example.com (SHA256:x)\n" in text
+    assert "- eeeeeee fix a typo — Bo <bo@example.com>\n- … and 23 more\n" in text
+    assert plan.plan_hash == plan.model_copy(update={"commits": None}).plan_hash, "the story is not what is approved"
+
+
 # ---------------------------------------------------------------- the gate, through the Prefect API
 
 
@@ -238,7 +259,7 @@ def test_approval_given_names_the_approver_and_binds_the_plan(world: DemoWorld) 
     # What `driftgate approvals` showed while it waited.
     paused = seen[0]
     assert paused.environment == "demo" and paused.commit == record.commit and paused.plan_hash == record.plan_hash
-    assert paused.requester == "bob" and paused.summary == "3 changes (2 create, 1 update)"
+    assert paused.requester == "bob" and paused.summary == "3 changes (3 create)"
     assert paused.deciders == ["alice", "olga"] and paused.waiting_since is not None
 
 
@@ -363,7 +384,7 @@ def test_plan_artifacts_are_published_before_the_pause(world: DemoWorld) -> None
 
     with approver(act):
         sync(world)
-    assert "**3 changes (2 create, 1 update)**" in artifacts["markdown"].data
+    assert "**3 changes (3 create)**" in artifacts["markdown"].data
     assert "+max_connections = 100" in artifacts["markdown"].data
     table = json.loads(artifacts["table"].data) if isinstance(artifacts["table"].data, str) else artifacts["table"].data
     assert [row["task or name"] for row in table] == ["app directory", "welcome page", "connection limit"]
@@ -385,7 +406,7 @@ def test_cli_approvals_and_approve_by_run_id_with_clear_errors(world: DemoWorld,
         state, record = sync(world, requested_by="bob")
     listed = results["list"].stdout
     assert results["list"].returncode == 0 and "demo" in listed and record.commit[:12] in listed
-    assert "3 changes (2 create, 1 update)" in listed and f"/runs/flow-run/{record.flow_run_id}" in listed
+    assert "3 changes (3 create)" in listed and f"/runs/flow-run/{record.flow_run_id}" in listed
     body = json.loads(results["json"].stdout)
     assert body[0]["id"] == record.flow_run_id and body[0]["requester"] == "bob" and body[0]["waiting_since"]
     assert results["refused"].returncode == 1

@@ -5,11 +5,13 @@ own Prefect client); typer's CliRunner in this process for the rest."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from driftgate.demo_repo import DemoWorld
+from driftgate.models import Outcome, RunMode, RunPurpose
 from tests.conftest import edit_config, invoke_cli, run_cli
 
 
@@ -22,7 +24,7 @@ def test_plan_exit_codes_and_json_contract(world: DemoWorld) -> None:
     assert [(c["action"], c["target"], c["name"], c["risky"]) for c in body["changes"]] == [
         ("create", "localhost", "app directory", False),
         ("create", "localhost", "welcome page", False),
-        ("update", "localhost", "connection limit", False),
+        ("create", "localhost", "connection limit", False),
     ]
 
     text = invoke_cli("plan", "demo", cwd=world.root)  # ./driftgate.yaml is found in the cwd
@@ -34,6 +36,10 @@ def test_plan_in_sync_is_exit_0(synced_world: DemoWorld) -> None:
     result = invoke_cli("plan", "demo", "--config", str(synced_world.config))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "In sync" in result.stdout
+    # Nothing applied in the record yet: the story is every commit up to the planned one.
+    assert "1 commit up to it (nothing applied yet):" in result.stdout and "demo: web host with a connection limit" in result.stdout
+    body = json.loads(invoke_cli("plan", "demo", "--config", str(synced_world.config), "--output", "json").stdout)
+    assert body["commits"]["since"] == "" and body["commits"]["commits"][0]["author"] == "Demo Developer <dev@example.com>"
 
 
 def test_plan_error_is_exit_1_recorded_with_stage(world: DemoWorld) -> None:
@@ -81,6 +87,30 @@ def test_history_newest_first_and_filtered(world: DemoWorld, tmp_path: Path) -> 
     assert [r["environment"] for r in only] == ["demo"] and only[0]["mode"] == "plan" and only[0]["outcome"] == "drift"
     text = invoke_cli("history")
     assert text.returncode == 0 and "staging" in text.stdout and "drift" in text.stdout
+    assert "no runs recorded yet for nothing" in invoke_cli("history", "nothing").stdout
+
+
+def test_history_in_start_order_drift_checks_named_cut_off_and_no_match() -> None:
+    from driftgate.store import Store
+    from tests.test_store import T0, a_run
+
+    store = Store()
+    # A sync that waited for approval: it started first and ended last (its row is the newest).
+    store.record(a_run("web", at=T0, commit="a" * 40, finished_at=T0 + timedelta(hours=2)))
+    store.record(a_run("web", at=T0 + timedelta(minutes=5), commit="b" * 40, purpose=RunPurpose.DRIFT,
+                       mode=RunMode.PLAN, outcome=Outcome.DRIFT, approval=None))  # fmt: skip
+    store.record(a_run("web", at=T0 + timedelta(minutes=10), commit="c" * 40))
+    table = invoke_cli("history", "--limit", "2")
+    assert table.returncode == 0, table.stdout + table.stderr
+    rows = [line.split() for line in table.stdout.splitlines() if line[:1].isdigit()]
+    assert [(row[0], row[4]) for row in rows] == [("3", "sync"), ("2", "drift")]  # by start, the kind of run
+    assert "the latest 2 runs by start; more match" in table.stdout
+    everything = invoke_cli("history", "--limit", "0")
+    assert "more match" not in everything.stdout and len([l for l in everything.stdout.splitlines() if l[:1].isdigit()]) == 3
+    assert [r["commit"][0] for r in json.loads(invoke_cli("history", "--output", "json").stdout)] == ["c", "b", "a"]
+
+    none = invoke_cli("history", "web", "--commit", "dead")
+    assert none.returncode == 0 and "no runs match for web: commit dead" in none.stdout
     assert "no runs recorded yet for nothing" in invoke_cli("history", "nothing").stdout
 
 

@@ -49,9 +49,19 @@ def test_ansible_drift_is_reported_not_touched(world: DemoWorld) -> None:
     (event,) = Store().drift_events("demo")
     assert event.changes == [{"action": "update", "target": "localhost", "name": "connection limit", "kind": "", "namespace": ""}]
     assert world.config_line.read_text() == "max_connections = 5\n"  # report only
+    # Named for what it is, and published under its own key: a paused sync's plan ("plan-demo") stays on top.
+    from prefect.client.orchestration import get_client
 
-    status = json.loads(invoke_cli("status", "demo", "--config", str(world.config), "--output", "json").stdout)
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(state.state_details.flow_run_id)
+        keys = {a.key for a in client.read_artifacts() if a.flow_run_id == flow_run.id}
+    assert flow_run.name == f"drift demo@{record.commit[:7]}"
+    assert {"drift-plan-demo", "drift-plan-table-demo"} <= keys and "plan-demo" not in keys
+
+    shown = invoke_cli("status", "demo", "--config", str(world.config), "--output", "json")
+    status = json.loads(shown.stdout)
     assert status[0]["state"] == "drifted" and status[0]["reason"] == "1 change(s) found by the last check"
+    assert shown.returncode == 2, "monitoring reads drift from the exit code"
 
 
 def test_self_heal_sync_corrects_the_host(synced_world: DemoWorld) -> None:
@@ -63,8 +73,10 @@ def test_self_heal_sync_corrects_the_host(synced_world: DemoWorld) -> None:
     assert world.config_line.read_text() == "max_connections = 100\n"
     healing = Store().history("demo", limit=1)[0]
     assert healing.purpose == RunPurpose.SYNC and healing.trigger == "self-heal" and healing.outcome == Outcome.APPLIED
-    status = json.loads(invoke_cli("status", "--config", str(world.config), "--output", "json").stdout)
+    shown = invoke_cli("status", "--config", str(world.config), "--output", "json")
+    status = json.loads(shown.stdout)
     assert status[0]["state"] == "in sync" and status[0]["last_applied_commit"] == healing.commit
+    assert shown.returncode == 0
 
 
 def test_sync_if_safe_leaves_risky_drift_alone(synced_world: DemoWorld) -> None:
@@ -81,8 +93,10 @@ def test_unreachable_target_is_unknown_not_a_crash(world: DemoWorld) -> None:
     state, record = check(world)
     assert state.is_completed() and state.name == "Unknown"
     assert record.outcome == Outcome.FAILED and "host unreachable" in record.reason
-    status = json.loads(invoke_cli("status", "demo", "--config", str(world.config), "--output", "json").stdout)
+    shown = invoke_cli("status", "demo", "--config", str(world.config), "--output", "json")
+    status = json.loads(shown.stdout)
     assert status[0]["state"] == "unknown" and "host unreachable" in status[0]["reason"]
+    assert shown.returncode == 1
 
 
 def test_kubernetes_drift_detected_and_healed_if_safe(world: DemoWorld, kube_double_factory: Any) -> None:  # noqa: F811

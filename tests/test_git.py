@@ -217,3 +217,33 @@ def test_read_files_reads_any_file_in_any_order(world: DemoWorld) -> None:
     assert by_path["vars.yml"].read() == (world.repo / "ansible/vars.yml").read_bytes()  # the others left unread
     assert files[0].read() == (world.repo / "ansible" / files[0].path).read_bytes()
     assert by_path["extra.txt"].size == len("not yaml\n")
+
+
+def test_the_commits_since_the_last_applied_revision_name_their_signers(world: DemoWorld, ssh_keys: dict[str, SSHKey], tmp_path: Path) -> None:
+    from driftgate import commits
+
+    applied = fetch(source(world), environment="prod").commit
+    for n in range(22):
+        commit_change(world.repo, "ansible/vars.yml", f"max_connections: {n}\n", f"step {n}")
+    by_alice = _ssh_signed_commit(world, ssh_keys["alice"], "signed by alice")
+    by_mallory = _ssh_signed_commit(world, ssh_keys["mallory"], "signed by mallory")
+    head = fetch(source(world), environment="prod").commit
+    allowed = ssh_keys["alice"].signer_line("alice@example.com")
+
+    story = commits.between(world.repo.as_posix(), applied, head, signing_keys=[allowed])
+    assert story is not None and (story.since, story.until, story.more, story.undone) == (applied, head, 4, 0)
+    assert [c.subject for c in story.commits[:3]] == ["signed by mallory", "signed by alice", "step 21"]
+    newest = story.commits[0]
+    assert newest.sha == by_mallory and newest.author == "Demo Developer <dev@example.com>"
+    assert newest.signer == "a key that is NOT an allowed signer"
+    assert story.commits[1].sha == by_alice and story.commits[1].signer.startswith("alice@example.com (SHA256:")
+    assert story.commits[2].signer == ""  # unsigned
+    lines = commits.lines(story)
+    assert len(lines) == 21 and lines[-1] == "… and 4 more" and lines[1].startswith(f"{by_alice[:7]} signed by alice — Demo Developer")
+    assert commits.heading(story) == f"24 commits since {applied[:7]} (last applied)"
+    # Without allowed signers, a signature git cannot check is said to be one.
+    assert commits.between(world.repo.as_posix(), applied, head).commits[1].signer == "a key not checked here (no allowed signers)"
+    # Going back (a rollback): nothing new, the applied commits it leaves out counted.
+    back = commits.between(world.repo.as_posix(), head, applied)
+    assert back is not None and (back.commits, back.undone) == ((), 24) and "going back: 24 applied commits" in commits.heading(back)
+    assert commits.between(str(tmp_path / "never-fetched"), "", head) is None

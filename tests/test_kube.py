@@ -173,15 +173,17 @@ def test_drift_in_the_cluster_is_exactly_that_field(shop: DemoWorld, kube: Kube)
 
 
 def test_secret_values_never_appear(shop: DemoWorld, kube: Kube) -> None:
+    first = {c.kind: c for c in plan(shop).changes}["Secret"]
+    assert "+  password: '*** (new)'" in first.diff and "s3cret-from-git" not in first.diff
     sync(shop)
-    text = (shop.repo / "k8s/config.yaml").read_text().replace("s3cret-from-git", "n3w-s3cret-value")
-    commit_change(shop.repo, "k8s/config.yaml", text, "rotate the password")
+    text = (shop.repo / "k8s/config.yaml").read_text().replace("s3cret-from-git", "n3w-s3cret-value\n  token: t0ken-value")
+    commit_change(shop.repo, "k8s/config.yaml", text, "rotate the password, add a token")
     changed = plan(shop)
     assert [(c.kind, c.name) for c in changed.changes] == [("Secret", "web-secret")]
     diff = changed.changes[0].diff
-    assert "password: '*** (changed)'" in diff
+    assert "+  password: '*** (changed)'" in diff and "+  token: '*** (new)'" in diff  # key by key, no value
     dumped = changed.model_dump_json()
-    for secret in ("s3cret-from-git", "n3w-s3cret-value", "czNjcmV0", "bjN3LXMz"):
+    for secret in ("s3cret-from-git", "n3w-s3cret-value", "t0ken-value", "czNjcmV0", "bjN3LXMz", "dDBrZW4t"):
         assert secret not in dumped
     for path in Path(os.environ["DRIFTGATE_HOME"]).joinpath("kube-cache").iterdir():
         assert "n3w-s3cret-value" not in path.read_text()
@@ -514,3 +516,22 @@ def test_kind_rules_name_a_group_for_custom_kinds(shop: DemoWorld) -> None:
     assert rules("example.com/v1", "ClusterRole") == ()
     with pytest.raises(ConfigError, match=r"'Widget' is not a built-in Kubernetes kind: write a custom kind with its API group"):
         rules(*bus, rules=[{"rule": "w", "kind": "Widget"}])
+
+
+def test_secret_keys_are_shown_new_changed_removed_never_their_values() -> None:
+    from driftgate.kubediff import mask_secrets, object_diff
+
+    live = {"kind": "Secret", "metadata": {"name": "db"}, "data": {"user": "YWRtaW4=", "password": "b2xk", "legacy": "eA=="}}
+    desired = {"kind": "Secret", "metadata": {"name": "db"}, "data": {"user": "YWRtaW4=", "password": "bmV3"},
+               "stringData": {"token": "t0ken-value"}}  # fmt: skip
+    masked, before = mask_secrets(desired, live)
+    assert masked["data"] == {"user": "***", "password": "*** (changed)", "token": "*** (new)"}
+    assert before is not None and before["data"] == {"user": "***", "password": "***", "legacy": "*** (removed)"}
+    diff = object_diff(masked, before, label="Secret/db")
+    assert "-  legacy: '*** (removed)'" in diff and "+  token: '*** (new)'" in diff
+    for value in ("YWRtaW4=", "b2xk", "bmV3", "eA==", "t0ken-value", "dDBrZW4t"):
+        assert value not in diff
+    assert desired["stringData"] == {"token": "t0ken-value"}, "the caller's object is left as it was"
+    # A pruned Secret: every key goes.
+    _, pruned = mask_secrets({"kind": "Secret"}, live)
+    assert pruned is not None and set(pruned["data"].values()) == {"*** (removed)"}

@@ -7,7 +7,11 @@ Contracts other tools rely on (keep them):
 - ``sync ENV [--yes] [--verbose]``: runs the reconcile flow; exit 0 on success,
   1 on failure or rejection; a failure is one line (stage and reason), the
   run's logs and tracebacks only with ``--verbose``.
-- ``history [ENV]``: newest first, text or JSON.
+- ``history [ENV]``: newest first (by start), text or JSON.
+- ``wait RUN [--timeout S]``: exit 0 applied or in sync, 1 failed or
+  rejected, 3 still running at the timeout.
+- ``status [ENV]``: exit 0 every environment in sync, 2 any drifted or out of
+  date, 1 any failing or unknown.
 
 ``plan`` and ``history`` run the engine directly (no Prefect import), so they
 answer in a few seconds. ``sync``, ``approve``/``reject`` and ``blocks``
@@ -15,7 +19,7 @@ import Prefect lazily; they use the server named by ``PREFECT_API_URL`` when
 set, otherwise Prefect starts a temporary one (slow: 10-20 s).
 
 The modules, by job: `common` (the apps, consoles, exit codes, failing),
-`plan`, `runs` (sync and approvals), `history` (history, show, audit),
+`plan`, `runs` (sync and approvals), `wait`, `history` (history, show, audit),
 `operations` (serve, deployments, status, blocks, demo), `printing` (what the
 commands print), `records` (opening the record), `prefect_env` (Prefect's
 settings, server, logs and blocks). The commands are registered below, in
@@ -24,7 +28,7 @@ the order ``driftgate --help`` lists them.
 
 from __future__ import annotations
 
-from driftgate.cli import history, operations, plan, runs
+from driftgate.cli import history, operations, plan, runs, wait
 from driftgate.cli.common import app, audit_app, blocks_app, deployments_app
 
 app.command()(plan.plan)
@@ -34,6 +38,7 @@ app.command()(history.show)
 app.command()(runs.approvals)
 app.command()(runs.approve)
 app.command()(runs.reject)
+app.command()(wait.wait)
 app.command()(operations.demo)
 app.command()(operations.serve)
 app.command()(operations.status)

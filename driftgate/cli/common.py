@@ -37,6 +37,7 @@ console = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_TIMEOUT = 3  # `driftgate wait`: the run had not ended when --timeout passed
 ConfigOption = typer.Option(None, "--config", "-c", help="driftgate.yaml (default: $DRIFTGATE_CONFIG, then ./driftgate.yaml)")
 OutputOption = typer.Option("text", "--output", "-o", help="text or json")
 

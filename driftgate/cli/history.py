@@ -14,9 +14,12 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from driftgate import commits
 from driftgate.cli.common import EXIT_ERROR, EXIT_OK, OutputOption, check_output, console, err_console, fail
 from driftgate.cli.printing import print_history, print_report, print_stored_run
 from driftgate.cli.records import record_errors, store
+from driftgate.models import CommitRange, Outcome
+from driftgate.store import StoredRun
 
 
 def history(
@@ -27,17 +30,28 @@ def history(
     output: str = OutputOption,
     limit: int = typer.Option(20, help="at most this many runs (0: all)"),
 ) -> None:
-    """Recorded runs, newest first."""
+    """Recorded runs, the latest started first; says when --limit left some out."""
     check_output(output)
+    if limit < 0:
+        fail(f"--limit must be 0 (all) or more, not {limit}", output=output)
     with record_errors(output):
-        runs = store().history(environment, limit=limit or None, since=_when(since, "--since"), commit=commit, approver=approver)
+        # One more than asked: whether --limit cut the list off.
+        runs = store().history(environment, limit=limit + 1 if limit else None, since=_when(since, "--since"), commit=commit, approver=approver)
+    cut = bool(limit) and len(runs) > limit
+    runs = runs[:limit] if limit else runs
     if output == "json":
         print(json.dumps([r.model_dump(mode="json") for r in runs], indent=2))
+        if cut:
+            err_console.print(f"the latest {limit} runs; more match: --limit 0 lists them all")
         return
+    filters = [f"{name} {value}" for name, value in (("since", since), ("commit", commit), ("approver", approver)) if value]
     if not runs:
-        console.print("no runs recorded yet" + (f" for {escape(environment)}" if environment else ""))
+        where = f" for {escape(environment)}" if environment else ""
+        console.print(f"no runs match{where}: {escape(', '.join(filters))}" if filters else f"no runs recorded yet{where}")
         return
     print_history(runs)
+    if cut:
+        console.print(f"[dim]the latest {limit} runs by start; more match: --limit N for more, --limit 0 for all[/]")
 
 
 def show(
@@ -50,10 +64,22 @@ def show(
         found = store().get(run)
     if found is None:
         fail(f"no run {run!r} in the record (see `driftgate history`)", output=output)
+    with record_errors(output):
+        story = _commits_of(found)
     if output == "json":
-        print(json.dumps(found.model_dump(mode="json"), indent=2))
+        print(json.dumps({**found.model_dump(mode="json"), "commits": story and story.model_dump(mode="json")}, indent=2))
         return
-    print_stored_run(found)
+    print_stored_run(found, commits=story)
+
+
+def _commits_of(run: StoredRun) -> CommitRange | None:
+    """The commits between what was applied before this run and its commit, from
+    the mirror clone (None when it is not on this machine, or the run has no commit)."""
+    if not run.commit or not run.repo:
+        return None
+    earlier = store().history(run.environment, limit=None, until=run.started_at)
+    since = next((r.commit for r in earlier if r.outcome == Outcome.APPLIED and r.id != run.id), "")
+    return commits.between(run.repo, since, run.commit)
 
 
 TrustedKeysOption = typer.Option(

@@ -69,8 +69,12 @@ def status(
     config: Path | None = ConfigOption,
     output: str = OutputOption,
 ) -> None:
-    """One line per environment: last applied commit, Git's head, last check, in sync / drifted / out of date / failing."""
+    """One line per environment: last applied commit, Git's head, last check, in sync / drifted / out of date / failing.
+
+    Exit 0 when every environment shown is in sync, 2 when any is drifted or
+    out of date, 1 when any is failing or unknown (for monitoring)."""
     from driftgate.status import environment_status
+    from driftgate.status import exit_code as status_exit_code
 
     check_output(output)
     cfg = load_or_fail(config)
@@ -91,5 +95,6 @@ def status(
         lines = [line.model_copy(update={"waiting_approval": paused_run(line.environment)}) for line in lines]
     if output == "json":
         print(json.dumps([line.model_dump(mode="json") for line in lines], indent=2))
-        return
-    print_status(lines)
+    else:
+        print_status(lines)
+    raise typer.Exit(status_exit_code([line.state for line in lines]))

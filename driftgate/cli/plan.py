@@ -38,7 +38,11 @@ def plan(
     except ConfigError as exc:  # nothing ran: an invalid file is no run of any environment
         fail(str(exc), output=output, problems=exc.problems)
     run = RunLog(environment, purpose=RunPurpose.PLAN, trigger=Trigger.CLI.value)
-    pipeline = Pipeline(run, engine_stages(access=load_access, record=lambda record: store().record(record), on_retry=say_retry))
+    stages = engine_stages(
+        access=load_access, record=lambda record: store().record(record), on_retry=say_retry,
+        applied=lambda name: store().last_applied_revision(name),
+    )  # fmt: skip
+    pipeline = Pipeline(run, stages)
     with pipeline.recorded():  # a bug is still recorded, then shown with its traceback
         access = pipeline.access(env)
         _, run.plan = pipeline.plan(env, access)

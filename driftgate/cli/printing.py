@@ -8,16 +8,18 @@ or runs anything.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from driftgate import targets
+from driftgate import commits, targets
 from driftgate.cli.common import console, err_console
 from driftgate.cli.prefect_env import flow_run_url
-from driftgate.models import Outcome, Plan
+from driftgate.models import CommitRange, Outcome, Plan
+from driftgate.report import clock_time, duration_text
 from driftgate.store import StoredRun
 
 OUTCOME_STYLE = {
@@ -48,6 +50,7 @@ def plan_json(result: Plan, *, ref: str = "") -> dict[str, Any]:
         "hosts": list(result.hosts),
         "changes": [c.model_dump(mode="json") for c in result.changes],
         "warnings": list(result.warnings),
+        "commits": result.commits.model_dump(mode="json") if result.commits else None,
     }
 
 
@@ -55,6 +58,7 @@ def print_plan(result: Plan, target: targets.Target, *, ref: str = "") -> None:
     where = f"[bold]{escape(result.environment)}[/] at [cyan]{result.revision[:12]}[/]" + (f" ({escape(ref)})" if ref else "")
     for warning in result.warnings:
         console.print(f"[yellow]! warning:[/] {escape(warning)}")
+    print_commits(result.commits)
     if result.in_sync:
         console.print(f"[green]✓ In sync:[/] {where}, {len(result.hosts)} {target.noun}(s), nothing to change.")
         return
@@ -78,6 +82,15 @@ def print_plan(result: Plan, target: targets.Target, *, ref: str = "") -> None:
             console.print(f"[yellow]effect unknown:[/] {escape(change.note)}")
         if change.diff:
             console.print(Syntax(change.diff, "diff", theme="ansi_dark", background_color="default"))
+
+
+def print_commits(found: CommitRange | None) -> None:
+    """The commits since the last applied revision (plan, show)."""
+    if found is None:
+        return
+    console.print(f"{escape(commits.heading(found))}:")
+    for line in commits.lines(found):
+        console.print(f"  {escape(line)}")
 
 
 # ---------------------------------------------------------------- recorded runs
@@ -113,7 +126,7 @@ def print_run(run: StoredRun) -> None:
 def print_history(runs: list[StoredRun]) -> None:
     """One row per run (``driftgate history``)."""
     table = Table(header_style="bold", box=None, pad_edge=False)
-    for column in ("#", "started (UTC)", "environment", "mode", "outcome", "commit", "changes", "approval", "by", "trigger"):
+    for column in ("#", "started (UTC)", "environment", "kind", "outcome", "commit", "changes", "approval", "by", "trigger"):
         table.add_column(column)
     for run in runs:
         approval = run.approval
@@ -121,7 +134,7 @@ def print_history(runs: list[StoredRun]) -> None:
             str(run.id),
             run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             escape(run.environment),
-            run.mode.value,
+            run.purpose.value,  # sync, drift, plan, rollback: what the run was for
             outcome_text(run.outcome),
             run.commit[:12] or "-",
             str(len(run.changes)),
@@ -132,8 +145,8 @@ def print_history(runs: list[StoredRun]) -> None:
     console.print(table)
 
 
-def print_stored_run(r: StoredRun) -> None:
-    """One recorded run in full (``driftgate show``)."""
+def print_stored_run(r: StoredRun, *, commits: CommitRange | None = None) -> None:
+    """One recorded run in full (``driftgate show``), with the ``commits`` it brought."""
     console.print(f"[bold]run #{r.id}[/] {outcome_text(r.outcome)} — {escape(r.environment)} ({r.purpose.value}, {r.mode.value})")
     facts = [
         ("run id", r.run_id),
@@ -164,6 +177,9 @@ def print_stored_run(r: StoredRun) -> None:
     for key, value in facts:
         table.add_row(key, escape(value))
     console.print(table)
+    if commits is not None:
+        console.print()
+        print_commits(commits)
     if r.changes:
         console.print(f"\n[bold]{len(r.changes)} change(s)[/]")
     for change in r.changes:
@@ -217,16 +233,41 @@ def print_paused_runs(runs: list[Any]) -> None:
             f" (requested by {escape(r.requester or '-')})"
         )
         console.print(f"  run {r.id}: plan {r.plan_hash[:12] or '-'}: {escape(r.summary or '-')}")
+        if r.commits_heading:
+            console.print(f"  {escape(r.commits_heading)}:")
+            for line in r.commits:
+                console.print(f"    {escape(line)}")
         if r.asked_again:
             console.print(f"  [yellow]asked again:[/] {escape(r.asked_again)}")
         anyone = f"anyone but {r.requester}" if r.forbid_self_approval else "anyone"
         console.print(f"  may decide: {escape(', '.join(r.deciders) if r.deciders is not None else anyone)}")
+        if r.expires:
+            console.print(f"  deadline: {deadline_text(r.expires)}: no decision by then is a rejection")
         if r.require_signature:
-            console.print(f"  signed approval required until {escape(r.expires)}: add --key ~/.ssh/id_ed25519 to approve or reject")
+            console.print("  signed approval required: add --key ~/.ssh/id_ed25519 to approve or reject")
         url = flow_run_url(r.id)
         if url:
             console.print(f"  {url}")
     console.print(escape("answer with: driftgate approve RUN [--reject] [--reason TEXT] [--as NAME] [--key SSH_KEY]"), style="dim")
+
+
+def print_pause(notice: Any) -> None:
+    """What ``driftgate sync`` says when its run pauses for approval (a `PauseNotice`)."""
+    where = flow_run_url(notice.flow_run) or notice.url or f"flow run {notice.flow_run}"
+    console.print(f"[yellow bold]paused:[/] {escape(notice.environment)} waits for approval: {escape(notice.summary)}")
+    if notice.asked_again:
+        console.print(f"  [yellow]asked again:[/] {escape(notice.asked_again)}")
+    console.print(f"  run: {escape(where)}")
+    console.print(f"  may decide: {escape(notice.deciders)}")
+    console.print(f"  deadline: {clock_time(notice.deadline)} (in {duration_text(notice.timeout)}): no decision by then is a rejection")
+    console.print(escape(f"  answer: driftgate approve {notice.flow_run} [--reject] [--reason TEXT] [--as NAME]"), style="dim")
+
+
+def deadline_text(expires: str, *, now: datetime | None = None) -> str:
+    """'2026-12-01T13:00:00Z (in 59m)': the clock time (UTC) and what is left."""
+    moment = datetime.fromisoformat(expires)
+    left = moment - (now or datetime.now(timezone.utc))
+    return f"{clock_time(moment)} (" + (f"in {duration_text(left)}" if left.total_seconds() >= 1 else "passed") + ")"
 
 
 def print_status(lines: list[Any]) -> None:

@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from driftgate.cli.common import EXIT_ERROR, EXIT_OK, ConfigOption, OutputOption, check_output, console, fail, validated_config_path
 from driftgate.cli.prefect_env import api_description, flow_run_url, prefect_defaults, prefect_server
-from driftgate.cli.printing import print_paused_runs, print_run
+from driftgate.cli.printing import print_pause, print_paused_runs, print_run
 from driftgate.cli.records import record_of
 from driftgate.models import Outcome
 
@@ -37,7 +37,9 @@ def sync(
 ) -> None:
     """Reconcile ENV now (fetch, render, diff, gate, apply, record). Exit 0 on success, 1 on failure or rejection.
 
-    A failure is one line: the stage and the reason. The run's logs (what it
+    A plan that needs approval pauses the run: sync says so (the run's page,
+    who may decide, the deadline) and waits for the answer. A failure is one
+    line: the stage and the reason. The run's logs (what it
     fetched, planned, applied; tracebacks of unexpected errors) are on its
     page in the Prefect UI, and here with --verbose."""
     if key is not None and not yes:
@@ -54,8 +56,12 @@ def sync(
 
         # Trigger, requester and pre-approval travel in this process only, never as
         # flow parameters (which anyone reaching the Prefect API could set).
-        request = cli_request(pre_approve=yes, signing_key=key.expanduser() if key else None)
-        with requested(request), run_logs_in_terminal(verbose=verbose):
+        from prefect import tags
+
+        from driftgate.schedule import run_tags
+
+        request = cli_request(pre_approve=yes, signing_key=key.expanduser() if key else None, on_pause=print_pause)
+        with requested(request), run_logs_in_terminal(verbose=verbose), tags(*run_tags(environment, "sync")):
             state = reconcile(environment=environment, config=str(config_path), return_state=True)
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     record = record_of(flow_run_id)

@@ -96,7 +96,7 @@ def prunes(env: Environment, owned: list[dict[str, Any]], manifests: list[Manife
         if identity in wanted:
             continue
         display = object_display(obj["kind"], meta.get("namespace", ""), meta["name"], api_version=obj["apiVersion"])
-        before, _ = mask_secrets(normalize(obj), None)
+        _, before = mask_secrets({"kind": obj["kind"]}, normalize(obj))  # every key of a pruned Secret: removed
         changes.append(
             Change(
                 action=Action.DELETE, target=display, name=meta["name"], kind=obj["kind"],

@@ -176,6 +176,11 @@ class Store:
         with self._reading() as conn:
             return queries.status(conn, environment)
 
+    def last_applied_revision(self, environment: str) -> str:
+        """The commit the environment was last brought to ('' if never): where a plan's commit list starts."""
+        found = self.status(environment)
+        return (found.last_applied_revision or "") if found else ""
+
     def drift_events(self, environment: str | None = None, *, since: datetime | None = None, limit: int = 100) -> list[DriftEvent]:
         """Drift events newest first."""
         with self._reading() as conn:

@@ -1,0 +1,86 @@
+"""``driftgate wait RUN [--timeout S]``: block until a run ends, for scripts and CI.
+
+Exit 0 when the run applied its plan (or found nothing to do), 1 when it
+failed or was rejected (or cancelled, or is unknown), 3 when it had not ended
+after ``--timeout`` seconds (the run goes on). Reads Prefect for the run's
+state and the record for how it ended; imports Prefect lazily.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import typer
+from rich.markup import escape
+
+from driftgate.cli.common import EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, console, fail
+from driftgate.cli.prefect_env import flow_run_url, prefect_defaults
+from driftgate.cli.printing import print_run
+from driftgate.cli.records import record_of
+from driftgate.models import Outcome
+
+POLL_SECONDS = 2.0
+
+
+def wait(
+    run: str = typer.Argument(..., help="flow run id (as `driftgate sync` or `approvals` prints it), or an environment with one paused run"),
+    timeout: float | None = typer.Option(None, "--timeout", help="give up after this many seconds: exit 3, the run goes on"),
+) -> None:
+    """Wait until a run ends. Exit 0 applied (or in sync), 1 failed, rejected or cancelled, 3 still running at --timeout."""
+    if timeout is not None and timeout < 0:
+        fail(f"--timeout must be 0 or more seconds, not {timeout:g}")
+    prefect_defaults()
+    run_id = _run_id(run)
+    state = _final_state(run_id, timeout)
+    if state is None:
+        console.print(f"run {run_id} has not ended after {timeout:g} s; it goes on (driftgate wait {run_id} to wait again)")
+        raise typer.Exit(EXIT_TIMEOUT)
+    record = record_of(run_id)
+    url = flow_run_url(run_id)
+    if record is None:
+        console.print(f"run {run_id} ended {state.type.value} ({escape(state.name or '')}) without a record: {escape(state.message or '')}")
+        raise typer.Exit(EXIT_ERROR)
+    print_run(record)
+    if url:
+        console.print(f"[dim]Prefect UI: {url}[/]")
+    raise typer.Exit(EXIT_OK if record.outcome in (Outcome.APPLIED, Outcome.IN_SYNC) else EXIT_ERROR)
+
+
+def _run_id(ref: str) -> str:
+    """A flow run id as given, or the one paused run of an environment."""
+    try:
+        return str(uuid.UUID(ref))
+    except ValueError:
+        pass
+    from driftgate.flows.approval import find_paused_run
+
+    try:
+        return find_paused_run(ref).id
+    except LookupError as exc:
+        fail(str(exc))
+
+
+def _final_state(run_id: str, timeout: float | None):  # noqa: ANN202 - a Prefect State, imported lazily
+    """The run's final state, or None when ``timeout`` seconds passed first."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                state = client.read_flow_run(uuid.UUID(run_id)).state
+            except ObjectNotFound:
+                fail(f"no flow run {run_id} on {_server()} (see `driftgate history` or the Prefect UI)")
+            if state is not None and state.is_final():
+                return state
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(POLL_SECONDS if deadline is None else max(0.0, min(POLL_SECONDS, deadline - time.monotonic())))
+
+
+def _server() -> str:
+    from driftgate.cli.prefect_env import api_description
+
+    return api_description()
