@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from typing import Any
 
 from driftgate.config import Environment
 from driftgate.kinds import builtin, group_of, is_builtin
 from driftgate.kube.access import target_of
 from driftgate.kube.health import HEALTH_CHECKED, wait_for_health
-from driftgate.kube.planning import crd_kind, in_served_scope
+from driftgate.kube.cache import ComparisonCache
+from driftgate.kube.planning import UNCHANGED, comparison_key, crd_kind, in_served_scope
 from driftgate.kube.prune import prune_one, write_inventory
 from driftgate.kube.waves import in_apply_order, wave_of
 from driftgate.kubeclient import Cluster, KubeError, Resource
@@ -44,6 +46,7 @@ def apply(env: Environment, bundle: Bundle, cluster: Cluster, plan: Plan, *, mas
     to_apply = {(group_of(c.api_version), c.kind, c.namespace, c.name) for c in plan.changes if c.action != Action.DELETE}
     results: dict[str, list[TaskResult]] = defaultdict(list)
     applied: list[tuple[Manifest, Resource]] = []
+    live: dict[str, dict[str, Any] | None] = {}  # each applied object as the server answered (then as health last saw it)
     stopped = ""  # why later objects are not applied
     server_failed = False  # then polling it for health until health_timeout would tell nothing
     by_wave: dict[int, list[Manifest]] = defaultdict(list)
@@ -57,7 +60,7 @@ def apply(env: Environment, bundle: Bundle, cluster: Cluster, plan: Plan, *, mas
                                                      message=f"not applied: {stopped}"))
                 continue
             try:
-                result, resource = _apply_one(env, cluster, m, masker)
+                result, resource, live[m.display] = _apply_one(env, cluster, m, masker)
             except KubeError as exc:  # the server failed, not this object
                 result, resource = TaskResult(host=m.display, task="apply", status="failed", message=masker(str(exc))), None
                 stopped, server_failed = f"the API server failed at {m.display}", True
@@ -93,20 +96,22 @@ def apply(env: Environment, bundle: Bundle, cluster: Cluster, plan: Plan, *, mas
                 results[m.display].append(TaskResult(host=m.display, task="health", status="skipped",
                                                      message="not checked: the API server failed"))
     else:
-        for display, health in wait_for_health(env, cluster, applied).items():
+        for display, health in wait_for_health(env, cluster, applied, seen=live).items():
             results[display].append(health)
+    _remember_applied(env, [m for m, _ in applied], live)
     return ApplyResult(hosts=tuple(_host_result(display, tasks) for display, tasks in results.items()))
 
 
-def _apply_one(env: Environment, cluster: Cluster, m: Manifest, masker: Masker) -> tuple[TaskResult, Resource | None]:
+def _apply_one(env: Environment, cluster: Cluster, m: Manifest,
+               masker: Masker) -> tuple[TaskResult, Resource | None, dict[str, Any] | None]:
     """Apply one object. A refusal is this object's failed result; any other
     `KubeError` (the server failed) is raised for `apply` to stop at."""
     resource = cluster.resource(m.api_version, m.kind) or cluster.resource(m.api_version, m.kind, refresh=True)
     if resource is None:
         return TaskResult(host=m.display, task="apply", status="failed",
-                          message=f"the cluster does not serve {m.kind} in {m.api_version}"), None
+                          message=f"the cluster does not serve {m.kind} in {m.api_version}"), None, None
     try:
-        cluster.apply(resource, m.object, dry_run=False, force=target_of(env).force_conflicts)
+        answer = cluster.apply(resource, m.object, dry_run=False, force=target_of(env).force_conflicts)
     except KubeError as exc:
         if not exc.refusal:
             raise
@@ -115,8 +120,20 @@ def _apply_one(env: Environment, cluster: Cluster, m: Manifest, masker: Masker) 
             message += " (set target.force_conflicts to take these fields)"
         else:
             message = str(exc)
-        return TaskResult(host=m.display, task="apply", status="failed", message=masker(message)), None
-    return TaskResult(host=m.display, task="apply", status="changed"), resource
+        return TaskResult(host=m.display, task="apply", status="failed", message=masker(message)), None, None
+    return TaskResult(host=m.display, task="apply", status="changed"), resource, answer
+
+
+def _remember_applied(env: Environment, applied: list[Manifest], live: dict[str, dict[str, Any] | None]) -> None:
+    """Fill the comparison cache from the apply's own answers: each object just
+    applied is as Git wants it at the resourceVersion the server returned (or
+    health last saw), so the first plan after a sync needs its LISTs only, no
+    dry-run. A later change to the object changes its resourceVersion: a miss, never a wrong answer."""
+    cache = ComparisonCache(env)
+    for m in applied:
+        if (obj := live.get(m.display)) is not None:
+            cache.put(comparison_key(env, cache, m, obj), dict(UNCHANGED))
+    cache.save(keep_loaded=True)
 
 
 def _wait_for_crds(env: Environment, cluster: Cluster, crds: list[Manifest]) -> None:

@@ -45,9 +45,10 @@ class ComparisonCache:
     def put(self, key: str, value: dict[str, str]) -> None:
         self.used[key] = value
 
-    def save(self) -> None:
-        # Keep only what this plan used: the file stays the size of the environment.
+    def save(self, *, keep_loaded: bool = False) -> None:
+        """A plan keeps only what it used: the file stays the size of the
+        environment. Apply (``keep_loaded``) adds its entries to those there."""
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.used))
+        tmp.write_text(json.dumps({**self.entries, **self.used} if keep_loaded else self.used))
         tmp.replace(self.path)
 

@@ -75,9 +75,11 @@ def health_of(obj: dict[str, Any] | None) -> tuple[Health, str]:
 HEALTH_CHECKED = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "PersistentVolumeClaim"})
 
 
-def wait_for_health(env: Environment, cluster: Cluster, applied: list[tuple[Manifest, Resource]]) -> dict[str, TaskResult]:
+def wait_for_health(env: Environment, cluster: Cluster, applied: list[tuple[Manifest, Resource]],
+                    seen: dict[str, dict[str, Any] | None] | None = None) -> dict[str, TaskResult]:
     """Poll the applied workloads until healthy or the environment's timeout:
-    one LIST per kind per round (by this environment's label), not a GET per object."""
+    one LIST per kind per round (by this environment's label), not a GET per object.
+    ``seen`` (by display) gets each workload as the last round found it."""
     pending = {m.display: (m, r) for m, r in applied if builtin(m.api_version, m.kind) in HEALTH_CHECKED}
     results: dict[str, TaskResult] = {}
     deadline = time.monotonic() + target_of(env).health_timeout.total_seconds()
@@ -94,7 +96,10 @@ def wait_for_health(env: Environment, cluster: Cluster, applied: list[tuple[Mani
             except KubeError as exc:
                 log.info("health check of %s: %s", resource.kind, exc)
         for display, (m, _resource) in list(pending.items()):
-            state = last[display] = health_of(live.get((m.api_version, m.kind, m.namespace, m.name)))
+            found = live.get((m.api_version, m.kind, m.namespace, m.name))
+            if seen is not None and found is not None:
+                seen[display] = found
+            state = last[display] = health_of(found)
             if state[0] in (Health.HEALTHY, Health.DEGRADED):
                 status = "ok" if state[0] == Health.HEALTHY else "failed"
                 results[display] = TaskResult(host=display, task="health", status=status,

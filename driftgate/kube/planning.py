@@ -191,8 +191,7 @@ def _compare(env: Environment, cluster: Cluster, manifest: Manifest, live: _Live
         return Change(action=Action.CREATE, diff=masker(object_diff(desired, None, label=manifest.display)), **base)
 
     rules = matching_rules(target.ignore, manifest.api_version, manifest.kind, manifest.namespace, manifest.name)
-    settings = cache.settings_key(rules, target.force_conflicts)
-    key = f"{stable_hash(_cache_view(manifest, current))}:{(current or {}).get('metadata', {}).get('resourceVersion', '-')}:{settings}"
+    key = comparison_key(env, cache, manifest, current, rules)
     known = cache.get(key)
     if known is None:
         known = _dry_run_comparison(env, cluster, resource, manifest, current, rules, masker)
@@ -200,6 +199,22 @@ def _compare(env: Environment, cluster: Cluster, manifest: Manifest, live: _Live
     if known["action"] == "unchanged":
         return None
     return Change(action=Action(known["action"]), diff=known["diff"], paths=tuple(known.get("paths", ())), **base)
+
+
+# What the comparison found for an object already as Git wants it.
+UNCHANGED = {"action": "unchanged", "diff": "", "paths": []}
+
+
+def comparison_key(env: Environment, cache: ComparisonCache, manifest: Manifest, live: dict[str, Any] | None,
+                   rules: list | None = None) -> str:
+    """The comparison cache's key: the desired object (as `_cache_view` may know
+    it), the live resourceVersion and the settings that change a comparison.
+    Called by `_compare` and by apply, which fills the cache from its responses."""
+    target = target_of(env)
+    if rules is None:
+        rules = matching_rules(target.ignore, manifest.api_version, manifest.kind, manifest.namespace, manifest.name)
+    version = (live or {}).get("metadata", {}).get("resourceVersion", "-")
+    return f"{stable_hash(_cache_view(manifest, live))}:{version}:{cache.settings_key(rules, target.force_conflicts)}"
 
 
 def _cache_view(manifest: Manifest, live: dict[str, Any] | None) -> dict[str, Any]:
@@ -248,7 +263,7 @@ def _dry_run_comparison(env: Environment, cluster: Cluster, resource: Resource, 
     before = apply_ignore_rules(normalize(current), rules, current) if current else None
     paths = changed_paths(desired, before)
     if before is not None and not paths:
-        return {"action": "unchanged", "diff": "", "paths": []}
+        return dict(UNCHANGED)
     desired, before = mask_secrets(desired, before)
     action = "create" if current is None else "update"
     diff = masker(notice + object_diff(desired, before, label=manifest.display))
