@@ -31,7 +31,7 @@ from prefect.client.orchestration import get_client
 from prefect.runtime import deployment, flow_run
 
 from driftgate.errors import ConfigError
-from driftgate.models import Trigger
+from driftgate.models import RunPurpose, Trigger
 from driftgate.runlog import current_user
 
 SCHEDULER = "prefect scheduler"
@@ -41,12 +41,19 @@ DRIFT_FLOW = "drift-check"
 
 @dataclass(frozen=True)
 class RunRequest:
-    """How a run came to be. ``pre_approve`` is honoured for CLI runs only."""
+    """How a run came to be. ``pre_approve`` is honoured for CLI runs only.
+
+    ``purpose``, ``revision`` and ``reason`` say where a sync goes when not to
+    its ref's head (`driftgate.revisions`): ``sync --revision``, ``rollback
+    [--to]``, ``promote``; like the rest, they travel in this process only."""
 
     trigger: Trigger
     requested_by: str
     pre_approve: bool = False
     signing_key: Path | None = None
+    purpose: RunPurpose = RunPurpose.SYNC
+    revision: str | None = None
+    reason: str = ""
 
 
 _request: ContextVar[RunRequest | None] = ContextVar("driftgate_run_request", default=None)
@@ -62,9 +69,19 @@ def requested(request: RunRequest) -> Iterator[None]:
         _request.reset(token)
 
 
-def cli_request(*, pre_approve: bool = False, signing_key: Path | None = None) -> RunRequest:
+def cli_request(
+    *,
+    pre_approve: bool = False,
+    signing_key: Path | None = None,
+    purpose: RunPurpose = RunPurpose.SYNC,
+    revision: str | None = None,
+    reason: str = "",
+) -> RunRequest:
     """A run asked for from the command line, by its user (DRIFTGATE_USER or the login)."""
-    return RunRequest(Trigger.CLI, current_user(), pre_approve=pre_approve, signing_key=signing_key)
+    return RunRequest(
+        Trigger.CLI, current_user(), pre_approve=pre_approve, signing_key=signing_key,
+        purpose=purpose, revision=revision, reason=reason,
+    )  # fmt: skip
 
 
 def this_request() -> RunRequest:
