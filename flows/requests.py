@@ -9,7 +9,8 @@ carry may name the requester, choose the trigger or approve a plan. Instead:
   and a pre-approval when ``--yes`` was given. No other process can set it.
 - a deployment run (``serve`` or a worker) is described by what the Prefect
   server itself recorded about the run: ``schedule`` when its scheduler
-  created it, ``self-heal`` when a drift check started it, else ``manual``
+  created it, ``self-heal`` when a drift check started it, a promotion when
+  the promote flow started it (flows/promote.py), else ``manual``
   (the UI or the API), with Prefect's actor where the server provides one,
   else plainly "unknown (Prefect UI/API)".
 
@@ -37,6 +38,7 @@ from driftgate.runlog import current_user
 SCHEDULER = "prefect scheduler"
 UNKNOWN_ACTOR = "unknown (Prefect UI/API)"
 DRIFT_FLOW = "drift-check"
+PROMOTE_FLOW = "promote"
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,11 @@ def this_request() -> RunRequest:
             return RunRequest(Trigger.SCHEDULE, SCHEDULER)
         if run.parent_task_run_id is not None:
             parent = client.read_flow_run(client.read_task_run(run.parent_task_run_id).flow_run_id)
-            if client.read_flow(parent.flow_id).name == DRIFT_FLOW:
+            parent_flow = client.read_flow(parent.flow_id).name
+            if parent_flow == DRIFT_FLOW:
                 return RunRequest(Trigger.SELF_HEAL, f"self-heal (drift check {parent.id})")
+            if parent_flow == PROMOTE_FLOW:  # the promote-ENV deployment (flows/promote.py): a promotion
+                return RunRequest(Trigger.MANUAL, f"{UNKNOWN_ACTOR}, promotion run {parent.id}", purpose=RunPurpose.PROMOTE)
         if run.created_by is not None:  # an automation; its name is Prefect's, not a verified person
             who = run.created_by.display_value or str(run.created_by.id)
             return RunRequest(Trigger.MANUAL, f"{who} ({str(run.created_by.type).lower()}, via Prefect)")

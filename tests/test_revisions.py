@@ -98,3 +98,57 @@ def test_a_bad_commit_is_rolled_back_and_stays_pinned_through_self_heal(synced_w
     assert unpinned.returncode == 0 and Store().pin_of("demo") is None
     assert _cli(prefect_api, world, "unpin", "demo").returncode == 1  # not pinned: one line
     assert _status(world)["state"] == "out of date"
+
+
+def staging_and_prod(world: DemoWorld, *, after: str) -> None:
+    """Two environments of the demo repository, each on its own host folder; prod is fed by promotions from staging."""
+    data = yaml.safe_load(world.config.read_text())
+    demo = data["environments"].pop("demo")
+    for name in ("staging", "prod"):
+        data["environments"][name] = {
+            **demo,
+            "target": {**demo["target"], "vars": {"demo_root": str(world.host_root / name), "environment_name": name}},
+            "approval": {"mode": "never" if name == "staging" else "always", "timeout": "10m"},
+        }
+    data["environments"]["prod"]["promote_from"] = {"environment": "staging", "after": after}
+    world.config.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_promotion_takes_what_staging_ran_healthy_and_refuses_what_it_cannot(world: DemoWorld, prefect_api: str) -> None:
+    from driftgate.flows.promote import promote
+    from driftgate.flows.reconcile import reconcile
+
+    staging_and_prod(world, after="30m")
+    with as_cli("carol"):  # the flow behind the promote-ENV deployment, as the UI would start it
+        state = promote(environment="prod", config=str(world.config), return_state=True)
+    refused = Store().history("prod", limit=1)[0]
+    assert state.is_failed() and refused.purpose == RunPurpose.PROMOTE and refused.outcome == Outcome.FAILED
+    assert "cannot promote from 'staging': no commit has been applied and healthy there for 30m" in refused.reason
+
+    with as_cli("carol"):
+        reconcile(environment="staging", config=str(world.config))
+    applied = Store().history("staging", limit=1)[0]
+    too_soon = _cli(prefect_api, world, "promote", "prod")
+    assert too_soon.returncode == 1 and f"(the newest, {applied.commit[:12]}, for " in too_soon.stdout + too_soon.stderr
+
+    edit_config(world, "prod", promote_from={"environment": "staging", "after": "1ms"})
+    newer = bad_commit(world)  # on main, not yet in staging: not what gets promoted
+    promoted = _cli(prefect_api, world, "promote", "prod", "--yes")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    record = Store().history("prod", limit=1)[0]
+    assert record.purpose == RunPurpose.PROMOTE and record.outcome == Outcome.APPLIED and record.commit == applied.commit
+    assert record.promoted_from == f"staging run {applied.run_id}" and record.approval.required  # through prod's gate
+    assert (world.host_root / "prod/app/app.conf").read_text() == "max_connections = 100\n"
+    pin = Store().pin_of("prod")
+    assert pin.commit == applied.commit and f"record #{applied.id}" in pin.reason and newer != applied.commit
+
+    # A commit staging ran from a branch that never reached prod's ref is not promoted.
+    repo = git.Repo(world.repo)
+    repo.git.checkout("-q", "-b", "hotfix", applied.commit)
+    hotfix = commit_change(world.repo, "ansible/vars.yml", yaml.safe_dump({"max_connections": 150}), "hotfix: 150")
+    repo.git.checkout("-q", "main")
+    assert _cli(prefect_api, world, "sync", "staging", "--revision", "hotfix").returncode == 0
+    unreachable = _cli(prefect_api, world, "promote", "prod", "--yes")
+    assert unreachable.returncode == 1
+    assert f"commit {hotfix[:12]} is not reachable from 'main'" in unreachable.stdout + unreachable.stderr
+    assert (world.host_root / "prod/app/app.conf").read_text() == "max_connections = 100\n"
