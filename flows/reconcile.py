@@ -24,7 +24,7 @@ from driftgate.pipeline import Pipeline
 from driftgate.revisions import Destination
 from driftgate.runlog import RunLog
 from driftgate.flows.approval import gate
-from driftgate.flows.links import this_run_url
+from driftgate.flows.links import name_this_run, this_run_url
 from driftgate.flows.locks import free_dead_runs, one_sync_at_a_time
 from driftgate.flows.requests import pinned_config, this_request
 from driftgate.tasks import apply_changes
@@ -71,6 +71,8 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
             going.note(run)
             pipeline.aim = going.aim
             bundle, run.plan = pipeline.plan(env, access)
+            if request.purpose != RunPurpose.SYNC and run.checkout is not None:
+                name_this_run(f"{request.purpose.value} {environment}@{run.checkout.commit[:7]}")
 
             def replan() -> Plan:
                 """fetch, render and diff again right before apply: an approval is for one exact plan."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from uuid import UUID
 
 import git
 import pytest
@@ -58,6 +59,8 @@ def test_a_revision_off_the_ref_is_risky_and_a_bad_one_is_one_line(world: DemoWo
 
 
 def test_a_bad_commit_is_rolled_back_and_stays_pinned_through_self_heal(synced_world: DemoWorld, prefect_api: str) -> None:
+    from prefect.client.orchestration import get_client
+
     from driftgate.flows.drift import drift_check
     from driftgate.flows.reconcile import reconcile
 
@@ -82,6 +85,8 @@ def test_a_bad_commit_is_rolled_back_and_stays_pinned_through_self_heal(synced_w
     assert record.purpose == RunPurpose.ROLLBACK and record.outcome == Outcome.APPLIED
     assert (record.commit, record.rolled_back_from) == (good.commit, bad)
     assert record.approval.required and record.approval.approver == "alice"
+    with get_client(sync_client=True) as client:  # the Prefect UI lists it by what it did
+        assert client.read_flow_run(UUID(record.flow_run_id)).name == f"rollback demo@{good.commit[:7]}"
     status = _status(world)
     assert (status["pinned_to"], status["pin_reason"], status["state"]) == (good.commit, "no connections", "in sync")
     assert status["head_commit"] == bad
