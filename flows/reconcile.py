@@ -89,7 +89,7 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
                 except ApplyFailed as exc:  # the task is Failed; the record keeps every result
                     run.result = exc.result
     record, record_id = pipeline.finish()
-    if going is not None:
+    if going is not None and going.pins:
         pin = pin_after(going, record, by=request.requested_by)  # held there until `driftgate unpin`
         if pin is not None:
             logger.info("%s is pinned to %s (%s)", environment, pin.commit[:12], pin.reason or "no reason given")
