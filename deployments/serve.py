@@ -4,7 +4,8 @@
 
 For each environment in driftgate.yaml: ``reconcile/sync-<env>`` on its
 ``sync.schedule`` and ``drift-check/drift-<env>`` on its ``drift.schedule``
-(no schedule: on demand from the UI), with jitter: the list in
+(no schedule: on demand from the UI), with jitter, and ``promote/promote-<env>``
+(on demand) for an environment that names ``promote_from``: the list in
 driftgate.schedule, which prefect.yaml is written from too. A sync
 deployment runs one at a time, and the reconcile flow also holds a
 per-environment concurrency limit, so manual and CLI syncs queue behind
@@ -25,9 +26,10 @@ from driftgate.schedule import PlannedSchedule, deployments
 
 def build_deployments(config: Config) -> list[Any]:
     from driftgate.flows.drift import drift_check
+    from driftgate.flows.promote import promote
     from driftgate.flows.reconcile import reconcile
 
-    flows = {"sync": reconcile, "drift": drift_check}
+    flows = {"sync": reconcile, "drift": drift_check, "promote": promote}
     # Only what to run: who asked comes from Prefect's run data (flows/requests.py),
     # and runs use the configuration this service was started with.
     return [

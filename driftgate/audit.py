@@ -31,12 +31,16 @@ GENESIS = "0" * 64  # the prev_hash of the first entry of a chain
 
 # Columns that are not content: the row's own hash, and ids the database assigns.
 NOT_CONTENT = frozenset({"id", "row_hash", "run_pk"})
+# Columns added after rows were written: left out of the content while NULL, so
+# the rows written before them (and new rows that leave them empty) hash as ever.
+ADDED_LATER = frozenset({"origin"})
 
 
 def canonical(values: Mapping[str, Any]) -> str:
     """One spelling per value, whichever database it was read back from:
     sorted keys, no spaces, datetimes as ISO text (naive UTC, microseconds)."""
-    return canonical_json({k: v for k, v in values.items() if k not in NOT_CONTENT}, ascii=False, default=_plain)
+    content = {k: v for k, v in values.items() if k not in NOT_CONTENT and not (k in ADDED_LATER and v is None)}
+    return canonical_json(content, ascii=False, default=_plain)
 
 
 def _plain(value: Any) -> Any:

@@ -198,6 +198,9 @@ class RiskRules(Strict):
     )
     ansible_tag: str | None = Field(default="risky", description="Ansible tasks carrying this tag")
     max_hosts: int | None = Field(default=5, ge=0, description="Ansible changes on more hosts than this")
+    pinned_revision: bool = Field(
+        default=True, description="a revision asked for (sync --revision, rollback) that is not the head of the ref"
+    )
 
 
 class RiskRule(Strict):
@@ -356,6 +359,18 @@ class RenderSettings(Strict):
         return self
 
 
+class Promotion(Strict):
+    """Where an environment's promotions come from (``driftgate promote``): the
+    commit last applied and healthy in ``environment`` for at least ``after``."""
+
+    environment: str = Field(description="the environment promoted from, e.g. staging")
+    after: Duration = Field(default=timedelta(minutes=30), description="how long it must have run healthy there")
+
+
+def _promotion_shorthand(value: Any) -> Any:
+    return {"environment": value} if isinstance(value, str) else value
+
+
 class Environment(Strict):
     """One environment: a source, how to render it, where to apply it."""
 
@@ -371,6 +386,7 @@ class Environment(Strict):
     sync: SyncSettings = SyncSettings()
     drift: DriftSettings = DriftSettings()
     notify: NotifySettings | None = None
+    promote_from: Annotated[Promotion | None, BeforeValidator(_promotion_shorthand)] = None
 
     @model_validator(mode="after")
     def _signers_file_needs_signed_commits(self) -> "Environment":
@@ -476,6 +492,10 @@ def parse_config(raw: Any, path: Path) -> Config:
             environments[str(name)] = Environment.model_validate(merged)
         except ValidationError as exc:
             problems.extend(f"environment {name!r}: {_describe(err)}" for err in exc.errors())
+    for name, env in environments.items():
+        source = env.promote_from.environment if env.promote_from else None
+        if source is not None and (source == name or source not in envs_raw):
+            problems.append(f"environment {name!r}: promote_from.environment: {source!r} is not another environment of this file")
     if problems:
         header = f"{path} is invalid ({len(problems)} problem{'s' if len(problems) > 1 else ''}):"
         raise ConfigError("\n  ".join([header, *problems]), problems)

@@ -3,7 +3,8 @@
 Creates a throwaway world (a Git repository with an Ansible playbook, a
 "host" folder on localhost, a driftgate.yaml), starts a local Prefect server
 on SQLite, and runs the real CLI step by step: plan, sync, a hand edit on the
-host, plan (the drift), sync (corrected); then a Kubernetes environment
+host, plan (the drift), sync (corrected); a bad commit deployed, then rolled
+back (and unpinned once fixed in Git); then a Kubernetes environment
 (plan, sync, a hand edit in the cluster corrected, then a signed approval);
 then history and the record's verification. Each
 step is a real `driftgate` process, printed as a person would type it. Called
@@ -23,10 +24,18 @@ from contextlib import contextmanager
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.panel import Panel
 
-from driftgate.demo_repo import KUBE_MANIFESTS, DemoWorld, add_kubernetes_environment, create_demo_world, require_signed_approvals
+from driftgate.demo_repo import (
+    KUBE_MANIFESTS,
+    DemoWorld,
+    add_kubernetes_environment,
+    commit_change,
+    create_demo_world,
+    require_signed_approvals,
+)
 from driftgate.runlog import current_user
 
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
@@ -87,9 +96,10 @@ def run_demo(workdir: Path, *, port: int = 4200) -> int:
         _driftgate(env, "sync", ENVIRONMENT, expect=0)
         _show_file(world)
 
+        _rollback_steps(env, world)
         _kubernetes_steps(env, world, workdir)
 
-        _say("9. The record: every run, with its commit, outcome and approval; its hash chain and signatures verified.")
+        _say("11. The record: every run, with its commit, outcome and approval; its hash chain and signatures verified.")
         _driftgate(env, "history", expect=0)
         _driftgate(env, "audit", "verify", expect=0)
     elapsed = time.monotonic() - started
@@ -106,13 +116,29 @@ def run_demo(workdir: Path, *, port: int = 4200) -> int:
     return 0
 
 
+def _rollback_steps(env: dict[str, str], world: DemoWorld) -> None:
+    """Steps 6-7: a bad commit deployed, then rolled back (and the environment pinned until the fix)."""
+    _say("6. A bad commit reaches Git: no connections allowed. Ansible applies it happily; the app is down.")
+    commit_change(world.repo, "ansible/vars.yml", yaml.safe_dump({"max_connections": 0}), "tune: no connections (oops)")
+    _driftgate(env, "sync", ENVIRONMENT, expect=0)
+    _show_file(world)
+
+    _say("7. Roll back to the last commit that applied and ended healthy. A rollback always waits for approval\n"
+         "   (approved in advance here with --yes, recorded); the environment stays pinned there, whatever Git's\n"
+         "   head says, until the fix is in Git and someone unpins it.")
+    _driftgate(env, "rollback", ENVIRONMENT, "--yes", "--reason", "max_connections 0 took the app down", expect=0)
+    _show_file(world)
+    commit_change(world.repo, "ansible/vars.yml", yaml.safe_dump({"max_connections": 100}), "tune: back to 100")
+    _driftgate(env, "unpin", ENVIRONMENT, "--reason", "fixed in Git", expect=0)
+
+
 def _kubernetes_steps(env: dict[str, str], world: DemoWorld, workdir: Path) -> None:
-    """Steps 6-8: a Kubernetes environment, through a cluster that answers or the API double."""
+    """Steps 8-10: a Kubernetes environment, through a cluster that answers or the API double."""
     with _kubernetes_cluster(workdir) as (kubeconfig, description):
         if description is None:
-            _say(f"6-8. Skipped: {NO_KUBERNETES}")
+            _say(f"8-10. Skipped: {NO_KUBERNETES}")
             return
-        _say(f"6. Containers too: environment '{KUBE_ENVIRONMENT}' is a Kubernetes namespace, reconciled through {description}.")
+        _say(f"8. Containers too: environment '{KUBE_ENVIRONMENT}' is a Kubernetes namespace, reconciled through {description}.")
         add_kubernetes_environment(
             world, kubeconfig=kubeconfig, environment=KUBE_ENVIRONMENT, namespace=KUBE_NAMESPACE,
             force_conflicts=True,  # Git wins over hand edits in the cluster
@@ -121,11 +147,11 @@ def _kubernetes_steps(env: dict[str, str], world: DemoWorld, workdir: Path) -> N
         _say("   Creating a Namespace and a Secret counts as risky: approve in advance with --yes (recorded).")
         _driftgate(env, "sync", KUBE_ENVIRONMENT, "--yes", expect=0)
 
-        _say("7. Someone edits the ConfigMap in the cluster by hand; the next sync puts Git's value back.")
+        _say("9. Someone edits the ConfigMap in the cluster by hand; the next sync puts Git's value back.")
         _edit_configmap(kubeconfig)
         _driftgate(env, "sync", KUBE_ENVIRONMENT, "--yes", expect=0)
 
-        _say("8. Approvals proven by signature: who may approve is a file in Git, changed by an SSH-signed commit;\n"
+        _say("10. Approvals proven by signature: who may approve is a file in Git, changed by an SSH-signed commit;\n"
              "   every sync of 'shop' now needs an approval signed with a listed key (ssh-keygen -Y sign).")
         greeting = KUBE_MANIFESTS["k8s/config.yaml"].replace("hello from git", "hello from a signed commit")
         key = require_signed_approvals(

@@ -78,8 +78,12 @@ def fetch(
     environment: str,
     auth: GitAuth | None = None,
     signing_keys: list[str] | None = None,
+    revision: str | None = None,
+    within_ref: bool = False,
 ) -> Checkout:
-    """Resolve ``source.ref`` to a commit and export ``source.path`` at it."""
+    """Resolve ``source.ref`` (or ``revision``: any branch, tag or commit of the
+    repository, asked for instead) to a commit and check ``source.path`` at it.
+    With ``within_ref``, a revision must be reachable from the ref's head (a promotion)."""
     masker = Masker(auth.secrets() if auth else ())
     where = f"environment {environment!r}"
     if is_local_repo(source.repo):
@@ -90,8 +94,18 @@ def fetch(
                 stage=Stage.FETCH,
             )
     with _git_env(auth) as env:
-        mirror = _update_mirror(source, env, masker, where)
-        commit = _resolve(mirror, source.ref, source.repo, where)
+        mirror = _update_mirror(source, env, masker, where, fetch_always=bool(revision))
+        if revision:
+            commit = _resolve_revision(mirror, revision, masker(source.repo), where)
+            ref_head = _head_or_empty(mirror, source.ref)
+            if within_ref and not (ref_head and is_ancestor(mirror, commit, ref_head)):
+                raise PermanentError(
+                    f"{where}: commit {commit[:12]} is not reachable from {source.ref!r} "
+                    f"({ref_head[:12] or 'no such ref'}): nothing was applied; merge it into {source.ref!r} first",
+                    stage=Stage.FETCH,
+                )
+        else:
+            commit, ref_head = _resolve(mirror, source.ref, source.repo, where), ""
         signed_by = None
         if source.require_signed_commits:
             signed_by = verify_signature(mirror, commit, signing_keys or [], where=where)
@@ -105,6 +119,8 @@ def fetch(
         git_dir=Path(mirror.git_dir),
         author=masker(f"{author.name} <{author.email}>"),
         signed_by=signed_by,
+        revision=revision or "",
+        ref_head=ref_head,
     )
 
 
@@ -138,7 +154,7 @@ def mirror_dir(repo: str) -> Path:
     return home.subdir("repos") / hashlib.sha256(repo.encode()).hexdigest()[:20]
 
 
-def _update_mirror(source: Source, env: dict[str, str], masker: Masker, where: str) -> git.Repo:
+def _update_mirror(source: Source, env: dict[str, str], masker: Masker, where: str, *, fetch_always: bool = False) -> git.Repo:
     path = mirror_dir(source.repo)
     # GitPython kills git (and its ssh) after this; Repo.clone_from would ignore it.
     deadline = source.timeout.total_seconds()
@@ -156,7 +172,7 @@ def _update_mirror(source: Source, env: dict[str, str], masker: Masker, where: s
                 shutil.rmtree(staging, ignore_errors=True)
             return git.Repo(path)
         mirror = git.Repo(path)
-        if _SHA.match(source.ref) and _has_commit(mirror, source.ref):
+        if not fetch_always and _SHA.match(source.ref) and _has_commit(mirror, source.ref):
             return mirror  # a pinned commit never changes: no need to ask the remote
         mirror.git.fetch("origin", "--prune", "--tags", env=env, kill_after_timeout=deadline)
         return mirror
@@ -205,6 +221,35 @@ def _resolve(mirror: git.Repo, ref: str, repo: str, where: str) -> str:
         f"{where}: ref {ref!r} is not a branch, tag or commit of {repo}: fix source.ref",
         stage=Stage.FETCH,
     )
+
+
+def _resolve_revision(mirror: git.Repo, revision: str, repo: str, where: str) -> str:
+    """A revision asked for (``--revision``, a rollback, a pin): a branch, tag or commit."""
+    if revision.startswith("-"):  # never an option to git
+        raise PermanentError(f"{where}: revision {revision!r} is not a branch, tag or commit", stage=Stage.FETCH)
+    try:
+        return _resolve(mirror, revision, repo, where)
+    except PermanentError:
+        raise PermanentError(
+            f"{where}: revision {revision!r} is not a branch, tag or commit of {repo}: nothing was applied",
+            stage=Stage.FETCH,
+        ) from None
+
+
+def _head_or_empty(mirror: git.Repo, ref: str) -> str:
+    try:
+        return _resolve(mirror, ref, "", "")
+    except PermanentError:
+        return ""
+
+
+def is_ancestor(mirror: git.Repo, commit: str, descendant: str) -> bool:
+    """Whether ``commit`` is ``descendant`` or reachable from it."""
+    try:
+        mirror.git.merge_base("--is-ancestor", commit, descendant)
+        return True
+    except git.GitCommandError:
+        return False
 
 
 def verify_signature(mirror: git.Repo, commit: str, allowed: list[str], *, where: str) -> str:

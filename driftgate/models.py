@@ -69,6 +69,22 @@ class Checkout(Frozen):
     git_dir: Path = Field(description="the mirror clone holding the commit; read with driftgate.git.read_files/export")
     author: str = Field(default="", description="the commit's author, Name <email>")
     signed_by: str | None = None
+    revision: str = Field(default="", description="the revision asked for instead of the ref ('' for the ref itself)")
+    ref_head: str = Field(default="", description="with a revision: the commit at the head of the ref ('' if it has none)")
+
+    @property
+    def off_ref(self) -> bool:
+        """Whether this commit is not the head of the environment's ref (a revision asked for)."""
+        return bool(self.revision) and self.commit != self.ref_head
+
+
+class Aim(Frozen):
+    """Which commit a run fetches: its ref's head (the default), or a revision
+    asked for (``--revision``, a rollback, a promotion) or pinned."""
+
+    revision: str | None = Field(default=None, description="a branch, tag or commit; None for the ref's head")
+    asked: bool = Field(default=False, description="asked for by a person: off the ref's head it is risky (pinned-revision)")
+    within_ref: bool = Field(default=False, description="must be reachable from the ref's head (a promotion)")
 
 
 class Bundle(Frozen):
@@ -342,7 +358,8 @@ class RunPurpose(str, Enum):
 
     SYNC = "sync"  # reconcile: the whole DAG
     DRIFT = "drift"  # a scheduled read-only drift check
-    ROLLBACK = "rollback"  # a sync to an earlier revision
+    ROLLBACK = "rollback"  # a sync to an earlier revision (`driftgate rollback`)
+    PROMOTE = "promote"  # a sync to the commit another environment ran healthy (`driftgate promote`)
     PLAN = "plan"  # `driftgate plan`: read-only, by a person
 
     @property
@@ -444,6 +461,12 @@ class RunRecord(_RunFacts):
     signed_by: str | None = Field(default=None, description="the verified signer of the commit, if required")
     flow_run_url: str | None = None
     version: str = Field(default="", description="the driftgate version that ran")
+    # Where a run was aimed when not at its ref's head; stored together as the row's ``origin``.
+    revision: str = Field(default="", description="the revision asked for (--revision, rollback, promotion, a pin); '' for the ref")
+    rolled_back_from: str = Field(default="", description="a rollback: the commit the environment was last moved to")
+    promoted_from: str = Field(default="", description="a promotion: the source environment's run, 'ENV run RUN_ID'")
+
+    ORIGIN: ClassVar[tuple[str, ...]] = ("revision", "rolled_back_from", "promoted_from")
 
     @property
     def duration_s(self) -> float:

@@ -22,21 +22,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
-from driftgate import commits, git, retry, targets
+from driftgate import commits, git, policy, retry, targets
 from driftgate.access import Access
 from driftgate.config import Environment
 from driftgate.errors import DriftgateError, TransientError
-from driftgate.models import Bundle, Checkout, Plan, RunRecord, RunStart, Stage
+from driftgate.models import Aim, Bundle, Checkout, Plan, RunRecord, RunStart, Stage
 from driftgate.runlog import RunLog
 
 OnRetry = Callable[[int, float, TransientError], None]
 Applied = Callable[[str], str]  # environment -> its last applied revision ('' if none)
 
 
-def fetch(env: Environment, access: Access, *, on_retry: OnRetry | None = None) -> Checkout:
-    """The environment's source at its ref, within the one retry budget (``on_retry`` is told of each retry)."""
+def fetch(env: Environment, access: Access, aim: Aim | None = None, *, on_retry: OnRetry | None = None) -> Checkout:
+    """The environment's source at its ref (or where ``aim`` says), within the one
+    retry budget (``on_retry`` is told of each retry)."""
+    aim = aim or Aim()
     return retry.call(
-        lambda: git.fetch(env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys),
+        lambda: git.fetch(
+            env.source, environment=env.name, auth=access.git, signing_keys=access.signing_keys,
+            revision=aim.revision, within_ref=aim.within_ref,
+        ),  # fmt: skip
         on_retry=on_retry,
     )
 
@@ -47,12 +52,16 @@ def render(env: Environment, checkout: Checkout, access: Access) -> Bundle:
 
 
 def diff(
-    env: Environment, bundle: Bundle, access: Access, *, on_retry: OnRetry | None = None, applied: Applied | None = None
+    env: Environment, bundle: Bundle, access: Access, off_ref: str = "", *,
+    on_retry: OnRetry | None = None, applied: Applied | None = None,
 ) -> Plan:
-    """Desired against live (`driftgate.targets.plan`), within the one retry budget;
-    with ``applied`` (the environment's last applied revision, read from the record)
-    the plan also lists the commits since then, for the reviewer."""
+    """Desired against live (`driftgate.targets.plan`), within the one retry budget.
+    ``off_ref`` says why the commit is a revision asked for off the ref's head
+    (rule pinned-revision); with ``applied`` (the environment's last applied
+    revision, read from the record) the plan also lists the commits since then, for the reviewer."""
     found = retry.call(lambda: targets.plan(env, bundle, access), on_retry=on_retry)
+    if off_ref:
+        found = policy.off_ref(env, found, off_ref)
     if applied is None:
         return found
     story = commits.between(env.source.repo, applied(env.name), found.revision, signing_keys=access.signing_keys)
@@ -64,9 +73,9 @@ class Stages:
     """What a `Pipeline` calls for each step: the Prefect tasks (flows) or the engine functions (the CLI)."""
 
     access: Callable[[Environment], Access]
-    fetch: Callable[[Environment, Access], Checkout]
+    fetch: Callable[[Environment, Access, Aim], Checkout]
     render: Callable[[Environment, Checkout, Access], Bundle]
-    diff: Callable[[Environment, Bundle, Access], Plan]
+    diff: Callable[[Environment, Bundle, Access, str], Plan]
     record: Callable[[RunRecord], int]
     record_start: Callable[[RunStart], list[int]] | None = None  # None: the run is recorded at its end only
 
@@ -92,9 +101,10 @@ class Pipeline:
     `access()` / `plan()` inside ``with recorded():``, then `finish()`.
     """
 
-    def __init__(self, run: RunLog, stages: Stages) -> None:
+    def __init__(self, run: RunLog, stages: Stages, aim: Aim | None = None) -> None:
         self.run = run
         self.stages = stages
+        self.aim = aim or Aim()  # which commit: the ref's head, or a revision asked for or pinned
         # The stage running now: where a crash happened, for the record. None
         # outside fetch, render and diff (the run log then works it out).
         self.stage: Stage | None = None
@@ -117,13 +127,20 @@ class Pipeline:
         """fetch -> render -> diff: the bundle and what a sync would change.
         The run keeps the checkout; the caller decides whether the plan is the run's."""
         self.stage = Stage.FETCH
-        self.run.checkout = self.stages.fetch(env, access)
+        self.run.checkout = self.stages.fetch(env, access, self.aim)
         self.stage = Stage.RENDER
         bundle = self.stages.render(env, self.run.checkout, access)
         self.stage = Stage.DIFF
-        found = self.stages.diff(env, bundle, access)
+        found = self.stages.diff(env, bundle, access, self.off_ref(self.run.checkout))
         self.stage = None
         return bundle, found
+
+    def off_ref(self, checkout: Checkout) -> str:
+        """Why a revision asked for is risky (rule pinned-revision): it is not the ref's head; '' otherwise."""
+        if not (self.aim.asked and checkout.off_ref):
+            return ""
+        head = f"{checkout.ref_head[:12]}" if checkout.ref_head else "no commit"
+        return f"revision {checkout.revision!r} ({checkout.commit[:12]}) is not the head of {checkout.ref!r} ({head})"
 
     @contextmanager
     def recorded(self) -> Iterator[None]:

@@ -12,6 +12,8 @@ rules, all on by default and each tunable in ``approval.risk``:
     production          any change in a ``production: true`` environment
     max-changes:<N>     a plan with more than N changes
     (the target's)      plan-wide rules of the target kind, e.g. max-hosts:<N> (Ansible)
+    pinned-revision     a revision asked for (sync --revision, rollback) that is not
+                        the head of the ref (`off_ref`, applied by the pipeline's diff)
 
 The last three are about the whole plan, so they mark every change of it.
 `needs_approval()` applies the mode (never / risky / always) and
@@ -56,6 +58,22 @@ def assess(env: Environment, plan: Plan, *, bundle: Bundle | None = None) -> Pla
         rules += [r for r in plan_wide if r not in rules]
         changes.append(change.model_copy(update={"rules": tuple(rules), "risky": bool(rules)}))
     return plan.model_copy(update={"changes": tuple(changes)})
+
+
+PINNED_REVISION = "pinned-revision"
+
+
+def off_ref(env: Environment, plan: Plan, why: str) -> Plan:
+    """``plan`` of a revision asked for that is not its ref's head (``why``
+    says so): every change is risky under rule pinned-revision, unless
+    ``approval.risk.pinned_revision`` is off."""
+    if not env.approval.risk.pinned_revision:
+        return plan
+    changes = []
+    for change in plan.changes:
+        rules = change.rules if PINNED_REVISION in change.rules else (*change.rules, PINNED_REVISION)
+        changes.append(change.model_copy(update={"rules": rules, "risky": True}))
+    return plan.model_copy(update={"changes": tuple(changes), "warnings": (*plan.warnings, why)})
 
 
 def rule_matches(rule: RiskRule, change: Change) -> bool:

@@ -83,6 +83,10 @@ class RunLog:
         self.failed_stage: Stage | None = None
         self.reason = ""
         self.skipped = False
+        # Where the run was aimed when not at its ref's head (RunRecord.ORIGIN).
+        self.revision = ""
+        self.rolled_back_from = ""
+        self.promoted_from = ""
 
     def start(self) -> RunStart:
         """What the record notes when the run starts (before fetch)."""
@@ -176,6 +180,9 @@ class RunLog:
             signed_by=self.checkout.signed_by if self.checkout else None,
             flow_run_url=self.flow_run_url,
             version=driftgate_version(),
+            revision=self.revision,
+            rolled_back_from=self.rolled_back_from,
+            promoted_from=self.promoted_from,
         )
 
     def _changes(self) -> list[RecordedChange]:

@@ -6,7 +6,8 @@ a stable offset within the schedule's ``jitter``: the same on every restart,
 different between environments.
 
 `deployments()` is the one list of what driftgate deploys (one sync and one
-drift check per environment, with their schedules): deployments/serve.py
+drift check per environment, with their schedules, and a promotion for an
+environment that names ``promote_from``): deployments/serve.py
 serves it, driftgate/prefect_yaml.py writes it out for workers.
 """
 
@@ -54,7 +55,7 @@ class Deployment:
     """One deployment: which flow runs for which environment, and when (None: on demand)."""
 
     environment: str
-    purpose: str  # "sync" or "drift"
+    purpose: str  # "sync", "drift" or "promote"
     entrypoint: str  # the flow, as prefect.yaml names it
     description: str
     schedule: PlannedSchedule | None
@@ -76,13 +77,21 @@ def run_tags(environment: str, purpose: str) -> list[str]:
 
 
 def deployments(config: Config) -> list[Deployment]:
-    """A sync and a drift check per environment, in name order."""
+    """A sync and a drift check per environment, and a promotion (on demand) for
+    one that names ``promote_from``, in name order."""
     found = []
     for name, env in sorted(config.environments.items()):
-        for purpose, entrypoint, schedule, description in (
+        kinds = [
             ("sync", "driftgate.flows.reconcile:reconcile", env.sync.schedule, f"Reconcile {name} to Git ({env.source.repo} @ {env.source.ref})"),
             ("drift", "driftgate.flows.drift:drift_check", env.drift.schedule, f"Read-only drift check of {name}; self-heal: {env.drift.self_heal}"),
-        ):
+        ]
+        if env.promote_from is not None:
+            source = env.promote_from
+            kinds.append((
+                "promote", "driftgate.flows.promote:promote", None,
+                f"Promote into {name} the commit {source.environment} has run healthy for {source.after}",
+            ))  # fmt: skip
+        for purpose, entrypoint, schedule, description in kinds:
             when = planned(schedule, name, purpose) if schedule is not None else None
             found.append(Deployment(name, purpose, entrypoint, description, when))
     return found

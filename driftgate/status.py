@@ -4,7 +4,8 @@ Derived from the record (the last sync, the last drift check, the last
 applied revision) and the commit at the head of the environment's ref now.
 States, worst first: failing (the last sync failed), unknown (the last check
 could not finish, or it was never synced), drifted (the last check found
-changes), out of date (Git moved past what was applied), in sync. Called by
+changes), out of date (Git moved past what was applied; for a pinned
+environment: what was applied is not its pin), in sync. Called by
 the CLI, which adds a waiting approval from Prefect.
 """
 
@@ -38,6 +39,18 @@ class StatusLine(BaseModel):
     last_check_at: datetime | None = None
     last_check_outcome: str = ""
     waiting_approval: str = ""  # a paused sync's flow run, filled in by the CLI
+    pinned_to: str = ""  # the commit a pin holds it at ('' when it follows its ref)
+    pinned_revision: str = ""
+    pinned_by: str = ""
+    pin_reason: str = ""
+    pinned_at: datetime | None = None
+
+    @property
+    def pin(self) -> str:
+        """'9f8e7d6c5b4a by alice: reason', or ''."""
+        if not self.pinned_to:
+            return ""
+        return f"{self.pinned_to[:12]} by {self.pinned_by}" + (f": {self.pin_reason}" if self.pin_reason else "")
 
 
 def environment_status(environment: str, store: Store, *, head: str | None, head_error: str = "") -> StatusLine:
@@ -47,6 +60,7 @@ def environment_status(environment: str, store: Store, *, head: str | None, head
     last_check = next((r for r in runs if not r.purpose.moves_environment), None)
     recorded = store.status(environment)
     applied = recorded.last_applied_revision if recorded else ""
+    pin = store.pin_of(environment)
     line = StatusLine(
         environment=environment,
         state=State.IN_SYNC,
@@ -57,6 +71,12 @@ def environment_status(environment: str, store: Store, *, head: str | None, head
         last_check_at=last_check.finished_at if last_check else None,
         last_check_outcome=last_check.outcome.value if last_check else "",
     )
+    if pin is not None:  # held at the pin: that is where it should be, not the ref's head
+        line = line.model_copy(update={
+            "pinned_to": pin.commit, "pinned_revision": pin.revision, "pinned_by": pin.set_by,
+            "pin_reason": pin.reason, "pinned_at": pin.recorded_at,
+        })  # fmt: skip
+        head = pin.commit
     check_is_newer = last_check is not None and (last_sync is None or _newer(last_check, last_sync))
     if last_sync is not None and last_sync.outcome == Outcome.FAILED:
         return line.model_copy(update={"state": State.FAILING, "reason": last_sync.reason})
@@ -70,7 +90,8 @@ def environment_status(environment: str, store: Store, *, head: str | None, head
     if head is None:
         return line.model_copy(update={"state": State.UNKNOWN, "reason": f"cannot read the ref's head: {head_error}"})
     if head != applied:
-        return line.model_copy(update={"state": State.OUT_OF_DATE, "reason": f"Git is at {head[:12]}, {applied[:12]} is applied"})
+        wanted = f"pinned to {head[:12]}" if pin is not None else f"Git is at {head[:12]}"
+        return line.model_copy(update={"state": State.OUT_OF_DATE, "reason": f"{wanted}, {applied[:12]} is applied"})
     return line
 
 

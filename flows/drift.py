@@ -2,7 +2,8 @@
 
     fetch -> render -> diff -> record (-> self-heal) (-> notify)
 
-Never applies anything itself. Drift found is recorded as a drift event
+Never applies anything itself. A pinned environment is checked at its pin
+(driftgate.revisions), so its self-heal keeps it there. Drift found is recorded as a drift event
 (what differs, per host task or object, masked). Then the environment's
 ``drift.self_heal`` decides: ``report`` stops there; ``sync`` starts a sync
 run (whose own gate still applies); ``sync-if-safe`` starts one only when the
@@ -31,6 +32,7 @@ from driftgate.flows.links import name_this_run, this_run_url
 from driftgate.flows.requests import RunRequest, pinned_config, requested, this_request
 from driftgate.flows.locks import free_dead_runs, sync_in_progress
 from driftgate.tasks.notify import notify
+from driftgate.tasks.pins import destination
 from driftgate.tasks.stages import STAGES
 
 
@@ -59,6 +61,9 @@ def drift_check(environment: str, config: str | None = None, delay_seconds: floa
         busy = sync_in_progress(environment, since=run.started_at)
         if busy is None:
             access = pipeline.access(env)
+            going = destination(env, RunRequest(request.trigger, request.requested_by))  # a pinned environment: its pin
+            going.note(run)
+            pipeline.aim = going.aim
             _, run.plan = pipeline.plan(env, access)
             name_this_run("drift", environment, run.plan.revision)
             busy = sync_in_progress(environment, since=run.started_at)

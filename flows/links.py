@@ -8,6 +8,9 @@ the UI does not have; `url_for` builds the UI's own /runs/flow-run/ID.
 
 from __future__ import annotations
 
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 from prefect.utilities.urls import url_for
 
@@ -20,10 +23,7 @@ def this_run_url() -> str | None:
 def name_this_run(purpose: str, environment: str, commit: str) -> None:
     """Name the current flow run ``PURPOSE ENV@COMMIT`` (its name at start has no commit
     yet). A name is for people: a server that refuses it is logged, the run goes on."""
-    from uuid import UUID
-
     from prefect import get_run_logger
-    from prefect.client.orchestration import get_client
 
     if not (flow_run.id and commit):
         return

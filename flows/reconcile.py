@@ -17,10 +17,11 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, State
 
-from driftgate.config import Environment, load_config
+from driftgate.config import ApprovalMode, Environment, load_config
 from driftgate.errors import ApplyFailed
 from driftgate.models import Outcome, Plan, RunPurpose
 from driftgate.pipeline import Pipeline
+from driftgate.revisions import Destination
 from driftgate.runlog import RunLog
 from driftgate.flows.approval import gate
 from driftgate.flows.links import name_this_run, this_run_url
@@ -28,6 +29,7 @@ from driftgate.flows.locks import free_dead_runs, one_sync_at_a_time
 from driftgate.flows.requests import pinned_config, this_request
 from driftgate.tasks import apply_changes
 from driftgate.tasks.notify import notify
+from driftgate.tasks.pins import destination, pin_after
 from driftgate.tasks.stages import STAGES
 
 
@@ -47,7 +49,7 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
     request = this_request()
     run = RunLog(
         environment,
-        purpose=RunPurpose.SYNC,
+        purpose=request.purpose,
         trigger=request.trigger.value,
         requested_by=request.requested_by,
         flow_run_id=str(flow_run.id),
@@ -56,6 +58,7 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
     pipeline = Pipeline(run, STAGES)  # fetch -> render -> diff, and the record around the run
     start, interrupted = pipeline.start()  # first: a run whose process dies is still in the record
     env: Environment | None = None
+    going: Destination | None = None
     with pipeline.recorded():  # every failure ends in the record; a bug is raised again for Prefect to show
         free_dead_runs(interrupted, noticed_by=start)  # ... and its sync slot does not outlive it
         env = load_config(pinned_config(config, environment=environment)).environment(environment)
@@ -63,23 +66,33 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
             time.sleep(delay_seconds)
         with one_sync_at_a_time(start, wait=env.sync.wait):
             access = pipeline.access(env)
+            # Where to: the ref's head, a revision asked for, the pin, a rollback's or a promotion's commit.
+            going = destination(env, request)
+            going.note(run)
+            pipeline.aim = going.aim
             bundle, run.plan = pipeline.plan(env, access)
-            name_this_run("sync", environment, run.plan.revision)
+            name_this_run(request.purpose.value, environment, run.plan.revision)
 
             def replan() -> Plan:
                 """fetch, render and diff again right before apply: an approval is for one exact plan."""
                 nonlocal bundle
                 bundle, fresh = pipeline.plan(env, access)
-                name_this_run("sync", environment, fresh.revision)  # a new commit while it waited
+                name_this_run(request.purpose.value, environment, fresh.revision)  # a new commit while it waited
                 return fresh
 
-            run.plan, run.approval = gate(env, run.plan, replan=replan, request=request)
+            # A rollback is always gated: it undoes what someone approved or pushed.
+            gated = always_gated(env) if request.purpose == RunPurpose.ROLLBACK else env
+            run.plan, run.approval = gate(gated, run.plan, replan=replan, request=request)
             if run.approval is not None and run.approval.approved:
                 try:
                     run.result = apply_changes(env, bundle, access, run.plan)
                 except ApplyFailed as exc:  # the task is Failed; the record keeps every result
                     run.result = exc.result
     record, record_id = pipeline.finish()
+    if going is not None and going.pins:
+        pin = pin_after(going, record, by=request.requested_by)  # held there until `driftgate unpin`
+        if pin is not None:
+            logger.info("%s is pinned to %s (%s)", environment, pin.commit[:12], pin.reason or "no reason given")
     summary = f"record #{record_id}: {record.outcome.value}"
     logger.info("%s at %s", summary, record.commit[:12] or "no commit")
     if record.outcome == Outcome.REJECTED:
@@ -91,3 +104,8 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
             notify(env, "failed", f"{environment}: sync failed at {record.failed_stage and record.failed_stage.value}", record.reason)
         return Failed(message=f"{summary}: {record.failed_stage and record.failed_stage.value}: {record.reason}")
     return Completed(message=f"{summary}: {record.reason}" if record.reason else summary)  # e.g. unplanned changes
+
+
+def always_gated(env: Environment) -> Environment:
+    """``env`` under approval mode always: every plan with changes waits for a person."""
+    return env.model_copy(update={"approval": env.approval.model_copy(update={"mode": ApprovalMode.ALWAYS})})

@@ -9,7 +9,8 @@ carry may name the requester, choose the trigger or approve a plan. Instead:
   and a pre-approval when ``--yes`` was given. No other process can set it.
 - a deployment run (``serve`` or a worker) is described by what the Prefect
   server itself recorded about the run: ``schedule`` when its scheduler
-  created it, ``self-heal`` when a drift check started it, else ``manual``
+  created it, ``self-heal`` when a drift check started it, a promotion when
+  the promote flow started it (flows/promote.py), else ``manual``
   (the UI or the API), with Prefect's actor where the server provides one,
   else plainly "unknown (Prefect UI/API)".
 
@@ -32,12 +33,13 @@ from prefect.client.orchestration import get_client
 from prefect.runtime import deployment, flow_run
 
 from driftgate.errors import ConfigError
-from driftgate.models import Trigger
+from driftgate.models import RunPurpose, Trigger
 from driftgate.runlog import current_user
 
 SCHEDULER = "prefect scheduler"
 UNKNOWN_ACTOR = "unknown (Prefect UI/API)"
 DRIFT_FLOW = "drift-check"
+PROMOTE_FLOW = "promote"
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,20 @@ class PauseNotice:
 @dataclass(frozen=True)
 class RunRequest:
     """How a run came to be. ``pre_approve`` is honoured for CLI runs only;
-    ``on_pause`` hears of each pause for approval (the CLI's terminal)."""
+    ``on_pause`` hears of each pause for approval (the CLI's terminal).
+
+    ``purpose``, ``revision`` and ``reason`` say where a sync goes when not to
+    its ref's head (`driftgate.revisions`): ``sync --revision``, ``rollback
+    [--to]``, ``promote``; like the rest, they travel in this process only."""
 
     trigger: Trigger
     requested_by: str
     pre_approve: bool = False
     signing_key: Path | None = None
     on_pause: Callable[[PauseNotice], None] | None = None
+    purpose: RunPurpose = RunPurpose.SYNC
+    revision: str | None = None
+    reason: str = ""
 
 
 _request: ContextVar[RunRequest | None] = ContextVar("driftgate_run_request", default=None)
@@ -81,10 +90,19 @@ def requested(request: RunRequest) -> Iterator[None]:
 
 
 def cli_request(
-    *, pre_approve: bool = False, signing_key: Path | None = None, on_pause: Callable[[PauseNotice], None] | None = None
+    *,
+    pre_approve: bool = False,
+    signing_key: Path | None = None,
+    on_pause: Callable[[PauseNotice], None] | None = None,
+    purpose: RunPurpose = RunPurpose.SYNC,
+    revision: str | None = None,
+    reason: str = "",
 ) -> RunRequest:
     """A run asked for from the command line, by its user (DRIFTGATE_USER or the login)."""
-    return RunRequest(Trigger.CLI, current_user(), pre_approve=pre_approve, signing_key=signing_key, on_pause=on_pause)
+    return RunRequest(
+        Trigger.CLI, current_user(), pre_approve=pre_approve, signing_key=signing_key, on_pause=on_pause,
+        purpose=purpose, revision=revision, reason=reason,
+    )  # fmt: skip
 
 
 def this_request() -> RunRequest:
@@ -100,8 +118,11 @@ def this_request() -> RunRequest:
             return RunRequest(Trigger.SCHEDULE, SCHEDULER)
         if run.parent_task_run_id is not None:
             parent = client.read_flow_run(client.read_task_run(run.parent_task_run_id).flow_run_id)
-            if client.read_flow(parent.flow_id).name == DRIFT_FLOW:
+            parent_flow = client.read_flow(parent.flow_id).name
+            if parent_flow == DRIFT_FLOW:
                 return RunRequest(Trigger.SELF_HEAL, f"self-heal (drift check {parent.id})")
+            if parent_flow == PROMOTE_FLOW:  # the promote-ENV deployment (flows/promote.py): a promotion
+                return RunRequest(Trigger.MANUAL, f"{UNKNOWN_ACTOR}, promotion run {parent.id}", purpose=RunPurpose.PROMOTE)
         if run.created_by is not None:  # an automation; its name is Prefect's, not a verified person
             who = run.created_by.display_value or str(run.created_by.id)
             return RunRequest(Trigger.MANUAL, f"{who} ({str(run.created_by.type).lower()}, via Prefect)")

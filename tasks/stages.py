@@ -19,7 +19,7 @@ from driftgate import git, pipeline, policy, report, retry, signing, targets
 from driftgate.access import Access
 from driftgate.config import Environment
 from driftgate.errors import ApplyFailed, PermanentError, TransientError
-from driftgate.models import ApplyResult, Bundle, Checkout, Plan, RunRecord, RunStart, Stage
+from driftgate.models import Aim, ApplyResult, Bundle, Checkout, Plan, RunRecord, RunStart, Stage
 from driftgate.store import Store
 from driftgate.tasks import logs
 
@@ -51,10 +51,11 @@ def load_access(env: Environment) -> Access:
 
 
 @task(name="fetch", **_common)
-def fetch_source(env: Environment, access: Access) -> Checkout:
-    checkout = pipeline.fetch(env, access, on_retry=_log_retries("fetch"))
+def fetch_source(env: Environment, access: Access, aim: Aim | None = None) -> Checkout:
+    checkout = pipeline.fetch(env, access, aim, on_retry=_log_retries("fetch"))
     signed = f", signed by {checkout.signed_by}" if checkout.signed_by else ""
-    get_run_logger().info("fetched %s: commit %s by %s%s", checkout.ref, checkout.commit[:12], checkout.author, signed)
+    where = f"revision {checkout.revision}" if checkout.revision else checkout.ref
+    get_run_logger().info("fetched %s: commit %s by %s%s", where, checkout.commit[:12], checkout.author, signed)
     return checkout
 
 
@@ -64,8 +65,8 @@ def render_bundle(env: Environment, checkout: Checkout, access: Access) -> Bundl
 
 
 @task(name="diff", **_common)
-def diff_live(env: Environment, bundle: Bundle, access: Access) -> Plan:
-    plan = pipeline.diff(env, bundle, access, on_retry=_log_retries("diff"), applied=_last_applied_revision)
+def diff_live(env: Environment, bundle: Bundle, access: Access, off_ref: str = "") -> Plan:
+    plan = pipeline.diff(env, bundle, access, off_ref, on_retry=_log_retries("diff"), applied=_last_applied_revision)
     get_run_logger().info("plan %s at %s: %s", plan.plan_hash[:12], plan.revision[:12], report.plan_summary(plan))
     # On the run page before any pause: a reviewer decides from these alone. A drift
     # check publishes under its own key, so it never buries a paused sync's plan.

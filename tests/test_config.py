@@ -152,3 +152,15 @@ def test_cli_rejects_invalid_config_before_anything_runs(tmp_path: Path, driftga
         assert "environment 'e': target: Value error" not in result.stderr
         assert "environment 'e': target: give an inventory file or inline hosts" in result.stderr
     assert not (driftgate_home / "driftgate.db").exists()  # nothing ran, nothing recorded
+
+
+def test_promote_from_names_another_environment_of_the_file(tmp_path: Path) -> None:
+    web, db = VALID["environments"]["web"], VALID["environments"]["db"]
+    config = load_config(write(tmp_path, {"environments": {"web": web, "db": {**db, "promote_from": "web"}}}))
+    promotion = config.environment("db").promote_from
+    assert promotion.environment == "web" and promotion.after == timedelta(minutes=30)  # the shorthand
+    for source in ("db", "nowhere"):
+        broken = {"environments": {"web": web, "db": {**db, "promote_from": {"environment": source, "after": "1h"}}}}
+        with pytest.raises(ConfigError) as err:
+            load_config(write(tmp_path, broken))
+        assert f"environment 'db': promote_from.environment: {source!r} is not another environment of this file" in str(err.value)

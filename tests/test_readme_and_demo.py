@@ -75,6 +75,11 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         "-max_connections = 5",
         "+max_connections = 100",
         "host file host/app/app.conf: max_connections = 100",  # corrected
+        "host file host/app/app.conf: max_connections = 0",  # a bad commit deployed
+        "$ driftgate rollback demo --yes",
+        "rolled back from: ",
+        "host file host/app/app.conf: max_connections = 100",  # rolled back
+        "$ driftgate unpin demo",
         "reconciled through the Kubernetes API double at http://127.0.0.1:",
         "$ driftgate plan shop",
         "5 change(s) pending for shop",
@@ -103,6 +108,8 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         ("shop", "sync", "applied"),
         ("shop", "sync", "applied"),
         ("shop", "plan", "drift"),
+        ("demo", "sync", "applied"),  # the rollback
+        ("demo", "sync", "applied"),  # the bad commit
         ("demo", "sync", "applied"),
         ("demo", "plan", "drift"),
         ("demo", "sync", "applied"),

@@ -19,7 +19,7 @@ import Prefect lazily; they use the server named by ``PREFECT_API_URL`` when
 set, otherwise Prefect starts a temporary one (slow: 10-20 s).
 
 The modules, by job: `common` (the apps, consoles, exit codes, failing),
-`plan`, `runs` (sync and approvals), `wait`, `history` (history, show, audit),
+`plan`, `runs` (sync and approvals), `wait`, `moves` (rollback, promote, unpin), `history` (history, show, audit),
 `operations` (serve, deployments, status, blocks, demo), `printing` (what the
 commands print), `records` (opening the record), `prefect_env` (Prefect's
 settings, server, logs and blocks). The commands are registered below, in
@@ -28,11 +28,14 @@ the order ``driftgate --help`` lists them.
 
 from __future__ import annotations
 
-from driftgate.cli import history, operations, plan, runs, wait
+from driftgate.cli import history, moves, operations, plan, runs, wait
 from driftgate.cli.common import app, audit_app, blocks_app, deployments_app
 
 app.command()(plan.plan)
 app.command()(runs.sync)
+app.command()(moves.rollback)
+app.command()(moves.promote)
+app.command()(moves.unpin)
 app.command()(history.history)
 app.command()(history.show)
 app.command()(runs.approvals)

@@ -61,7 +61,9 @@ def deployments_render(
     except ValueError:
         config_ref = str(cfg.path)
     output.write_text(prefect_yaml(cfg, work_pool=work_pool, config_ref=config_ref))
-    console.print(f"wrote {output}: {2 * len(cfg.environments)} deployments on work pool {work_pool!r}")
+    from driftgate.schedule import deployments
+
+    console.print(f"wrote {output}: {len(deployments(cfg))} deployments on work pool {work_pool!r}")
 
 
 def status(

@@ -2,7 +2,8 @@
 own stages, without Prefect, so it answers in a few seconds.
 
 Exit 0 in sync, 2 changes pending, 1 error; ``--output json`` holds
-environment, revision, plan_hash and changes. Every plan, failed too, ends in
+environment, revision, plan_hash and changes. ``--revision`` plans another
+branch, tag or commit; a pinned environment is planned at its pin. Every plan, failed too, ends in
 the record.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from driftgate import retry, targets
+from driftgate import retry, revisions, targets
 from driftgate.cli.common import EXIT_CHANGES, EXIT_OK, ConfigOption, OutputOption, check_output, err_console, fail
 from driftgate.cli.prefect_env import load_access
 from driftgate.cli.printing import plan_json, print_plan
@@ -30,8 +31,13 @@ def plan(
     environment: str = typer.Argument(..., help="environment name from driftgate.yaml"),
     config: Path | None = ConfigOption,
     output: str = OutputOption,
+    revision: str | None = typer.Option(
+        None, "--revision", "-r", help="plan this branch, tag or commit instead of the ref (or the environment's pin)"
+    ),
 ) -> None:
-    """Show what a sync would change (read-only). Exit 0 in sync, 2 changes pending, 1 error."""
+    """Show what a sync would change (read-only). Exit 0 in sync, 2 changes pending, 1 error.
+
+    A pinned environment is planned at its pin; --revision plans any branch, tag or commit."""
     check_output(output)
     try:
         env = load_config(config).environment(environment)
@@ -45,6 +51,9 @@ def plan(
     pipeline = Pipeline(run, stages)
     with pipeline.recorded():  # a bug is still recorded, then shown with its traceback
         access = pipeline.access(env)
+        going = revisions.destination(store(), env, revision=revision)  # as a sync would go: revision, pin or ref
+        going.note(run)
+        pipeline.aim = going.aim
         _, run.plan = pipeline.plan(env, access)
     with record_errors(output):
         record, _ = pipeline.finish()

@@ -103,6 +103,8 @@ def print_run(run: StoredRun) -> None:
         f"[{style} bold]{run.outcome.value}[/]: {escape(run.environment)} at [cyan]{run.commit[:12] or '-'}[/]"
         f" — {len(run.changes)} change(s), record #{run.id}, {run.duration_s:.1f} s"
     )
+    for key, value in origin_facts(run):
+        console.print(f"  {key}: {escape(value)}")
     for change in run.changes:
         console.print(
             f"  {change.action.value:<7} {escape(targets.label(change))}"
@@ -121,6 +123,16 @@ def print_run(run: StoredRun) -> None:
         console.print(f"  [red]stopped at {run.failed_stage.value} ({run.failed_stage.reason}):[/] {escape(run.reason)}")
     elif run.reason:
         console.print(f"  [yellow]{escape(run.reason)}[/]")
+
+
+def origin_facts(run: StoredRun) -> list[tuple[str, str]]:
+    """Where a run was aimed when not at its ref's head: the revision, a rollback's or a promotion's origin."""
+    facts = [("revision", run.revision)] if run.revision else []
+    if run.rolled_back_from:
+        facts.append(("rolled back from", run.rolled_back_from))
+    if run.promoted_from:
+        facts.append(("promoted from", run.promoted_from))
+    return facts
 
 
 def print_history(runs: list[StoredRun]) -> None:
@@ -154,6 +166,7 @@ def print_stored_run(r: StoredRun, *, commits: CommitRange | None = None) -> Non
         ("requested by", f"{r.requested_by or '-'} ({r.trigger})"),
         ("source", f"{r.repo or '-'} @ {r.ref or '-'}"),
         ("commit", f"{r.commit or '-'}" + (f" by {r.commit_author}" if r.commit_author else "")),
+        *origin_facts(r),
         ("signature", f"verified: {r.signed_by}" if r.signed_by else "not required"),
         ("plan hash", r.plan_hash or "-"),
         ("Prefect flow run", r.flow_run_url or r.flow_run_id or "-"),
@@ -276,7 +289,7 @@ def print_status(lines: list[Any]) -> None:
 
     style = {State.IN_SYNC: "green", State.OUT_OF_DATE: "yellow", State.DRIFTED: "yellow", State.UNKNOWN: "magenta", State.FAILING: "red"}
     table = Table(header_style="bold", box=None, pad_edge=False)
-    for column in ("environment", "state", "applied", "git head", "last sync", "last check", "approval", "why"):
+    for column in ("environment", "state", "applied", "git head", "pinned", "last sync", "last check", "approval", "why"):
         table.add_column(column)
     for line in lines:
         table.add_row(
@@ -284,6 +297,7 @@ def print_status(lines: list[Any]) -> None:
             f"[{style[line.state]}]{line.state.value}[/]",
             line.last_applied_commit[:12] or "-",
             line.head_commit[:12] or "-",
+            escape(line.pin) or "-",
             f"{line.last_sync_at:%Y-%m-%d %H:%M} {line.last_sync_outcome}" if line.last_sync_at else "-",
             f"{line.last_check_at:%Y-%m-%d %H:%M} {line.last_check_outcome}" if line.last_check_at else "-",
             "waiting" if line.waiting_approval else "-",

@@ -8,7 +8,9 @@ when set, otherwise a temporary one (slow: 10-20 s).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.markup import escape
@@ -17,7 +19,11 @@ from driftgate.cli.common import EXIT_ERROR, EXIT_OK, ConfigOption, OutputOption
 from driftgate.cli.prefect_env import api_description, flow_run_url, prefect_defaults, prefect_server
 from driftgate.cli.printing import print_pause, print_paused_runs, print_run
 from driftgate.cli.records import record_of
-from driftgate.models import Outcome
+from driftgate.models import Outcome, RunPurpose
+
+VerboseOption = typer.Option(
+    False, "--verbose", "-v", help="also print the run's logs here, with the traceback of an unexpected error"
+)
 
 
 def sync(
@@ -31,37 +37,65 @@ def sync(
         None, "--key", "-k",
         help="with --yes: sign the pre-approval with this SSH key, where approval.require_signature is on",
     ),
-    verbose: bool = typer.Option(
-        False, "--verbose", "-v", help="also print the run's logs here, with the traceback of an unexpected error"
+    verbose: bool = VerboseOption,
+    revision: str | None = typer.Option(
+        None, "--revision", "-r",
+        help="apply this branch, tag or commit instead of the ref (risky when not its head), and pin ENV to it",
     ),
+    reason: str = typer.Option("", "--reason", help="with --revision: why; kept with the pin (driftgate status)"),
 ) -> None:
     """Reconcile ENV now (fetch, render, diff, gate, apply, record). Exit 0 on success, 1 on failure or rejection.
 
     A plan that needs approval pauses the run: sync says so (the run's page,
-    who may decide, the deadline) and waits for the answer. A failure is one
-    line: the stage and the reason. The run's logs (what it
+    who may decide, the deadline) and waits for the answer. With --revision,
+    ENV stays pinned to that commit (schedules and self-heal keep it there)
+    until `driftgate unpin ENV`. A failure is one line: the stage and the
+    reason. The run's logs (what it
     fetched, planned, applied; tracebacks of unexpected errors) are on its
     page in the Prefect UI, and here with --verbose."""
     if key is not None and not yes:
         fail("--key signs a pre-approval: give it with --yes (to answer a paused run: driftgate approve RUN --key)")
     if key is not None and not key.expanduser().is_file():
         fail(f"--key {key}: no such key file (an SSH private key, or the .pub of a key in ssh-agent)")
+    if reason and revision is None:
+        fail("--reason says why ENV is pinned: give it with --revision")
     config_path = validated_config_path(config, environment)
+    request = Request(pre_approve=yes, signing_key=key.expanduser() if key else None, revision=revision, reason=reason)
+    run_reconcile(environment, config_path, request, verbose=verbose)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the CLI asks of a reconcile run, before Prefect is imported (`run_reconcile`)."""
+
+    pre_approve: bool = False
+    signing_key: Path | None = None
+    purpose: RunPurpose = RunPurpose.SYNC
+    revision: str | None = None
+    reason: str = ""
+
+
+def run_reconcile(environment: str, config_path: Path, asked: Request, *, verbose: bool, what: str = "reconcile") -> NoReturn:
+    """Run the reconcile flow here as the CLI's user asked, print its record, and
+    exit 0 (applied or in sync) or 1. Used by sync, rollback and promote."""
     prefect_defaults()
-    console.print(f"[dim]running the reconcile flow for {escape(environment)} on {api_description()}…[/]")
+    console.print(f"[dim]running the {what} flow for {escape(environment)} on {api_description()}…[/]")
     with prefect_server():  # before Prefect is imported: it reads PREFECT_API_URL once
         from driftgate.flows.reconcile import reconcile
         from driftgate.flows.requests import cli_request, requested
         from driftgate.tasks.logs import run_logs_in_terminal
 
-        # Trigger, requester and pre-approval travel in this process only, never as
-        # flow parameters (which anyone reaching the Prefect API could set).
+        # Trigger, requester, pre-approval and where to go travel in this process only,
+        # never as flow parameters (which anyone reaching the Prefect API could set).
         from prefect import tags
 
         from driftgate.schedule import run_tags
 
-        request = cli_request(pre_approve=yes, signing_key=key.expanduser() if key else None, on_pause=print_pause)
-        with requested(request), run_logs_in_terminal(verbose=verbose), tags(*run_tags(environment, "sync")):
+        request = cli_request(
+            pre_approve=asked.pre_approve, signing_key=asked.signing_key, on_pause=print_pause,
+            purpose=asked.purpose, revision=asked.revision, reason=asked.reason,
+        )  # fmt: skip
+        with requested(request), run_logs_in_terminal(verbose=verbose), tags(*run_tags(environment, asked.purpose.value)):
             state = reconcile(environment=environment, config=str(config_path), return_state=True)
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     record = record_of(flow_run_id)

@@ -11,7 +11,8 @@ ever appends:
   transaction (`record`);
 - ``drift_events`` and ``environment_status`` (`record_drift`, `record_status`,
   and from `record` itself): what drift was seen, and per environment the last
-  attempted and last applied revision. (The inventory of applied objects that
+  attempted and last applied revision; ``environment_pins`` (`pin`, `unpin`):
+  an environment held at one commit. (The inventory of applied objects that
   prune works from is kept in the cluster, by `driftgate.kube`.)
 
 Every appended row is an entry of one hash chain per database (see
@@ -47,11 +48,12 @@ from driftgate.models import RunPurpose, RunRecord, RunStart, Stage
 from driftgate.secrets import Masker
 from driftgate.store import appends, queries
 from driftgate.store.engine import aware, open_engine
-from driftgate.store.records import DriftEvent, EnvironmentStatus, OpenRun, StoredRun, open_run
+from driftgate.store.records import DriftEvent, EnvironmentStatus, OpenRun, Pin, StoredRun, open_run
 from driftgate.store.tables import CHAINED, RunRow
 
-__all__ = ["CHAINED", "DriftEvent", "EnvironmentStatus", "OpenRun", "SQLModel", "Store", "StoredRun"]
+__all__ = ["CHAINED", "DriftEvent", "EnvironmentStatus", "OpenRun", "Pin", "SQLModel", "Store", "StoredRun"]
 
+MOVING = tuple(p for p in RunPurpose if p.moves_environment)  # sync, rollback, promote
 _CHAIN_LOCK = 0x64726674  # PostgreSQL advisory lock key: one chain writer at a time
 
 log = logging.getLogger("driftgate.record")
@@ -106,7 +108,22 @@ class Store:
         with self._writing(f"the status of {environment!r}") as conn:
             return appends.append_status(conn, environment, run_id, attempted, outcome, applied)
 
+    def pin(self, pin: Pin) -> int:
+        """Hold ``pin.environment`` at ``pin.commit`` (its syncs and drift checks) until `unpin`."""
+        with self._writing(f"the pin of {pin.environment!r}") as conn:
+            return appends.append_pin(conn, pin)
+
+    def unpin(self, environment: str, *, by: str, reason: str = "") -> int:
+        """Let ``environment`` follow its ref's head again."""
+        with self._writing(f"the unpin of {environment!r}") as conn:
+            return appends.append_unpin(conn, environment, by=by, reason=reason)
+
     # ------------------------------------------------------------ reading
+
+    def pin_of(self, environment: str) -> Pin | None:
+        """The pin ``environment`` is held by now (None: it follows its ref)."""
+        with self._reading() as conn:
+            return queries.pin(conn, environment)
 
     def history(
         self,
@@ -153,7 +170,7 @@ class Store:
         self,
         environment: str,
         *,
-        purposes: Sequence[RunPurpose] = (RunPurpose.SYNC, RunPurpose.ROLLBACK),
+        purposes: Sequence[RunPurpose] = MOVING,
         since: datetime | None = None,
     ) -> list[OpenRun]:
         """Runs of ``purposes`` that may be working now: started and not ended

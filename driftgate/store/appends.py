@@ -18,8 +18,8 @@ from driftgate import audit
 from driftgate.models import Outcome, RunPurpose, RunRecord, RunStart
 from driftgate.store import queries
 from driftgate.store.engine import db_time
-from driftgate.store.records import DriftEvent, change_values, interrupted
-from driftgate.store.tables import ChangeRow, DriftEventRow, EnvironmentStatusRow, RunRow, RunStartRow
+from driftgate.store.records import DriftEvent, Pin, change_values, interrupted, origin_values
+from driftgate.store.tables import ChangeRow, DriftEventRow, EnvironmentStatusRow, PinRow, RunRow, RunStartRow
 
 
 def append(conn: Connection, model: type[SQLModel], values: dict[str, Any]) -> int:
@@ -46,8 +46,10 @@ def append_run(conn: Connection, run: RunRecord) -> int:
     changes = [change_values(i, c) for i, c in enumerate(run.changes)]
     approval = run.approval
     required = approval is not None and approval.required
-    values = run.model_dump(mode="python", by_alias=True, exclude={"changes", "approval", "hosts", "id", "seq", "row_hash"})
+    exclude = {"changes", "approval", "hosts", "id", "seq", "row_hash", *RunRecord.ORIGIN}
+    values = run.model_dump(mode="python", by_alias=True, exclude=exclude)
     values.update(
+        origin=origin_values(run),
         run_id=run.run_id or uuid4().hex,
         kind=run.purpose.value,
         mode=run.mode.value,
@@ -117,6 +119,21 @@ def append_status(
     if applied is not None:
         values.update(last_applied_revision=applied, last_applied_at=now)
     return append(conn, EnvironmentStatusRow, values)
+
+
+def append_pin(conn: Connection, pin: Pin) -> int:
+    """The environment is pinned to ``pin.commit`` from now on."""
+    values = pin.model_dump(mode="python")
+    values.update(action="pin", recorded_at=db_time(pin.recorded_at))
+    return append(conn, PinRow, values)
+
+
+def append_unpin(conn: Connection, environment: str, *, by: str, reason: str) -> int:
+    """The environment follows its ref's head again."""
+    now = db_time(datetime.now(timezone.utc))
+    values = {"environment": environment, "recorded_at": now, "action": "unpin", "revision": "", "commit": "",
+              "set_by": by, "reason": reason, "run_id": ""}  # fmt: skip
+    return append(conn, PinRow, values)
 
 
 def mark_interrupted(conn: Connection, noticed_by: RunStart) -> list[int]:

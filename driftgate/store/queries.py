@@ -14,8 +14,8 @@ from sqlmodel import SQLModel
 from driftgate import audit
 from driftgate.models import Outcome, RecordedChange, RunPurpose
 from driftgate.store.engine import aware, db_time
-from driftgate.store.records import DriftEvent, EnvironmentStatus, StoredRun, recorded_change, stored_run
-from driftgate.store.tables import CHAINED, ChangeRow, DriftEventRow, EnvironmentStatusRow, RetiredColumnsRow, RunRow, RunStartRow
+from driftgate.store.records import DriftEvent, EnvironmentStatus, Pin, StoredRun, recorded_change, stored_run
+from driftgate.store.tables import CHAINED, ChangeRow, DriftEventRow, EnvironmentStatusRow, PinRow, RetiredColumnsRow, RunRow, RunStartRow
 
 _PAGE = 500  # chained rows per query when walking the chain
 
@@ -129,6 +129,16 @@ def status(conn: Connection, environment: str) -> EnvironmentStatus | None:
     for key in ("recorded_at", "last_attempted_at", "last_applied_at"):
         data[key] = aware(data[key])
     return EnvironmentStatus(**data)
+
+
+def pin(conn: Connection, environment: str) -> Pin | None:
+    """The pin ``environment`` is held by now: its newest pin row, unless that is an unpin."""
+    table = PinRow.__table__
+    query = select(table).where(table.c.environment == environment).order_by(table.c.seq.desc()).limit(1)
+    row = conn.execute(query).mappings().first()
+    if row is None or row["action"] != "pin":
+        return None
+    return Pin(**{**{k: row[k] for k in Pin.model_fields if k in row}, "recorded_at": aware(row["recorded_at"])})
 
 
 def drift_events(conn: Connection, environment: str | None, *, since: datetime | None, limit: int) -> list[DriftEvent]:

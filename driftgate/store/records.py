@@ -37,6 +37,19 @@ class DriftEvent(Frozen):
     id: int | None = None
 
 
+class Pin(Frozen):
+    """An environment held at one commit (`driftgate sync --revision`, a rollback,
+    a promotion) until `driftgate unpin`: who set it, why, and when."""
+
+    environment: str
+    revision: str  # as asked: a tag, a branch, a SHA
+    commit: str
+    set_by: str
+    reason: str = ""
+    run_id: str = ""
+    recorded_at: datetime
+
+
 class OpenRun(RunStart):
     """A run's start, as `Store.runs_in_progress` finds it: where it runs, and
     whether it has ended since (then it no longer works)."""
@@ -57,6 +70,12 @@ class EnvironmentStatus(Frozen):
     last_attempted_outcome: str = ""
     last_applied_revision: str = ""
     last_applied_at: datetime | None = None
+
+
+def origin_values(run: RunRecord) -> dict[str, Any] | None:
+    """The run's ``origin`` column: where it was aimed, or None for its ref's head."""
+    origin = {key: getattr(run, key) for key in RunRecord.ORIGIN if getattr(run, key)}
+    return origin or None
 
 
 def change_values(position: int, change: RecordedChange) -> dict[str, Any]:
@@ -91,6 +110,8 @@ def stored_run(row: Any, changes: list[RecordedChange]) -> StoredRun:
         started_at=aware(row["started_at"]),
         finished_at=aware(row["finished_at"]),
     )
+    origin = row.get("origin") or {}
+    data.update({key: origin.get(key, "") for key in RunRecord.ORIGIN})
     return StoredRun(**data, changes=changes)
 
 

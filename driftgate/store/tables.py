@@ -63,6 +63,9 @@ class RunRow(_RunIdentity, table=True):
     changes_hash: str
     prev_hash: str
     row_hash: str
+    # Where the run was aimed, when not at its ref's head (RunRecord.ORIGIN); NULL otherwise
+    # and in rows written before the column existed (left out of the hash while NULL).
+    origin: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class ChangeRow(SQLModel, table=True):
@@ -139,6 +142,26 @@ class EnvironmentStatusRow(SQLModel, table=True):
     row_hash: str
 
 
+class PinRow(SQLModel, table=True):
+    """A pin or an unpin of an environment; its newest row says whether it is pinned.
+    While pinned, its syncs and drift checks use the pinned commit, not its ref's head."""
+
+    __tablename__ = "environment_pins"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(index=True)
+    environment: str = Field(index=True)
+    recorded_at: datetime = Field(sa_column=_time())
+    action: str  # pin | unpin
+    revision: str  # as asked (a tag, a branch, a SHA); '' for an unpin
+    commit: str  # what it resolved to; '' for an unpin
+    set_by: str
+    reason: str
+    run_id: str  # the run that pinned it ('' for an unpin by hand)
+    prev_hash: str
+    row_hash: str
+
+
 class RetiredColumnsRow(SQLModel, table=True):
     """Values of columns a migration dropped, for the rows written before: their
     hashes cover those values, so walking the chain puts them back into the
@@ -153,7 +176,7 @@ class RetiredColumnsRow(SQLModel, table=True):
     retired: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
-CHAINED: tuple[type[SQLModel], ...] = (RunRow, RunStartRow, DriftEventRow, EnvironmentStatusRow)
+CHAINED: tuple[type[SQLModel], ...] = (RunRow, RunStartRow, DriftEventRow, EnvironmentStatusRow, PinRow)
 
 # The change columns of their own; a change's other fields go to ``extra``.
 CHANGE_COLUMNS = RecordedChange.COLUMNS
