@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python bench/bench_kube.py
 	$(BIN)/python bench/bench_record.py
 	$(BIN)/python bench/bench_signing.py
+	$(BIN)/python bench/bench_git.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

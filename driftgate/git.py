@@ -28,12 +28,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import git
 
-from driftgate import home, signing
+from driftgate import gittree, home, signing
 from driftgate.config import Source, is_local_repo
 from driftgate.errors import PermanentError, TransientError
 from driftgate.models import Checkout, Stage
@@ -109,7 +109,7 @@ def fetch(
         signed_by = None
         if source.require_signed_commits:
             signed_by = verify_signature(mirror, commit, signing_keys or [], where=where)
-    _check_links(_subtree(mirror, commit, source.path, where), source.path, where)
+    _check_links(mirror, _subtree(mirror, commit, source.path, where), source.path, where)
     author = mirror.commit(commit).author
     return Checkout(
         repo=masker(source.repo),
@@ -413,14 +413,26 @@ def _checkout_tree(checkout: Checkout) -> tuple[git.Tree, str]:
 def export(checkout: Checkout, dest: Path, *, skip: Callable[[str], bool] = lambda _path: False) -> None:
     """Write the checkout's files to ``dest`` (which must not exist yet), except
     those whose relative path ``skip`` names. Used where a tool needs files on
-    disk: ansible-runner's bundle, kustomize and helm (a short-lived directory)."""
+    disk: ansible-runner's bundle, kustomize and helm (a short-lived directory).
+    One pass over the object store (`driftgate.gittree`)."""
     tree, where = _checkout_tree(checkout)
     dest.mkdir(parents=True, mode=0o700)
-    for item in tree.traverse():
-        relative = _relative(item, checkout.path)
-        if item.type == "blob" and skip(relative.as_posix()):
+    listed = gittree.entries(checkout.git_dir, tree.hexsha)
+    for entry in listed:
+        if entry.type == "tree":
+            (dest / entry.path).mkdir(parents=True, exist_ok=True)
+    # Submodules (type "commit") are not followed: the bundle is what this repo holds.
+    files = [e for e in listed if e.type == "blob" and not skip(e.path)]
+    for entry, data in zip(files, gittree.blobs(checkout.git_dir, [e.sha for e in files]), strict=True):
+        target = dest / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if entry.is_symlink:  # kept only if it stays inside the bundle
+            _link_target(entry.path, data, checkout.path, where)
+            target.symlink_to(data.decode())
             continue
-        _write_item(item, dest / relative, dest, where)
+        target.write_bytes(data)
+        if entry.mode & 0o111:
+            target.chmod(0o755)
 
 
 class SourceFile(NamedTuple):
@@ -432,70 +444,47 @@ class SourceFile(NamedTuple):
     read: Callable[[], bytes]
 
 
-def read_files(checkout: Checkout) -> Iterator[SourceFile]:
-    """Every file of the checkout, from the object store, read only when asked.
+def read_files(checkout: Checkout, *, read_ahead: int = 1 << 20) -> Iterator[SourceFile]:
+    """Every file of the checkout, from the object store, read only when asked
+    (files up to ``read_ahead`` bytes a batch at a time, `driftgate.gittree`).
     A symlink to a file inside the path reads as that file; one that leaves the
     path is an error, as in `export()`."""
     tree, where = _checkout_tree(checkout)
-    for item in tree.traverse():
-        if item.type != "blob":
+    listed = gittree.entries(checkout.git_dir, tree.hexsha)
+    by_path = {e.path: e for e in listed}
+    links = [e for e in listed if e.is_symlink]
+    targets = dict(zip((e.path for e in links), gittree.blobs(checkout.git_dir, [e.sha for e in links]), strict=True))
+    files = []
+    for entry in listed:
+        if entry.type != "blob":
             continue
-        relative = _relative(item, checkout.path)
-        blob = item
-        if item.mode == _SYMLINK:
-            try:
-                blob = tree / _link_target(item, relative, where)
-            except KeyError:
-                continue  # a dangling link: nothing to read
-            if blob.type != "blob":
-                continue  # a link to a directory: its files are read where they are
-        # The stream is opened only when read, and read whole: GitPython shares one
-        # `git cat-file --batch` per repository, and a stream left open would derail it.
-        yield SourceFile(relative.as_posix(), blob.size, lambda blob=blob: blob.data_stream.read())
+        blob: gittree.Entry | None = entry
+        if entry.is_symlink:
+            blob = by_path.get(_link_target(entry.path, targets[entry.path], checkout.path, where))
+            if blob is None or blob.type != "blob" or blob.is_symlink:
+                continue  # dangling, a directory (its files are read where they are), or a chain of links
+        files.append((entry.path, blob))
+    read = gittree.LazyBlobs(checkout.git_dir, (b for _, b in sorted(files)), read_ahead=read_ahead)
+    for path, blob in files:
+        yield SourceFile(path, blob.size, lambda blob=blob: read(blob))
 
 
-_SYMLINK = 0o120000
-
-
-def _relative(item: git.objects.Object, subpath: str) -> PurePosixPath:
-    return PurePosixPath(item.path).relative_to(subpath) if subpath != "." else PurePosixPath(item.path)
-
-
-def _link_target(item: git.objects.Object, relative: PurePosixPath, where: str) -> str:
-    """Where a symlink points, relative to the checkout's path; refused if outside it."""
-    link = item.data_stream.read().decode()
-    target = posixpath.normpath(posixpath.join(str(relative.parent), link))
+def _link_target(path: str, link_bytes: bytes, subpath: str, where: str) -> str:
+    """Where a symlink at ``path`` (relative to ``subpath``) points, relative to
+    ``subpath`` too; refused if outside it (the error names the path in the repository)."""
+    link = link_bytes.decode("utf-8", "surrogateescape")
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
     if posixpath.isabs(link) or target == ".." or target.startswith("../"):
-        raise PermanentError(f"{where}: symlink {item.path} points outside the repository ({link})", stage=Stage.FETCH)
+        shown = posixpath.join(subpath, path) if subpath != "." else path
+        raise PermanentError(f"{where}: symlink {shown} points outside the repository ({link})", stage=Stage.FETCH)
     return target
 
 
-def _check_links(tree: git.Tree, subpath: str, where: str) -> None:
+def _check_links(mirror: git.Repo, tree: git.Tree, subpath: str, where: str) -> None:
     """Refuse, at fetch, a commit whose path holds a symlink that leaves it."""
-    for item in tree.traverse():
-        if item.type == "blob" and item.mode == _SYMLINK:
-            _link_target(item, _relative(item, subpath), where)
-
-
-def _write_item(item: git.objects.Object, dest: Path, root: Path, where: str) -> None:
-    if item.type == "tree":
-        dest.mkdir(parents=True, exist_ok=True)
-    elif item.type == "blob":
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if item.mode == 0o120000:  # symlink: keep it only if it stays inside the bundle
-            link = item.data_stream.read().decode()
-            if not (dest.parent / link).resolve().is_relative_to(root.resolve()):
-                raise PermanentError(
-                    f"{where}: symlink {item.path} points outside the repository ({link})",
-                    stage=Stage.FETCH,
-                )
-            dest.symlink_to(link)
-            return
-        with open(dest, "wb") as out:
-            item.stream_data(out)
-        if item.mode & 0o111:
-            dest.chmod(0o755)
-    # submodules (type "commit") are not followed: the bundle is what this repo holds.
+    links = [e for e in gittree.entries(Path(mirror.git_dir), tree.hexsha) if e.is_symlink]
+    for entry, data in zip(links, gittree.blobs(Path(mirror.git_dir), [e.sha for e in links]), strict=True):
+        _link_target(entry.path, data, subpath, where)
 
 
 @contextmanager

@@ -219,6 +219,42 @@ def test_read_files_reads_any_file_in_any_order(world: DemoWorld) -> None:
     assert by_path["extra.txt"].size == len("not yaml\n")
 
 
+def test_files_are_what_git_holds_read_in_batches(world: DemoWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_files and export give exactly the blobs of the commit: a
+    .gitattributes cannot hide a file (export-ignore) or rewrite one
+    (export-subst), as `git archive` would let it. Many files read in several
+    batches, a large one alone, links inside the path followed, every byte right."""
+    from driftgate import git as dgit
+    from driftgate import gittree
+
+    repo = git.Repo(world.repo)
+    (world.repo / "ansible/.gitattributes").write_text("hidden.yml export-ignore\nsubst.yml export-subst\n")
+    (world.repo / "ansible/hidden.yml").write_text("secret_of_the_repo: kept\n")
+    (world.repo / "ansible/subst.yml").write_text("commit: $Format:%H$\n")
+    (world.repo / "ansible/many").mkdir()
+    for i in range(120):
+        (world.repo / f"ansible/many/f{i:03d}.yml").write_text(f"n: {i}\n" + "x" * (i * 37))
+    (world.repo / "ansible/big.bin").write_bytes(os.urandom(300_000))
+    os.symlink("many/f007.yml", world.repo / "ansible/link.yml")
+    repo.git.add(A=True)
+    repo.index.commit("files for the batch reader")
+    checkout = fetch(source(world), environment="demo")
+
+    monkeypatch.setattr(gittree, "_BATCH_BYTES", 40_000)  # several batches
+    expected = {
+        p.relative_to(world.repo / "ansible").as_posix(): p.resolve().read_bytes()
+        for p in (world.repo / "ansible").rglob("*") if p.is_file()
+    }  # fmt: skip
+    read = {f.path: f.read() for f in read_files(checkout, read_ahead=100_000)}  # big.bin: alone
+    assert read == expected
+    assert read["subst.yml"] == b"commit: $Format:%H$\n" and "hidden.yml" in read
+
+    dgit.export(checkout, tmp_path / "bundle")
+    exported = {p.relative_to(tmp_path / "bundle").as_posix(): p.resolve().read_bytes()
+                for p in (tmp_path / "bundle").rglob("*") if p.is_file()}  # fmt: skip
+    assert exported == expected and (tmp_path / "bundle/link.yml").is_symlink()
+
+
 def test_the_commits_since_the_last_applied_revision_name_their_signers(world: DemoWorld, ssh_keys: dict[str, SSHKey], tmp_path: Path) -> None:
     from driftgate import commits
 
