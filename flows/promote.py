@@ -23,7 +23,7 @@ from driftgate.flows.reconcile import reconcile
 from driftgate.flows.requests import requested, this_request
 
 
-@flow(name="promote", flow_run_name="{environment}", log_prints=False, retries=0)
+@flow(name="promote", flow_run_name="promote {environment}", log_prints=False, retries=0)
 def promote(environment: str, config: str | None = None) -> State:
     """Promote into ``environment``; ends in the state of the sync it ran."""
     asked = this_request()
