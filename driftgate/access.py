@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from driftgate import targets
-from driftgate.config import Environment
+from driftgate.config import Environment, Source
 from driftgate.errors import PermanentError
 from driftgate.git import GitAuth
 from driftgate.models import Stage
@@ -49,15 +49,20 @@ def uses_blocks(env: Environment) -> bool:
 
 def config_signing_keys(env: Environment) -> list[str]:
     """allowed_signers from driftgate.yaml: inline armored keys or key files."""
+    return source_signing_keys(env.source, f"environment {env.name!r}")
+
+
+def source_signing_keys(source: Source, where: str) -> list[str]:
+    """``source.allowed_signers``: inline armored keys or key files (``where`` names its owner in errors)."""
     keys = []
-    for entry in env.source.allowed_signers:
+    for entry in source.allowed_signers:
         if "BEGIN PGP PUBLIC KEY BLOCK" in entry:
             keys.append(entry)
             continue
         path = Path(entry)
         if not path.is_file():
             raise PermanentError(
-                f"environment {env.name!r}: allowed_signers file {path} does not exist",
+                f"{where}: allowed_signers file {path} does not exist",
                 stage=Stage.FETCH,
             )
         keys.append(path.read_text())

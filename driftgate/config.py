@@ -371,6 +371,17 @@ def _promotion_shorthand(value: Any) -> Any:
     return {"environment": value} if isinstance(value, str) else value
 
 
+_ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def environment_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an environment (it becomes deployment names, tags and
+    lock names), or None; hand-written and generated names alike."""
+    if _ENVIRONMENT_NAME.match(name):
+        return None
+    return "use letters, digits, '-', '_' and '.', starting with a letter or digit, at most 63 characters"
+
+
 class Environment(Strict):
     """One environment: a source, how to render it, where to apply it."""
 
@@ -388,6 +399,13 @@ class Environment(Strict):
     notify: NotifySettings | None = None
     promote_from: Annotated[Promotion | None, BeforeValidator(_promotion_shorthand)] = None
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if problem := environment_name_problem(value):
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _signers_file_needs_signed_commits(self) -> "Environment":
         # Whoever can push could otherwise list their own key as an approver's in the
@@ -400,11 +418,28 @@ class Environment(Strict):
         return self
 
 
+class Generated(Strict):
+    """Where a generated environment came from (`driftgate.generators`)."""
+
+    generator: str
+    values: dict[str, str | int | float | bool]
+
+
+class FleetSettings(Strict):
+    """``fleet:``: one drift-check run over many environments (flows/drift.py
+    `drift_fleet`), on ``drift_schedule``, for those without a ``drift.schedule`` of their own."""
+
+    drift_schedule: Schedule | None = None
+    concurrency: int = Field(default=4, ge=1, le=64, description="environments checked at a time")
+
+
 class Config(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     path: Path = Field(description="the driftgate.yaml this came from")
     environments: dict[str, Environment]
+    generated: dict[str, Generated] = Field(default_factory=dict, description="environments made by generators:")
+    fleet: FleetSettings = FleetSettings()
 
     def environment(self, name: str) -> Environment:
         try:
@@ -470,24 +505,33 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
 def parse_config(raw: Any, path: Path) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping with 'environments'")
-    problems = [f"unknown key {key!r} at the top level" for key in raw if key not in ("defaults", "environments")]
+    problems = [f"unknown key {key!r} at the top level" for key in raw if key not in ("defaults", "environments", "generators", "fleet")]
     defaults = raw.get("defaults") or {}
-    envs_raw = raw.get("environments")
-    if not isinstance(envs_raw, dict) or not envs_raw:
+    envs_raw = raw.get("environments", {} if raw.get("generators") else None)
+    if not isinstance(envs_raw, dict) or not (envs_raw or raw.get("generators")):
         problems.append("'environments' must map at least one environment name to its settings")
         envs_raw = {}
     if not isinstance(defaults, dict):
         problems.append("'defaults' must be a mapping")
         defaults = {}
+    from driftgate import generators  # it reads Git (driftgate.git), which imports this module
+
+    expansion = generators.expand(raw.get("generators"), envs_raw, defaults, path)
+    problems += expansion.problems
+    envs_raw = {**envs_raw, **expansion.bodies}
+    try:
+        fleet = FleetSettings.model_validate(raw.get("fleet") or {})
+    except ValidationError as exc:
+        problems.extend(f"fleet: {_describe(err)}" for err in exc.errors())
 
     environments: dict[str, Environment] = {}
     for name, body in envs_raw.items():
         if not isinstance(body, dict):
             problems.append(f"environment {name!r}: must be a mapping of settings")
             continue
-        merged = _deep_merge(defaults, body)
+        merged = deep_merge(defaults, body)
         merged["name"] = str(name)
-        _resolve_local_paths(merged, path.parent)
+        resolve_local_paths(merged, path.parent)
         try:
             environments[str(name)] = Environment.model_validate(merged)
         except ValidationError as exc:
@@ -499,7 +543,7 @@ def parse_config(raw: Any, path: Path) -> Config:
     if problems:
         header = f"{path} is invalid ({len(problems)} problem{'s' if len(problems) > 1 else ''}):"
         raise ConfigError("\n  ".join([header, *problems]), problems)
-    return Config(path=path, environments=environments)
+    return Config(path=path, environments=environments, generated=expansion.generated, fleet=fleet)
 
 
 def _describe(err: dict[str, Any]) -> str:
@@ -519,17 +563,17 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{where}: {message}" if where else message
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
 
 
-def _resolve_local_paths(env: dict[str, Any], base: Path) -> None:
+def resolve_local_paths(env: dict[str, Any], base: Path) -> None:
     """A relative repository path or key file is relative to driftgate.yaml, not the cwd."""
     source = env.get("source")
     if not isinstance(source, dict):

@@ -132,6 +132,20 @@ def head_commit(source: Source, *, environment: str, auth: GitAuth | None = None
         return _resolve(_update_mirror(source, env, masker, where), source.ref, source.repo, where)
 
 
+def directories(source: Source, path: str, *, where: str, signing_keys: list[str] | None = None) -> tuple[str, list[str]]:
+    """The commit ``source.ref`` points at now and the names of the directories
+    directly under ``path`` there (fetched into the same mirror as `fetch`; its
+    signature checked when ``source.require_signed_commits``). Used by the
+    Git-directory environment generator (driftgate.generators), without credentials."""
+    with _git_env(None) as env:
+        mirror = _update_mirror(source, env, Masker(()), where)
+        commit = _resolve(mirror, source.ref, source.repo, where)
+        if source.require_signed_commits:
+            verify_signature(mirror, commit, signing_keys or [], where=where)
+    tree = _subtree(mirror, commit, path, where, setting="git.path")
+    return commit, sorted(item.name for item in tree.trees)
+
+
 def file_at_commit(source: Source, commit: str, path: str, *, environment: str, max_bytes: int = 1 << 20) -> str:
     """The text of ``path`` (from the repository's root) at ``commit``, read
     from the mirror `fetch` made. Used by the gate for a repository-held
@@ -385,7 +399,7 @@ def _gpg_status(stderr: str) -> dict[str, str]:
     return status
 
 
-def _subtree(mirror: git.Repo, commit: str, subpath: str, where: str) -> git.Tree:
+def _subtree(mirror: git.Repo, commit: str, subpath: str, where: str, *, setting: str = "source.path") -> git.Tree:
     """The tree at ``commit:subpath``; a missing path or a file is a clear error."""
     tree = mirror.commit(commit).tree
     if subpath == ".":
@@ -394,7 +408,7 @@ def _subtree(mirror: git.Repo, commit: str, subpath: str, where: str) -> git.Tre
         tree = tree / subpath
     except KeyError:
         raise PermanentError(
-            f"{where}: path {subpath!r} does not exist at commit {commit[:12]}: fix source.path",
+            f"{where}: path {subpath!r} does not exist at commit {commit[:12]}: fix {setting}",
             stage=Stage.FETCH,
         ) from None
     if tree.type != "tree":
