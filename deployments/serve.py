@@ -4,8 +4,9 @@
 
 For each environment in driftgate.yaml: ``reconcile/sync-<env>`` on its
 ``sync.schedule`` and ``drift-check/drift-<env>`` on its ``drift.schedule``
-(no schedule: on demand from the UI), with jitter, and ``promote/promote-<env>``
-(on demand) for an environment that names ``promote_from``: the list in
+(no schedule: on demand from the UI), ``promote/promote-<env>`` (on demand)
+for an environment that names ``promote_from``, and ``drift-fleet/drift-fleet``
+on ``fleet.drift_schedule`` when set, with jitter: the list in
 driftgate.schedule, which prefect.yaml is written from too. A sync
 deployment runs one at a time, and the reconcile flow also holds a
 per-environment concurrency limit, so manual and CLI syncs queue behind
@@ -26,6 +27,7 @@ from driftgate.schedule import PlannedSchedule, deployments
 
 def build_deployments(config: Config) -> list[Any]:
     from driftgate.flows.drift import drift_check
+    from driftgate.flows.fleet import drift_fleet
     from driftgate.flows.promote import promote
     from driftgate.flows.reconcile import reconcile
 
@@ -33,9 +35,9 @@ def build_deployments(config: Config) -> list[Any]:
     # Only what to run: who asked comes from Prefect's run data (flows/requests.py),
     # and runs use the configuration this service was started with.
     return [
-        flows[d.purpose].to_deployment(
+        (flows[d.purpose] if d.environment else drift_fleet).to_deployment(
             name=d.name,
-            parameters={"environment": d.environment},
+            parameters=d.parameters,
             concurrency_limit=d.concurrency_limit,
             description=d.description,
             tags=d.tags,

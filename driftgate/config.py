@@ -426,7 +426,7 @@ class Generated(Strict):
 
 
 class FleetSettings(Strict):
-    """``fleet:``: one drift-check run over many environments (flows/drift.py
+    """``fleet:``: one drift-check run over many environments (flows/fleet.py
     `drift_fleet`), on ``drift_schedule``, for those without a ``drift.schedule`` of their own."""
 
     drift_schedule: Schedule | None = None
@@ -523,6 +523,9 @@ def parse_config(raw: Any, path: Path) -> Config:
         fleet = FleetSettings.model_validate(raw.get("fleet") or {})
     except ValidationError as exc:
         problems.extend(f"fleet: {_describe(err)}" for err in exc.errors())
+    else:
+        if fleet.drift_schedule is not None and "fleet" in envs_raw:
+            problems.append("environment 'fleet': its drift-fleet deployment would be the fleet's (fleet.drift_schedule): rename it")
 
     environments: dict[str, Environment] = {}
     for name, body in envs_raw.items():

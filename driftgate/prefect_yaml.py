@@ -26,7 +26,7 @@ def prefect_yaml(config: Config, *, work_pool: str = "driftgate", config_ref: st
         {
             "name": d.name,
             "entrypoint": d.entrypoint,
-            "parameters": {"environment": d.environment, **parameters},  # no YAML anchors: one block per deployment
+            "parameters": {**d.parameters, **parameters},  # no YAML anchors: one block per deployment
             "tags": d.tags,
             "concurrency_limit": d.concurrency_limit,
             "schedules": _schedules(d.schedule),

@@ -6,8 +6,9 @@ a stable offset within the schedule's ``jitter``: the same on every restart,
 different between environments.
 
 `deployments()` is the one list of what driftgate deploys (one sync and one
-drift check per environment, with their schedules, and a promotion for an
-environment that names ``promote_from``): deployments/serve.py
+drift check per environment, with their schedules, a promotion for an
+environment that names ``promote_from``, and the fleet's drift check when
+``fleet.drift_schedule`` is set): deployments/serve.py
 serves it, driftgate/prefect_yaml.py writes it out for workers.
 """
 
@@ -52,22 +53,31 @@ def planned(schedule: Schedule, environment: str, purpose: str) -> PlannedSchedu
 
 @dataclass(frozen=True)
 class Deployment:
-    """One deployment: which flow runs for which environment, and when (None: on demand)."""
+    """One deployment: which flow runs for which environment (None: the fleet's
+    drift check, over many), and when (None: on demand)."""
 
-    environment: str
+    environment: str | None
     purpose: str  # "sync", "drift" or "promote"
     entrypoint: str  # the flow, as prefect.yaml names it
     description: str
     schedule: PlannedSchedule | None
     concurrency_limit: int = 1  # a deployment's runs never overlap
+    fleet_concurrency: int | None = None  # the fleet's: environments checked at a time
 
     @property
     def name(self) -> str:
-        return f"{self.purpose}-{self.environment}"
+        return f"{self.purpose}-{self.environment or FLEET}"
 
     @property
     def tags(self) -> list[str]:
-        return run_tags(self.environment, self.purpose)
+        return run_tags(self.environment, self.purpose) if self.environment else ["driftgate", FLEET, self.purpose]
+
+    @property
+    def parameters(self) -> dict[str, object]:
+        """Only what to run (who asked comes from Prefect's run data, flows/requests.py)."""
+        if self.environment is None:
+            return {"concurrency": self.fleet_concurrency}
+        return {"environment": self.environment}
 
 
 def run_tags(environment: str, purpose: str) -> list[str]:
@@ -94,4 +104,26 @@ def deployments(config: Config) -> list[Deployment]:
         for purpose, entrypoint, schedule, description in kinds:
             when = planned(schedule, name, purpose) if schedule is not None else None
             found.append(Deployment(name, purpose, entrypoint, description, when))
+    if config.fleet.drift_schedule is not None:
+        found.append(fleet_deployment(config))
     return found
+
+
+FLEET = "fleet"
+
+
+def fleet_environments(config: Config) -> list[str]:
+    """What the fleet's scheduled check covers: every environment without a
+    ``drift.schedule`` of its own (those keep their own ``drift-ENV`` schedule)."""
+    return [name for name, env in sorted(config.environments.items()) if env.drift.schedule is None]
+
+
+def fleet_deployment(config: Config) -> Deployment:
+    """``drift-fleet``: one run on ``fleet.drift_schedule`` checks `fleet_environments`."""
+    assert config.fleet.drift_schedule is not None
+    return Deployment(
+        None, "drift", "driftgate.flows.fleet:drift_fleet",
+        f"Read-only drift check of every environment without a drift.schedule of its own, "
+        f"{config.fleet.concurrency} at a time, in one flow run",
+        planned(config.fleet.drift_schedule, FLEET, "drift"), fleet_concurrency=config.fleet.concurrency,
+    )  # fmt: skip

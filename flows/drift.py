@@ -18,12 +18,13 @@ not drift. Run by the ``drift-<env>`` deployments and by the tests.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
-from driftgate.config import Environment, load_config
+from driftgate.config import Config, Environment, load_config
 from driftgate.models import Outcome, Plan, RunPurpose, Trigger
 from driftgate.pipeline import Pipeline
 from driftgate.runlog import RunLog
@@ -36,16 +37,34 @@ from driftgate.tasks.pins import destination
 from driftgate.tasks.stages import STAGES
 
 
+@dataclass(frozen=True)
+class Checked:
+    """How one environment's check ended: the name of its state (Completed,
+    Drifted, Unknown, Skipped) and the message, which starts with its record id."""
+
+    name: str
+    message: str
+
+
 # retries=0 whatever PREFECT_FLOWS_DEFAULT_RETRIES says: a failed run is not run again
 # (apply included); transient failures are retried in driftgate.retry only.
 @flow(name="drift-check", flow_run_name="drift {environment}", log_prints=False, retries=0)
 def drift_check(environment: str, config: str | None = None, delay_seconds: float = 0) -> State:
     """Check ``environment`` for drift; ``delay_seconds`` spreads scheduled runs (jitter).
     Who asked comes from Prefect's run data (flows/requests.py)."""
-    logger = get_run_logger()
     if delay_seconds:
         time.sleep(delay_seconds)
-    request = this_request()
+    checked = check_environment(environment, config, this_request())
+    return Completed(name=checked.name, message=checked.message)
+
+
+def check_environment(
+    environment: str, config: str | None, request: RunRequest, *, loaded: Config | None = None, name_run: bool = True
+) -> Checked:
+    """One environment's drift check, from its record's start to its notification and
+    self-heal: the whole of `drift_check`, and what `drift_fleet` runs per environment
+    (with the configuration it ``loaded`` once, and its own run keeping its name)."""
+    logger = get_run_logger()
     run = RunLog(
         environment, purpose=RunPurpose.DRIFT, trigger=request.trigger.value, requested_by=request.requested_by,
         flow_run_id=str(flow_run.id), flow_run_url=this_run_url(),
@@ -55,7 +74,7 @@ def drift_check(environment: str, config: str | None = None, delay_seconds: floa
     env: Environment | None = None
     with pipeline.recorded():  # a crash at any stage is recorded as failed there, and fails the flow run
         free_dead_runs(interrupted, noticed_by=start)
-        env = load_config(pinned_config(config, environment=environment)).environment(environment)
+        env = (loaded or load_config(pinned_config(config, environment=environment))).environment(environment)
         # A sync applying now would show as drift: stay clear of it, before the
         # diff and after it (one may have started, or ended, meanwhile).
         busy = sync_in_progress(environment, since=run.started_at)
@@ -65,7 +84,8 @@ def drift_check(environment: str, config: str | None = None, delay_seconds: floa
             going.note(run)
             pipeline.aim = going.aim
             _, run.plan = pipeline.plan(env, access)
-            name_this_run("drift", environment, run.plan.revision)
+            if name_run:
+                name_this_run("drift", environment, run.plan.revision)
             busy = sync_in_progress(environment, since=run.started_at)
         if busy is not None:
             run.skip(f"skipped: {busy}; a check now could take its changes for drift")
@@ -73,18 +93,18 @@ def drift_check(environment: str, config: str | None = None, delay_seconds: floa
     summary = f"record #{record_id}: {record.outcome.value}"
     if record.outcome == Outcome.SKIPPED:
         logger.info("drift check of %s %s", environment, record.reason)
-        return Completed(name="Skipped", message=f"{summary}: {record.reason}")
+        return Checked("Skipped", f"{summary}: {record.reason}")
     if record.outcome == Outcome.FAILED:
         logger.warning("drift check of %s could not finish: %s", environment, record.reason)
         # Completed, not Failed: an unknown status is a finding, not a crash of the check.
-        return Completed(name="Unknown", message=f"{summary}: status unknown: {record.reason}")
+        return Checked("Unknown", f"{summary}: status unknown: {record.reason}")
     if record.outcome == Outcome.IN_SYNC:
-        return Completed(message=summary)
+        return Checked("Completed", summary)
     assert env is not None and run.plan is not None
     notify(env, "drift", f"{environment}: drift found", _drift_text(run.plan))
     healed = self_heal(env, run.plan, config)
     logger.info("%s: %d change(s) drifted; %s", environment, len(run.plan.changes), healed)
-    return Completed(name="Drifted", message=f"{summary}: {len(run.plan.changes)} change(s); {healed}")
+    return Checked("Drifted", f"{summary}: {len(run.plan.changes)} change(s); {healed}")
 
 
 def self_heal(env: Environment, plan: Plan, config: str | None) -> str:

@@ -38,7 +38,7 @@ from driftgate.runlog import current_user
 
 SCHEDULER = "prefect scheduler"
 UNKNOWN_ACTOR = "unknown (Prefect UI/API)"
-DRIFT_FLOW = "drift-check"
+DRIFT_FLOWS = ("drift-check", "drift-fleet")  # the flows whose runs start self-heal syncs
 PROMOTE_FLOW = "promote"
 
 
@@ -119,7 +119,7 @@ def this_request() -> RunRequest:
         if run.parent_task_run_id is not None:
             parent = client.read_flow_run(client.read_task_run(run.parent_task_run_id).flow_run_id)
             parent_flow = client.read_flow(parent.flow_id).name
-            if parent_flow == DRIFT_FLOW:
+            if parent_flow in DRIFT_FLOWS:
                 return RunRequest(Trigger.SELF_HEAL, f"self-heal (drift check {parent.id})")
             if parent_flow == PROMOTE_FLOW:  # the promote-ENV deployment (flows/promote.py): a promotion
                 return RunRequest(Trigger.MANUAL, f"{UNKNOWN_ACTOR}, promotion run {parent.id}", purpose=RunPurpose.PROMOTE)

@@ -12,6 +12,8 @@ Contracts other tools rely on (keep them):
   rejected, 3 still running at the timeout.
 - ``status [ENV]``: exit 0 every environment in sync, 2 any drifted or out of
   date, 1 any failing or unknown.
+- ``drift ENV... | --all``: one flow run checks them all; exit 0 all in sync
+  (or skipped), 2 any drifted, 1 any unknown or failed.
 
 ``plan`` and ``history`` run the engine directly (no Prefect import), so they
 answer in a few seconds. ``sync``, ``approve``/``reject`` and ``blocks``
@@ -19,7 +21,7 @@ import Prefect lazily; they use the server named by ``PREFECT_API_URL`` when
 set, otherwise Prefect starts a temporary one (slow: 10-20 s).
 
 The modules, by job: `common` (the apps, consoles, exit codes, failing),
-`plan`, `runs` (sync and approvals), `wait`, `moves` (rollback, promote, unpin), `history` (history, show, audit),
+`plan`, `envs` (the environments and where they came from), `drift` (the fleet's drift check), `runs` (sync and approvals), `wait`, `moves` (rollback, promote, unpin), `history` (history, show, audit),
 `operations` (serve, deployments, status, blocks, demo), `printing` (what the
 commands print), `records` (opening the record), `prefect_env` (Prefect's
 settings, server, logs and blocks). The commands are registered below, in
@@ -28,14 +30,16 @@ the order ``driftgate --help`` lists them.
 
 from __future__ import annotations
 
-from driftgate.cli import history, moves, operations, plan, runs, wait
+from driftgate.cli import drift, envs, history, moves, operations, plan, runs, wait
 from driftgate.cli.common import app, audit_app, blocks_app, deployments_app
 
 app.command()(plan.plan)
+app.command()(envs.envs)
 app.command()(runs.sync)
 app.command()(moves.rollback)
 app.command()(moves.promote)
 app.command()(moves.unpin)
+app.command()(drift.drift)
 app.command()(history.history)
 app.command()(history.show)
 app.command()(runs.approvals)
