@@ -74,8 +74,8 @@ def drift_fleet(
             continue
         logger.info("%s: %s", name, checked.message)
         outcomes[checked.name] += 1
-    words = {"Completed": "in sync"}
-    summary = ", ".join(f"{count} {words.get(state, state.lower())}" for state, count in sorted(outcomes.items())) or "none"
+    words = Counter({"in sync" if state == "Completed" else state.lower(): count for state, count in outcomes.items()})
+    summary = ", ".join(f"{count} {word}" for word, count in sorted(words.items())) or "none"
     if crashed:
         return Failed(message=f"{len(names)} checked: {summary} ({', '.join(crashed)}: see their records)")
     return Completed(message=f"{len(names)} checked: {summary}")
