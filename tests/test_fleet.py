@@ -168,14 +168,16 @@ data: {greeting: hello}
 
 @pytest.mark.usefixtures("prefect_api")
 def test_one_fleet_run_checks_every_environment_and_a_broken_one_does_not_stop_the_others(
-    world: DemoWorld, prefect_api: str, kube_double_factory: Callable[..., KubeAPIDouble]  # noqa: F811
+    world: DemoWorld, prefect_api: str, kube_double_factory: Callable[..., KubeAPIDouble],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     api = kube_double_factory()
-    for tenant in ("north", "south"):
+    for tenant in ("north", "south", "crash"):
         commit_change(world.repo, f"tenants/{tenant}/config.yaml", NAMESPACED_CONFIG.replace("NS", f"clinic-{tenant}"), tenant)
     data = yaml.safe_load(world.config.read_text())
     data["generators"] = {"clinics": {
-        "list": [{"tenant": "north"}, {"tenant": "south"}, {"tenant": "gone"}],  # gone: no directory in the repository
+        # gone: no directory in the repository; crash: its diff hits a bug
+        "list": [{"tenant": "north"}, {"tenant": "south"}, {"tenant": "gone"}, {"tenant": "crash"}],
         "template": {
             "name": "clinic-{{tenant}}",
             "source": {"repo": "./repo", "path": "tenants/{{tenant}}"},
@@ -188,14 +190,25 @@ def test_one_fleet_run_checks_every_environment_and_a_broken_one_does_not_stop_t
     with as_cli(yes=True):
         assert reconcile(environment="clinic-south", config=str(world.config), return_state=True).is_completed()
 
-    names = ["clinic-north", "clinic-south", "clinic-gone"]
+    from driftgate import targets
+
+    plan = targets.plan
+
+    def buggy_plan(env: Any, *args: Any) -> Any:
+        if env.name == "clinic-crash":
+            raise RuntimeError("a bug in the diff")
+        return plan(env, *args)
+
+    monkeypatch.setattr(targets, "plan", buggy_plan)
+    names = ["clinic-north", "clinic-south", "clinic-gone", "clinic-crash"]
     checked = invoke_cli("drift", *names, "--concurrency", "2", "--config", str(world.config), "--output", "json",
                          env={"PREFECT_API_URL": prefect_api})  # fmt: skip
     assert checked.returncode == 1, checked.stdout + checked.stderr  # one environment's status is unknown
     report = json.loads(checked.stdout)
     outcomes = {row["environment"]: row["outcome"] for row in report["environments"]}
-    assert outcomes == {"clinic-north": "drift", "clinic-south": "in-sync", "clinic-gone": "failed"}
-    assert report["state"] == "Completed" and report["message"] == "3 checked: 1 drifted, 1 in sync, 1 unknown"
+    assert outcomes == {"clinic-north": "drift", "clinic-south": "in-sync", "clinic-gone": "failed", "clinic-crash": "failed"}
+    assert report["state"] == "Failed"  # a crash fails the fleet's run, after every other check ran
+    assert report["message"] == "4 checked: 1 crashed, 1 drifted, 1 in sync, 1 unknown (clinic-crash: see their records)"
     gone = next(row for row in report["environments"] if row["environment"] == "clinic-gone")
     assert "path 'tenants/gone' does not exist" in gone["reason"] and "fix source.path" in gone["reason"]
 
@@ -204,6 +217,7 @@ def test_one_fleet_run_checks_every_environment_and_a_broken_one_does_not_stop_t
     assert {r.purpose for r in runs.values()} == {RunPurpose.DRIFT}
     assert {r.flow_run_id for r in runs.values()} == {report["flow_run_id"]}  # one flow run served them all
     assert runs["clinic-gone"].outcome == Outcome.FAILED and runs["clinic-gone"].failed_stage == "fetch"
+    assert runs["clinic-crash"].failed_stage == "diff" and "a bug in the diff" in runs["clinic-crash"].reason
     assert len(store.drift_events("clinic-north")) == 1 and store.drift_events("clinic-south") == []
     status = json.loads(invoke_cli("status", "--config", str(world.config), "--output", "json").stdout)
     states = {line["environment"]: (line["state"], line["reason"]) for line in status}
