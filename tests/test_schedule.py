@@ -63,7 +63,11 @@ def test_committed_prefect_yaml_matches_the_example_config() -> None:
     )
     document = yaml.safe_load(rendered)
     names = [d["name"] for d in document["deployments"]]
-    assert names == ["sync-demo", "drift-demo", "sync-demo-prod", "drift-demo-prod", "promote-demo-prod", "sync-shop", "drift-shop"]
+    assert names == [
+        "sync-clinic-north", "drift-clinic-north", "sync-clinic-south", "drift-clinic-south",
+        "sync-demo", "drift-demo", "sync-demo-prod", "drift-demo-prod", "promote-demo-prod",
+        "sync-shop", "drift-shop", "drift-fleet",
+    ]  # fmt: skip
     entrypoints = {d["entrypoint"] for d in document["deployments"]}
     for entrypoint in entrypoints:  # each names a flow by its installed module (driftgate.flows.*)
         module, _, function = entrypoint.partition(":")

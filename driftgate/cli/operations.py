@@ -52,7 +52,7 @@ def deployments_render(
     output: Path = typer.Option(Path("deployments/prefect.yaml"), help="where to write prefect.yaml"),
     work_pool: str = typer.Option("driftgate", help="the process work pool the deployments run on"),
 ) -> None:
-    """Write prefect.yaml with one sync and one drift-check deployment per environment."""
+    """Write prefect.yaml with one sync and one drift-check deployment per environment (and drift-fleet, with fleet.drift_schedule)."""
     from driftgate.prefect_yaml import prefect_yaml
 
     cfg = load_or_fail(config)
