@@ -522,10 +522,10 @@ def parse_config(raw: Any, path: Path) -> Config:
     try:
         fleet = FleetSettings.model_validate(raw.get("fleet") or {})
     except ValidationError as exc:
-        problems.extend(f"fleet: {_describe(err)}" for err in exc.errors())
-    else:
-        if fleet.drift_schedule is not None and "fleet" in envs_raw:
-            problems.append("environment 'fleet': its drift-fleet deployment would be the fleet's (fleet.drift_schedule): rename it")
+        fleet = FleetSettings()
+        problems.extend(f"fleet.{_describe(err)}" for err in exc.errors())
+    if fleet.drift_schedule is not None and "fleet" in envs_raw:
+        problems.append("environment 'fleet': its drift-fleet deployment would be the fleet's (fleet.drift_schedule): rename it")
 
     environments: dict[str, Environment] = {}
     for name, body in envs_raw.items():
@@ -538,7 +538,7 @@ def parse_config(raw: Any, path: Path) -> Config:
         try:
             environments[str(name)] = Environment.model_validate(merged)
         except ValidationError as exc:
-            problems.extend(f"environment {name!r}: {_describe(err)}" for err in exc.errors())
+            problems.extend(f"environment {name!r}{expansion.origin(str(name))}: {_describe(err)}" for err in exc.errors())
     for name, env in environments.items():
         source = env.promote_from.environment if env.promote_from else None
         if source is not None and (source == name or source not in envs_raw):

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from driftgate.config import Generated, Source, deep_merge, environment_name_problem, resolve_local_paths, safe_subpath
 from driftgate.errors import DriftgateError
 
@@ -59,6 +61,11 @@ class Expansion:
     bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     generated: dict[str, Generated] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+
+    def origin(self, name: str) -> str:
+        """' (generator NAME: values)' for a generated environment, for its errors; '' for a hand-written one."""
+        made = self.generated.get(name)
+        return f" (generator {made.generator!r}: {_shown(made.values)})" if made else ""
 
 
 class _TemplateError(ValueError):
@@ -138,8 +145,10 @@ def _directory_values(
         raise _TemplateError(f"{where}: template source.repo and source.ref are read to list the directories: they cannot hold {{{{ }}}} placeholders")
     try:
         source = Source.model_validate(raw_source)
-    except ValueError as exc:
-        raise _TemplateError(f"{where}: template source: {exc}".splitlines()[0] + " (give source.repo and source.ref)") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field_name = ".".join(str(p) for p in first["loc"]) or "source"
+        raise _TemplateError(f"{where}: template source.{field_name}: {first['msg']} (the repository to list is read from it)") from None
     if source.credentials or source.allowed_signers_block:
         raise _TemplateError(
             f"{where}: the repository is read while driftgate.yaml loads, where Prefect blocks are not: "
@@ -189,7 +198,7 @@ def _as_text(value: Scalar) -> str:
 
 def _add(result: Expansion, where: str, generator: str, values: dict[str, Scalar], body: dict[str, Any], hand_written: dict[str, Any]) -> None:
     name = str(body.pop("name"))
-    shown = ", ".join(f"{k}={v}" for k, v in values.items())
+    shown = _shown(values)
     if problem := environment_name_problem(name):
         result.problems.append(f"{where} ({shown}): name {name!r}: {problem}")
         return
@@ -198,7 +207,7 @@ def _add(result: Expansion, where: str, generator: str, values: dict[str, Scalar
         return
     if name in result.generated:
         first = result.generated[name]
-        earlier = ", ".join(f"{k}={v}" for k, v in first.values.items())
+        earlier = _shown(first.values)
         result.problems.append(
             f"environment {name!r}: generated twice, by generator {first.generator!r} ({earlier}) and by {where} ({shown}): "
             "make the template's name tell them apart"
@@ -206,3 +215,7 @@ def _add(result: Expansion, where: str, generator: str, values: dict[str, Scalar
         return
     result.bodies[name] = body
     result.generated[name] = Generated(generator=generator, values=values)
+
+
+def _shown(values: dict[str, Scalar]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in values.items())
