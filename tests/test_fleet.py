@@ -83,6 +83,10 @@ def test_generators_expand_a_list_and_the_directories_of_a_path(tmp_path: Path) 
     assert listed[5]["generator"] is None
     text = invoke_cli("envs", "--config", str(path)).stdout
     assert "generator clinics (tenant=north, prod=True)" in text and "hand-written" in text
+    # `driftgate drift` refuses bad input before Prefect starts: nothing named, an unknown environment.
+    assert "give --all" in invoke_cli("drift", "--config", str(path)).stderr
+    unknown = invoke_cli("drift", "team-z", "--config", str(path))
+    assert unknown.returncode == 1 and "environment 'team-z' is not in" in unknown.stderr and "team-c" in unknown.stderr
 
 
 def _collide_with_hand_written(data: dict[str, Any]) -> None:

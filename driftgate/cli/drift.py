@@ -19,6 +19,7 @@ from driftgate.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, ConfigOption
 from driftgate.cli.prefect_env import api_description, flow_run_url, prefect_defaults, prefect_server
 from driftgate.cli.printing import outcome_text
 from driftgate.cli.records import record_errors, store
+from driftgate.errors import ConfigError
 from driftgate.models import Outcome, RunPurpose
 from driftgate.store import StoredRun
 
@@ -39,7 +40,7 @@ def drift(
     for name in names:
         try:
             cfg.environment(name)
-        except Exception as exc:  # noqa: BLE001 - ConfigError: an unknown environment, named with the known ones
+        except ConfigError as exc:  # an unknown environment, named with the known ones
             fail(str(exc), output=output)
     prefect_defaults()
     if output == "text":
