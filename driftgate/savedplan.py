@@ -101,7 +101,7 @@ def require(saved: SavedPlan, live: Plan) -> None:
     if live.plan_hash == saved.plan.plan_hash:
         return
     raise SyncRefused(
-        f"refused: the live plan of {live.environment!r} ({live.plan_hash[:12]}) is not the saved plan "
+        f"the live plan of {live.environment!r} ({live.plan_hash[:12]}) is not the saved plan "
         f"{saved.path} ({saved.plan.plan_hash[:12]}): {difference(saved.plan, live)}; nothing was applied: "
         f"review the new plan (driftgate plan {live.environment} --out FILE) and sync with that",
         stage=Stage.GATE,

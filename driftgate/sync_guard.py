@@ -65,7 +65,7 @@ def decide(
 
 def refusal(verdict: Verdict) -> SyncRefused:
     """The error that ends a refused run (recorded as ``refused``)."""
-    return SyncRefused(f"refused: {verdict.reason}", stage=Stage.GATE)
+    return SyncRefused(verdict.reason, stage=Stage.GATE)
 
 
 def mark_overridden(plan: Plan, verdict: Verdict) -> Plan:

@@ -118,7 +118,7 @@ def run_reconcile(environment: str, config_path: Path, asked: Request, *, verbos
     if record is None:
         fail(f"the flow ended {state.type.value} without a record: {state.message}")
     if record.outcome == Outcome.REFUSED:  # policy said no before anything changed: one line
-        fail(f"{record.reason} (record #{record.id})")
+        fail(f"refused: {record.reason} (record #{record.id})")
     print_run(record)
     url = flow_run_url(flow_run_id)
     if url:
