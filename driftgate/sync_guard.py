@@ -52,7 +52,7 @@ def decide(
     ``override_window`` counts for the CLI only: a Run form in the Prefect UI cannot set it."""
     skip = trigger in UNATTENDED
     if suspension is not None:
-        reason = f"environment {env.name!r} is {suspension.describe()} (driftgate resume {env.name} ends it)"
+        reason = f"environment {env.name!r} is {suspension.describe()}; driftgate resume {env.name} ends it"
         return Verdict(False, reason, skip=skip)
     closed = windows.closed(env.sync.windows, at)
     if closed is None:
