@@ -119,10 +119,11 @@ def test_a_suspended_environment_is_checked_but_never_synced(synced_world: DemoW
     assert resumed.returncode == 0 and "may sync again" in resumed.stdout
     assert invoke_cli("resume", "demo", *config).returncode == 1
     assert Store().suspension("demo") is None
+    assert invoke_cli("audit", "verify").returncode == 0  # suspensions are links of the hash chain
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_a_deny_window_skips_the_schedule_and_an_override_makes_the_plan_risky(synced_world: DemoWorld, prefect_api: str) -> None:
+def test_a_deny_window_skips_the_schedule_and_an_override_makes_the_plan_risky_and_apply_asks_again(synced_world: DemoWorld, prefect_api: str) -> None:
     world = synced_world
     # Opens every minute for two: open whenever the test runs.
     edit_config(world, sync={"windows": [{"kind": "deny", "schedule": "* * * * *", "duration": "2m", "timezone": "Europe/Berlin", "name": "freeze"}]})
@@ -134,12 +135,19 @@ def test_a_deny_window_skips_the_schedule_and_an_override_makes_the_plan_risky(s
     refused = sync_cli(world, prefect_api)
     assert refused.returncode == 1 and "inside deny window 'freeze'" in refused.stderr and "--override-window" in refused.stderr
 
-    # Overridden: the one drifted line is risky under sync-window, so mode risky pauses it; bob rejects.
-    with approver(answer("reject", "bob", "not tonight")) as seen:
+    # Overridden: the one drifted line is risky under sync-window, so mode risky pauses it. While it
+    # waits, carol suspends the environment; bob approves: asked again before apply, it is refused.
+    def suspend_then_approve(paused: Any) -> None:
+        Store().suspend("demo", reason="late freeze", by="carol")
+        answer("approve", "bob")(paused)
+
+    with approver(suspend_then_approve) as seen:
         overridden = sync_cli(world, prefect_api, "--override-window")
     assert overridden.returncode == 1 and len(seen) == 1 and "sync-window" in seen[0].summary
+    assert "refused: environment 'demo' is suspended by carol" in overridden.stderr
     record = last_sync()
-    assert record.outcome == Outcome.REJECTED and [c.rules for c in record.changes] == [("sync-window",)]
+    assert record.outcome == Outcome.REFUSED and record.approval.approver == "bob"
+    assert [c.rules for c in record.changes] == [("sync-window",)] and record.plan_hash == seen[0].plan_hash
     assert world.config_line.read_text() == "max_connections = 5\n"
 
 
