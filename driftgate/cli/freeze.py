@@ -15,7 +15,6 @@ from driftgate.cli.common import ConfigOption, console, fail, load_or_fail
 from driftgate.cli.records import record_errors, store
 from driftgate.errors import ConfigError
 from driftgate.runlog import current_user
-from driftgate.store import AlreadySuspended, NotSuspended
 
 
 def suspend(
@@ -27,11 +26,8 @@ def suspend(
     _known(environment, config)
     if not reason.strip():
         fail("--reason must say why the environment is suspended")
-    with record_errors():
-        try:
-            done = store().suspend(environment, reason=reason.strip(), by=current_user())
-        except AlreadySuspended as exc:
-            fail(str(exc))
+    with record_errors():  # already suspended, too: one line, exit 1
+        done = store().suspend(environment, reason=reason.strip(), by=current_user())
     console.print(f"{escape(environment)} is {escape(done.describe())}: no sync of it runs until driftgate resume {escape(environment)}")
 
 
@@ -42,11 +38,8 @@ def resume(
 ) -> None:
     """Let ENV sync again after `driftgate suspend`. Exit 0 resumed, 1 error or not suspended."""
     _known(environment, config)
-    with record_errors():
-        try:
-            ended = store().resume(environment, reason=reason.strip(), by=current_user())
-        except NotSuspended as exc:
-            fail(str(exc))
+    with record_errors():  # not suspended, too
+        ended = store().resume(environment, reason=reason.strip(), by=current_user())
     console.print(f"{escape(environment)} may sync again (it was {escape(ended.describe())})")
 
 
