@@ -10,8 +10,8 @@ approval under ``mode: risky`` (and ``always``).
 What a run that may not sync becomes: a scheduled or self-heal sync (nobody
 is waiting for it) is recorded as skipped, with the reason; a sync a person
 asked for (the CLI, the Prefect UI) is refused (`SyncRefused`). Called by the
-reconcile flow (before fetch, and again right before apply) and by
-``driftgate status``.
+reconcile flow through its ``sync allowed`` task (tasks/guard.py), before fetch
+and again right before apply.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 A window opens each time its cron fires (in its time zone) and stays open for
 its duration, as Argo CD's sync windows do. Syncs are closed at a moment when
 a ``deny`` window is open, or when the environment has ``allow`` windows and
-none of them is open; deny wins over allow. Plain time arithmetic over cronsim:
-`driftgate.sync_guard` asks it, on behalf of the reconcile flow and ``driftgate status``.
+none of them is open; deny wins over allow. Plain time arithmetic over cronsim,
+asked by `driftgate.sync_guard` (for the reconcile flow) and `driftgate.status`.
 """
 
 from __future__ import annotations
