@@ -11,9 +11,8 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from driftgate.cli.common import ConfigOption, console, fail, load_or_fail
+from driftgate.cli.common import ConfigOption, console, fail, validated_config_path
 from driftgate.cli.records import record_errors, store
-from driftgate.errors import ConfigError
 from driftgate.runlog import current_user
 
 
@@ -23,7 +22,7 @@ def suspend(
     config: Path | None = ConfigOption,
 ) -> None:
     """Suspend ENV's syncs until `driftgate resume ENV` (drift checks go on). Exit 0 suspended, 1 error or already suspended."""
-    _known(environment, config)
+    validated_config_path(config, environment)  # only an environment of driftgate.yaml: a typo must not suspend nothing
     if not reason.strip():
         fail("--reason must say why the environment is suspended")
     with record_errors():  # already suspended, too: one line, exit 1
@@ -37,15 +36,8 @@ def resume(
     config: Path | None = ConfigOption,
 ) -> None:
     """Let ENV sync again after `driftgate suspend`. Exit 0 resumed, 1 error or not suspended."""
-    _known(environment, config)
+    validated_config_path(config, environment)
     with record_errors():  # not suspended, too
         ended = store().resume(environment, reason=reason.strip(), by=current_user())
     console.print(f"{escape(environment)} may sync again (it was {escape(ended.describe())})")
 
-
-def _known(environment: str, config: Path | None) -> None:
-    """Only an environment of driftgate.yaml: a typo must not suspend nothing."""
-    try:
-        load_or_fail(config).environment(environment)
-    except ConfigError as exc:
-        fail(str(exc))
