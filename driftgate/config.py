@@ -14,10 +14,11 @@ import copy
 import os
 import posixpath
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -305,8 +306,63 @@ class Schedule(Strict):
         return self
 
 
+class SyncWindow(Strict):
+    """A stretch of time that closes syncs (``kind: deny``), or one of the only
+    stretches that opens them (``kind: allow``): from each time ``schedule`` (a
+    five-field cron) fires in ``timezone``, for ``duration``. Scheduled and
+    self-heal syncs are skipped while closed, manual ones refused unless
+    overridden (`driftgate.sync_guard`; the time arithmetic: `driftgate.windows`)."""
+
+    kind: Literal["deny", "allow"]
+    schedule: str = Field(description='five-field cron of when the window opens, e.g. "0 22 * * *"')
+    duration: Duration = Field(description="how long it stays open once opened, e.g. 8h")
+    timezone: str = Field(default="UTC", description="IANA time zone the cron is read in, e.g. Europe/Berlin")
+    name: str | None = Field(default=None, description="shown in the record; default: kind, cron, duration and zone")
+
+    @field_validator("schedule")
+    @classmethod
+    def _five_field_cron(cls, value: str) -> str:
+        from cronsim import CronSim, CronSimError
+
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a five-field cron expression (minute hour day month weekday), e.g. \"0 22 * * *\"")
+        try:
+            CronSim(value, datetime.now(UTC))
+        except CronSimError as exc:
+            raise ValueError(f"{value!r} is not a cron expression ({exc}): use five fields, e.g. \"0 22 * * *\"") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone: use an IANA name such as UTC or Europe/Berlin") from None
+        return value
+
+    @property
+    def label(self) -> str:
+        """How the record and the CLI name the window."""
+        if self.name:
+            return f"{self.name!r} ({self.schedule} for {human_duration(self.duration)}, {self.timezone})"
+        return f"{self.schedule!r} for {human_duration(self.duration)} ({self.timezone})"
+
+
+def human_duration(value: timedelta) -> str:
+    """8h, 90m, 2d: a duration as driftgate.yaml would write it."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{value.total_seconds():g}s"
+
+
 class SyncSettings(Strict):
     schedule: Schedule | None = None
+    windows: list[SyncWindow] = Field(
+        default_factory=list, description="deny windows, or the allow windows outside which syncs wait (like Argo CD's)"
+    )
     wait: Duration = Field(
         default=timedelta(minutes=30),
         description="how long a sync waits while another sync of the environment runs, then gives up",

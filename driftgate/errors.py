@@ -57,6 +57,12 @@ class ApplyFailed(PermanentError):
         self.result = result
 
 
+class SyncRefused(PermanentError):
+    """A sync that may not run now, refused before it changed anything: its
+    environment is suspended, a sync window is closed, or the live plan is not
+    the saved plan it was asked to apply. The record's outcome is ``refused``."""
+
+
 class ConfigError(PermanentError):
     """driftgate.yaml is missing or invalid; `problems` lists each one."""
 

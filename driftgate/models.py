@@ -56,7 +56,8 @@ class Outcome(str, Enum):
     REJECTED = "rejected"  # approval refused or timed out: nothing applied
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # started, never finished (the process died); marked by the next start
-    SKIPPED = "skipped"  # a drift check that stayed clear of a sync of its environment: no finding
+    SKIPPED = "skipped"  # stayed clear: a drift check meeting a sync; a scheduled or self-heal sync of a suspended environment or in a closed sync window
+    REFUSED = "refused"  # a sync a person asked for that policy refused before it changed anything (driftgate.sync_guard, saved plans)
 
 
 class Checkout(Frozen):

@@ -16,7 +16,7 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from uuid import uuid4
 
-from driftgate.errors import DriftgateError
+from driftgate.errors import DriftgateError, SyncRefused
 from driftgate.models import (
     ApplyResult,
     Approval,
@@ -87,6 +87,7 @@ class RunLog:
         self.revision = ""
         self.rolled_back_from = ""
         self.promoted_from = ""
+        self.refused = False
 
     def start(self) -> RunStart:
         """What the record notes when the run starts (before fetch)."""
@@ -106,6 +107,7 @@ class RunLog:
     def fail(self, exc: BaseException, *, stage: Stage | None = None) -> None:
         """Note where and why the run stopped; the message is masked."""
         if isinstance(exc, DriftgateError):
+            self.refused = isinstance(exc, SyncRefused)
             self.failed_stage = stage or exc.stage
             self.reason = self.masker(str(exc))
         else:
@@ -113,7 +115,8 @@ class RunLog:
             self.reason = self.masker(f"{type(exc).__name__}: {exc}")
 
     def skip(self, reason: str) -> None:
-        """A drift check that stays clear of a sync: no finding, whatever its diff saw."""
+        """A run that stays clear: a drift check meeting a sync (no finding, whatever
+        its diff saw), or a scheduled or self-heal sync that may not run now."""
         self.skipped = True
         self.plan = None  # maybe a half-applied state: neither drift nor in sync
         self.reason = self.masker(reason)
@@ -132,6 +135,8 @@ class RunLog:
     def outcome(self) -> Outcome:
         if self.approval is not None and not self.approval.approved:
             return Outcome.REJECTED
+        if self.refused:
+            return Outcome.REFUSED
         if self.failed_stage is not None:
             return Outcome.FAILED
         if self.skipped:

@@ -5,17 +5,21 @@ applied revision) and the commit at the head of the environment's ref now.
 States, worst first: failing (the last sync failed), unknown (the last check
 could not finish, or it was never synced), drifted (the last check found
 changes), out of date (Git moved past what was applied; for a pinned
-environment: what was applied is not its pin), in sync. Called by
-the CLI, which adds a waiting approval from Prefect.
+environment: what was applied is not its pin), in sync. Beside the state: a
+suspension (`driftgate suspend`) and a sync window closed now. Called by the
+CLI, which adds a waiting approval from Prefect.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 
 from pydantic import BaseModel
 
+from driftgate import windows
+from driftgate.config import SyncWindow
 from driftgate.models import Outcome
 from driftgate.store import Store, StoredRun
 
@@ -39,6 +43,8 @@ class StatusLine(BaseModel):
     last_check_at: datetime | None = None
     last_check_outcome: str = ""
     waiting_approval: str = ""  # a paused sync's flow run, filled in by the CLI
+    suspended: str = ""  # "suspended by alice at ...: why" while `driftgate suspend` holds its syncs
+    sync_window: str = ""  # why syncs are closed now by sync.windows, if they are
     pinned_to: str = ""  # the commit a pin holds it at ('' when it follows its ref)
     pinned_revision: str = ""
     pinned_by: str = ""
@@ -53,9 +59,21 @@ class StatusLine(BaseModel):
         return f"{self.pinned_to[:12]} by {self.pinned_by}" + (f": {self.pin_reason}" if self.pin_reason else "")
 
 
-def environment_status(environment: str, store: Store, *, head: str | None, head_error: str = "") -> StatusLine:
-    # An interrupted run and a skipped check (it stayed clear of a sync) found nothing.
-    runs = [r for r in store.history(environment, limit=50) if r.outcome not in (Outcome.INTERRUPTED, Outcome.SKIPPED)]
+def environment_status(
+    environment: str, store: Store, *, head: str | None, head_error: str = "", sync_windows: Sequence[SyncWindow] = ()
+) -> StatusLine:
+    line = _state(environment, store, head=head, head_error=head_error)
+    suspension = store.suspension(environment)
+    closed = windows.closed(list(sync_windows))
+    return line.model_copy(
+        update={"suspended": suspension.describe() if suspension else "", "sync_window": closed.reason if closed else ""}
+    )
+
+
+def _state(environment: str, store: Store, *, head: str | None, head_error: str) -> StatusLine:
+    # An interrupted run, a skipped one (it stayed clear) and a refused one found nothing.
+    found_nothing = (Outcome.INTERRUPTED, Outcome.SKIPPED, Outcome.REFUSED)
+    runs = [r for r in store.history(environment, limit=50) if r.outcome not in found_nothing]
     last_sync = next((r for r in runs if r.purpose.moves_environment), None)
     last_check = next((r for r in runs if not r.purpose.moves_environment), None)
     recorded = store.status(environment)

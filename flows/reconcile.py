@@ -1,11 +1,15 @@
 """reconcile: bring one environment to what Git says, as a DAG of tasks.
 
-    fetch -> render -> diff -> gate (pause for approval?) -> apply -> record
+    sync allowed? -> fetch -> render -> diff -> gate (pause for approval?) -> sync allowed? -> apply -> record
 
 Every run ends in the record, failed, rejected and no-op runs too: fetch,
 render and diff, and the record around the run, are the read-only pipeline
-(driftgate.pipeline) that the drift check and `driftgate plan` share. The flow's final state says how it ended: Completed (applied or
-in sync), Failed (with the stage and reason), or Cancelled named "Rejected".
+(driftgate.pipeline) that the drift check and `driftgate plan` share. A
+suspended environment or a closed sync window (driftgate.sync_guard) skips a
+scheduled or self-heal sync and refuses one a person asked for, before fetch
+and again right before apply. The flow's final state says how it ended:
+Completed (applied or in sync; "Skipped"), Failed (with the stage and reason;
+"Refused"), or Cancelled named "Rejected".
 Run by `driftgate sync`, by deployments, and by the tests.
 """
 
@@ -17,6 +21,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Completed, Failed, State
 
+from driftgate import savedplan, sync_guard
 from driftgate.config import ApprovalMode, Environment, load_config
 from driftgate.errors import ApplyFailed
 from driftgate.models import Outcome, Plan, RunPurpose
@@ -26,8 +31,9 @@ from driftgate.runlog import RunLog
 from driftgate.flows.approval import gate
 from driftgate.flows.links import name_this_run, this_run_url
 from driftgate.flows.locks import free_dead_runs, one_sync_at_a_time
-from driftgate.flows.requests import pinned_config, this_request
+from driftgate.flows.requests import RunRequest, pinned_config, this_request
 from driftgate.tasks import apply_changes
+from driftgate.tasks.guard import sync_allowed
 from driftgate.tasks.notify import notify
 from driftgate.tasks.pins import destination, pin_after
 from driftgate.tasks.stages import STAGES
@@ -45,7 +51,6 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
     (jitter). One sync per environment runs at a time (flows/locks.py); one that
     waits longer than the environment's ``sync.wait`` fails at stage queue.
     """
-    logger = get_run_logger()
     request = this_request()
     run = RunLog(
         environment,
@@ -65,29 +70,65 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
         if delay_seconds:
             time.sleep(delay_seconds)
         with one_sync_at_a_time(start, wait=env.sync.wait):
-            access = pipeline.access(env)
-            # Where to: the ref's head, a revision asked for, the pin, a rollback's or a promotion's commit.
-            going = destination(env, request)
-            going.note(run)
-            pipeline.aim = going.aim
-            bundle, run.plan = pipeline.plan(env, access)
-            name_this_run(request.purpose.value, environment, run.plan.revision)
+            verdict = may_sync(run, env, request)  # suspended, or a sync window closed: skipped or refused
+            if verdict is not None:
+                # Where to: the ref's head, a revision asked for, the pin, a rollback's or a promotion's commit.
+                going = destination(env, request)
+                converge(pipeline, env, request, verdict, going)
+    return _ended(pipeline, env, request, going)
 
-            def replan() -> Plan:
-                """fetch, render and diff again right before apply: an approval is for one exact plan."""
-                nonlocal bundle
-                bundle, fresh = pipeline.plan(env, access)
-                name_this_run(request.purpose.value, environment, fresh.revision)  # a new commit while it waited
-                return fresh
 
-            # A rollback is always gated: it undoes what someone approved or pushed.
-            gated = always_gated(env) if request.purpose == RunPurpose.ROLLBACK else env
-            run.plan, run.approval = gate(gated, run.plan, replan=replan, request=request)
-            if run.approval is not None and run.approval.approved:
-                try:
-                    run.result = apply_changes(env, bundle, access, run.plan)
-                except ApplyFailed as exc:  # the task is Failed; the record keeps every result
-                    run.result = exc.result
+def converge(pipeline: Pipeline, env: Environment, request: RunRequest, verdict: sync_guard.Verdict, going: Destination) -> None:
+    """plan -> gate -> apply, into the pipeline's run log."""
+    run = pipeline.run
+    access = pipeline.access(env)
+    going.note(run)
+    pipeline.aim = going.aim
+
+    def allowed(plan: Plan) -> Plan:
+        """Held to the saved plan (``sync --plan``: else refused); risky when passing a closed window."""
+        if request.saved_plan is not None:
+            savedplan.require(request.saved_plan, plan)
+        return sync_guard.mark_overridden(plan, verdict)
+
+    def replan() -> Plan:
+        """fetch, render and diff again right before apply: an approval is for one exact plan."""
+        nonlocal bundle
+        bundle, fresh = pipeline.plan(env, access)
+        name_this_run(request.purpose.value, env.name, fresh.revision)  # a new commit while it waited
+        return allowed(fresh)
+
+    bundle, run.plan = pipeline.plan(env, access)
+    name_this_run(request.purpose.value, env.name, run.plan.revision)
+    run.plan = allowed(run.plan)
+    # A rollback is always gated: it undoes what someone approved or pushed.
+    gated = always_gated(env) if request.purpose == RunPurpose.ROLLBACK else env
+    run.plan, run.approval = gate(gated, run.plan, replan=replan, request=request)
+    # Asked again: the environment may have been suspended, or a window closed, while it waited.
+    if run.approval is not None and run.approval.approved and may_sync(run, env, request) is not None:
+        try:
+            run.result = apply_changes(env, bundle, access, run.plan)
+        except ApplyFailed as exc:  # the task is Failed; the record keeps every result
+            run.result = exc.result
+
+
+def may_sync(run: RunLog, env: Environment, request: RunRequest) -> sync_guard.Verdict | None:
+    """The guard's verdict (driftgate.sync_guard) when the sync may go on; None when it
+    is skipped (a schedule or self-heal: nobody waits for it). A sync a person asked
+    for that may not run is refused: `SyncRefused` ends it, recorded as refused."""
+    verdict = sync_allowed(env, trigger=request.trigger.value, override_window=request.override_window)
+    if verdict.allowed:
+        return verdict
+    if verdict.skip:
+        run.skip(verdict.reason)
+        return None
+    raise sync_guard.refusal(verdict)
+
+
+def _ended(pipeline: Pipeline, env: Environment | None, request: RunRequest, going: Destination | None) -> State:
+    """Record the run (and the pin it leaves); its flow run's final state says how it ended."""
+    logger = get_run_logger()
+    environment = pipeline.run.environment
     record, record_id = pipeline.finish()
     if going is not None and going.pins:
         pin = pin_after(going, record, by=request.requested_by)  # held there until `driftgate unpin`
@@ -95,6 +136,11 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
             logger.info("%s is pinned to %s (%s)", environment, pin.commit[:12], pin.reason or "no reason given")
     summary = f"record #{record_id}: {record.outcome.value}"
     logger.info("%s at %s", summary, record.commit[:12] or "no commit")
+    if record.outcome == Outcome.SKIPPED:
+        return Completed(name="Skipped", message=f"{summary}: {record.reason}")
+    if record.outcome == Outcome.REFUSED:
+        logger.error("%s", record.reason)
+        return Failed(name="Refused", message=f"{summary}: {record.reason}")
     if record.outcome == Outcome.REJECTED:
         timed_out = " (timed out)" if record.approval and record.approval.timed_out else ""
         return Cancelled(name="Rejected", message=f"{summary}{timed_out}: {record.approval and record.approval.reason}")

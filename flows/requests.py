@@ -6,7 +6,8 @@ carry may name the requester, choose the trigger or approve a plan. Instead:
 
 - the CLI runs flows in its own process and hands them a `RunRequest`
   through a context variable (`requested`): trigger ``cli``, the CLI user,
-  and a pre-approval when ``--yes`` was given. No other process can set it.
+  a pre-approval when ``--yes`` was given, ``--override-window`` and the
+  saved plan of ``--plan``. No other process can set it.
 - a deployment run (``serve`` or a worker) is described by what the Prefect
   server itself recorded about the run: ``schedule`` when its scheduler
   created it, ``self-heal`` when a drift check started it, a promotion when
@@ -35,6 +36,7 @@ from prefect.runtime import deployment, flow_run
 from driftgate.errors import ConfigError
 from driftgate.models import RunPurpose, Trigger
 from driftgate.runlog import current_user
+from driftgate.savedplan import SavedPlan
 
 SCHEDULER = "prefect scheduler"
 UNKNOWN_ACTOR = "unknown (Prefect UI/API)"
@@ -64,7 +66,9 @@ class RunRequest:
 
     ``purpose``, ``revision`` and ``reason`` say where a sync goes when not to
     its ref's head (`driftgate.revisions`): ``sync --revision``, ``rollback
-    [--to]``, ``promote``; like the rest, they travel in this process only."""
+    [--to]``, ``promote``; ``override_window`` (CLI runs only) passes a closed
+    sync window; ``saved_plan`` is the plan the run may apply, and no other.
+    Like the rest, they travel in this process only."""
 
     trigger: Trigger
     requested_by: str
@@ -74,6 +78,8 @@ class RunRequest:
     purpose: RunPurpose = RunPurpose.SYNC
     revision: str | None = None
     reason: str = ""
+    override_window: bool = False
+    saved_plan: SavedPlan | None = None
 
 
 _request: ContextVar[RunRequest | None] = ContextVar("driftgate_run_request", default=None)
@@ -97,11 +103,14 @@ def cli_request(
     purpose: RunPurpose = RunPurpose.SYNC,
     revision: str | None = None,
     reason: str = "",
+    override_window: bool = False,
+    saved_plan: SavedPlan | None = None,
 ) -> RunRequest:
     """A run asked for from the command line, by its user (DRIFTGATE_USER or the login)."""
     return RunRequest(
         Trigger.CLI, current_user(), pre_approve=pre_approve, signing_key=signing_key, on_pause=on_pause,
         purpose=purpose, revision=revision, reason=reason,
+        override_window=override_window, saved_plan=saved_plan,
     )  # fmt: skip
 
 

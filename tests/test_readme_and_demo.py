@@ -34,7 +34,7 @@ def test_readme_config_examples_are_valid(tmp_path: Path) -> None:
 
 
 def test_readme_cli_lines_match_the_cli() -> None:
-    (cli_block,) = [b for b in blocks("sh") if "driftgate plan" in b]
+    (cli_block,) = [b for b in blocks("sh") if "driftgate plan ENV" in b]  # the CLI reference
     lines = [line.split("#")[0].split() for line in cli_block.splitlines() if line.startswith("driftgate ")]
     assert len(lines) >= 7
     for words in lines:

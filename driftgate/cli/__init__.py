@@ -14,6 +14,8 @@ Contracts other tools rely on (keep them):
   date, 1 any failing or unknown.
 - ``drift ENV... | --all``: one flow run checks them all; exit 0 all in sync
   (or skipped), 2 any drifted, 1 any unknown or failed.
+- ``suspend ENV --reason TEXT`` / ``resume ENV``: exit 0 done, 1 error (or
+  already suspended / not suspended).
 
 ``plan`` and ``history`` run the engine directly (no Prefect import), so they
 answer in a few seconds. ``sync``, ``approve``/``reject`` and ``blocks``
@@ -22,7 +24,8 @@ set, otherwise Prefect starts a temporary one (slow: 10-20 s).
 
 The modules, by job: `common` (the apps, consoles, exit codes, failing),
 `plan`, `envs` (the environments and where they came from), `drift` (the fleet's drift check), `runs` (sync and approvals), `wait`, `moves` (rollback, promote, unpin), `history` (history, show, audit),
-`operations` (serve, deployments, status, blocks, demo), `printing` (what the
+`operations` (serve, deployments, status, blocks, demo), `freeze` (suspend,
+resume), `printing` (what the
 commands print), `records` (opening the record), `prefect_env` (Prefect's
 settings, server, logs and blocks). The commands are registered below, in
 the order ``driftgate --help`` lists them.
@@ -30,7 +33,7 @@ the order ``driftgate --help`` lists them.
 
 from __future__ import annotations
 
-from driftgate.cli import drift, envs, history, moves, operations, plan, runs, wait
+from driftgate.cli import drift, envs, freeze, history, moves, operations, plan, runs, wait
 from driftgate.cli.common import app, audit_app, blocks_app, deployments_app
 
 app.command()(plan.plan)
@@ -49,6 +52,8 @@ app.command()(wait.wait)
 app.command()(operations.demo)
 app.command()(operations.serve)
 app.command()(operations.status)
+app.command()(freeze.suspend)
+app.command()(freeze.resume)
 blocks_app.command("register")(operations.blocks_register)
 audit_app.command("verify")(history.audit_verify)
 audit_app.command("export")(history.audit_export)

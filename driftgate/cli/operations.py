@@ -71,7 +71,8 @@ def status(
     config: Path | None = ConfigOption,
     output: str = OutputOption,
 ) -> None:
-    """One line per environment: last applied commit, Git's head, last check, in sync / drifted / out of date / failing.
+    """One line per environment: last applied commit, Git's head, last check, in sync / drifted / out of date / failing;
+    suspended, syncs closed by a window.
 
     Exit 0 when every environment shown is in sync, 2 when any is drifted or
     out of date, 1 when any is failing or unknown (for monitoring)."""
@@ -92,7 +93,7 @@ def status(
         except DriftgateError as exc:
             head_error = str(exc)
         with record_errors(output):
-            lines.append(environment_status(name, record, head=head, head_error=head_error))
+            lines.append(environment_status(name, record, head=head, head_error=head_error, sync_windows=env.sync.windows))
     if os.environ.get("PREFECT_API_URL"):  # paused approvals live in Prefect
         lines = [line.model_copy(update={"waiting_approval": paused_run(line.environment)}) for line in lines]
     if output == "json":

@@ -3,8 +3,9 @@ own stages, without Prefect, so it answers in a few seconds.
 
 Exit 0 in sync, 2 changes pending, 1 error; ``--output json`` holds
 environment, revision, plan_hash and changes. ``--revision`` plans another
-branch, tag or commit; a pinned environment is planned at its pin. Every plan, failed too, ends in
-the record.
+branch, tag or commit; a pinned environment is planned at its pin. ``--out
+FILE`` saves the plan for ``sync --plan FILE`` (driftgate.savedplan). Every
+plan, failed too, ends in the record.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from driftgate import retry, revisions, targets
+from driftgate import retry, revisions, savedplan, targets
 from driftgate.cli.common import EXIT_CHANGES, EXIT_OK, ConfigOption, OutputOption, check_output, err_console, fail
 from driftgate.cli.prefect_env import load_access
 from driftgate.cli.printing import plan_json, print_plan
 from driftgate.cli.records import record_errors, store
 from driftgate.config import load_config
 from driftgate.errors import ConfigError, TransientError
-from driftgate.models import RunPurpose, Trigger
+from driftgate.models import Plan, RunPurpose, Trigger
 from driftgate.pipeline import Pipeline, engine_stages
-from driftgate.runlog import RunLog
+from driftgate.runlog import RunLog, current_user, now
 
 
 def plan(
@@ -33,6 +34,9 @@ def plan(
     output: str = OutputOption,
     revision: str | None = typer.Option(
         None, "--revision", "-r", help="plan this branch, tag or commit instead of the ref (or the environment's pin)"
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="also save the plan to this file, for `driftgate sync ENV --plan FILE` (applies it only while it holds)"
     ),
 ) -> None:
     """Show what a sync would change (read-only). Exit 0 in sync, 2 changes pending, 1 error.
@@ -64,9 +68,20 @@ def plan(
         print(json.dumps(plan_json(result, ref=record.ref), indent=2))
     else:
         print_plan(result, targets.target_for(env), ref=record.ref)
+    if out is not None:
+        save_plan(result, out, ref=record.ref, output=output)
     raise typer.Exit(EXIT_OK if result.in_sync else EXIT_CHANGES)
 
 
 def say_retry(attempt: int, seconds: float, error: TransientError) -> None:
     """The one retry budget (driftgate.retry), said on stderr as it happens."""
     err_console.print(f"[yellow]attempt {attempt} of {retry.ATTEMPTS} failed, trying again in {seconds:.0f} s:[/] {escape(str(error))}")
+
+
+def save_plan(result: Plan, out: Path, *, ref: str, output: str) -> None:
+    """``--out``: the plan as `driftgate.savedplan` writes it (masked, as printed)."""
+    try:
+        out.write_text(savedplan.dump(result, ref=ref, saved_by=current_user(), saved_at=now()))
+    except OSError as exc:
+        fail(f"cannot save the plan to {out}: {exc.strerror or exc}", output=output)
+    err_console.print(f"saved plan {result.plan_hash[:12]} to {escape(str(out))}: driftgate sync {escape(result.environment)} --plan {escape(str(out))}")

@@ -29,6 +29,7 @@ OUTCOME_STYLE = {
     Outcome.REJECTED: "magenta",
     Outcome.FAILED: "red",
     Outcome.SKIPPED: "dim",
+    Outcome.REFUSED: "red",
 }
 
 
@@ -301,6 +302,6 @@ def print_status(lines: list[Any]) -> None:
             f"{line.last_sync_at:%Y-%m-%d %H:%M} {line.last_sync_outcome}" if line.last_sync_at else "-",
             f"{line.last_check_at:%Y-%m-%d %H:%M} {line.last_check_outcome}" if line.last_check_at else "-",
             "waiting" if line.waiting_approval else "-",
-            escape(line.reason),
+            escape("; ".join(why for why in (line.reason, line.suspended, line.sync_window and f"syncs closed: {line.sync_window}") if why)),
         )
     console.print(table)

@@ -15,11 +15,14 @@ from typing import NoReturn
 import typer
 from rich.markup import escape
 
+from driftgate import savedplan
 from driftgate.cli.common import EXIT_ERROR, EXIT_OK, ConfigOption, OutputOption, check_output, console, fail, validated_config_path
 from driftgate.cli.prefect_env import api_description, flow_run_url, prefect_defaults, prefect_server
 from driftgate.cli.printing import print_pause, print_paused_runs, print_run
 from driftgate.cli.records import record_of
+from driftgate.errors import ConfigError
 from driftgate.models import Outcome, RunPurpose
+from driftgate.savedplan import SavedPlan
 
 VerboseOption = typer.Option(
     False, "--verbose", "-v", help="also print the run's logs here, with the traceback of an unexpected error"
@@ -43,14 +46,21 @@ def sync(
         help="apply this branch, tag or commit instead of the ref (risky when not its head), and pin ENV to it",
     ),
     reason: str = typer.Option("", "--reason", help="with --revision: why; kept with the pin (driftgate status)"),
+    plan_file: Path | None = typer.Option(
+        None, "--plan", help="apply only this saved plan (driftgate plan ENV --out FILE): refused if the live plan differs"
+    ),
+    override_window: bool = typer.Option(
+        False, "--override-window", help="sync inside a closed sync window; the plan becomes risky (rule sync-window)"
+    ),
 ) -> None:
-    """Reconcile ENV now (fetch, render, diff, gate, apply, record). Exit 0 on success, 1 on failure or rejection.
+    """Reconcile ENV now (fetch, render, diff, gate, apply, record). Exit 0 on success, 1 on failure, rejection or refusal.
 
     A plan that needs approval pauses the run: sync says so (the run's page,
     who may decide, the deadline) and waits for the answer. With --revision,
     ENV stays pinned to that commit (schedules and self-heal keep it there)
     until `driftgate unpin ENV`. A failure is one line: the stage and the
-    reason. The run's logs (what it
+    reason; so is a refusal (a suspended environment, a closed sync window, a
+    saved plan that no longer holds). The run's logs (what it
     fetched, planned, applied; tracebacks of unexpected errors) are on its
     page in the Prefect UI, and here with --verbose."""
     if key is not None and not yes:
@@ -60,7 +70,10 @@ def sync(
     if reason and revision is None:
         fail("--reason says why ENV is pinned: give it with --revision")
     config_path = validated_config_path(config, environment)
-    request = Request(pre_approve=yes, signing_key=key.expanduser() if key else None, revision=revision, reason=reason)
+    request = Request(
+        pre_approve=yes, signing_key=key.expanduser() if key else None, revision=revision, reason=reason,
+        override_window=override_window, saved_plan=_saved_plan(plan_file, environment),
+    )  # fmt: skip
     run_reconcile(environment, config_path, request, verbose=verbose)
 
 
@@ -73,6 +86,8 @@ class Request:
     purpose: RunPurpose = RunPurpose.SYNC
     revision: str | None = None
     reason: str = ""
+    override_window: bool = False
+    saved_plan: SavedPlan | None = None
 
 
 def run_reconcile(environment: str, config_path: Path, asked: Request, *, verbose: bool, what: str = "reconcile") -> NoReturn:
@@ -94,6 +109,7 @@ def run_reconcile(environment: str, config_path: Path, asked: Request, *, verbos
         request = cli_request(
             pre_approve=asked.pre_approve, signing_key=asked.signing_key, on_pause=print_pause,
             purpose=asked.purpose, revision=asked.revision, reason=asked.reason,
+            override_window=asked.override_window, saved_plan=asked.saved_plan,
         )  # fmt: skip
         with requested(request), run_logs_in_terminal(verbose=verbose), tags(*run_tags(environment, asked.purpose.value)):
             state = reconcile(environment=environment, config=str(config_path), return_state=True)
@@ -101,11 +117,23 @@ def run_reconcile(environment: str, config_path: Path, asked: Request, *, verbos
     record = record_of(flow_run_id)
     if record is None:
         fail(f"the flow ended {state.type.value} without a record: {state.message}")
+    if record.outcome == Outcome.REFUSED:  # policy said no before anything changed: one line
+        fail(f"refused: {record.reason} (record #{record.id})")
     print_run(record)
     url = flow_run_url(flow_run_id)
     if url:
         console.print(f"[dim]Prefect UI: {url}[/]")
     raise typer.Exit(EXIT_OK if record.outcome in (Outcome.APPLIED, Outcome.IN_SYNC) else EXIT_ERROR)
+
+
+def _saved_plan(path: Path | None, environment: str) -> SavedPlan | None:
+    """``--plan FILE``, checked before anything starts: for this environment, and unaltered."""
+    if path is None:
+        return None
+    try:
+        return savedplan.load(path, environment=environment)
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def approvals(output: str = OutputOption) -> None:

@@ -12,7 +12,9 @@ ever appends:
 - ``drift_events`` and ``environment_status`` (`record_drift`, `record_status`,
   and from `record` itself): what drift was seen, and per environment the last
   attempted and last applied revision; ``environment_pins`` (`pin`, `unpin`):
-  an environment held at one commit. (The inventory of applied objects that
+  an environment held at one commit;
+- ``suspensions`` (`suspend`, `resume`): who suspended an environment's syncs
+  or resumed them, when and why. (The inventory of applied objects that
   prune works from is kept in the cluster, by `driftgate.kube`.)
 
 Every appended row is an entry of one hash chain per database (see
@@ -43,15 +45,26 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 
 from driftgate import audit, checkpoints, home, recordlock
-from driftgate.errors import DriftgateError, TransientError
+from driftgate.errors import DriftgateError, PermanentError, TransientError
 from driftgate.models import RunPurpose, RunRecord, RunStart, Stage
 from driftgate.secrets import Masker
 from driftgate.store import appends, queries
 from driftgate.store.engine import aware, open_engine
-from driftgate.store.records import DriftEvent, EnvironmentStatus, OpenRun, Pin, StoredRun, open_run
+from driftgate.store.records import DriftEvent, EnvironmentStatus, OpenRun, Pin, StoredRun, Suspension, open_run
 from driftgate.store.tables import CHAINED, RunRow
 
-__all__ = ["CHAINED", "DriftEvent", "EnvironmentStatus", "OpenRun", "Pin", "SQLModel", "Store", "StoredRun"]
+__all__ = [
+    "CHAINED", "AlreadySuspended", "DriftEvent", "EnvironmentStatus", "NotSuspended", "OpenRun", "Pin", "SQLModel",
+    "Store", "StoredRun", "Suspension",
+]  # fmt: skip
+
+
+class AlreadySuspended(PermanentError):
+    """`Store.suspend` of an environment that is suspended already."""
+
+
+class NotSuspended(PermanentError):
+    """`Store.resume` of an environment that is not suspended."""
 
 MOVING = tuple(p for p in RunPurpose if p.moves_environment)  # sync, rollback, promote
 _CHAIN_LOCK = 0x64726674  # PostgreSQL advisory lock key: one chain writer at a time
@@ -118,12 +131,39 @@ class Store:
         with self._writing(f"the unpin of {environment!r}") as conn:
             return appends.append_unpin(conn, environment, by=by, reason=reason)
 
+    def suspend(self, environment: str, *, reason: str, by: str) -> Suspension:
+        """Suspend ``environment``: no sync of it runs until it is resumed (drift checks go on).
+        Raises `AlreadySuspended` when it is suspended already."""
+        with self._writing(f"the suspension of {environment!r}") as conn:
+            current = queries.suspension(conn, environment)
+            if current is not None:
+                raise AlreadySuspended(f"environment {environment!r} is already {current.describe()}; resume it first")
+            appends.append_suspension(conn, environment, "suspend", reason, by)
+            suspended = queries.suspension(conn, environment)
+        assert suspended is not None
+        return suspended
+
+    def resume(self, environment: str, *, reason: str, by: str) -> Suspension:
+        """End the suspension of ``environment``; returns the suspension that ended.
+        Raises `NotSuspended` when it is not suspended."""
+        with self._writing(f"the resumption of {environment!r}") as conn:
+            current = queries.suspension(conn, environment)
+            if current is None:
+                raise NotSuspended(f"environment {environment!r} is not suspended: nothing to resume")
+            appends.append_suspension(conn, environment, "resume", reason, by)
+        return current
+
     # ------------------------------------------------------------ reading
 
     def pin_of(self, environment: str) -> Pin | None:
         """The pin ``environment`` is held by now (None: it follows its ref)."""
         with self._reading() as conn:
             return queries.pin(conn, environment)
+
+    def suspension(self, environment: str) -> Suspension | None:
+        """The suspension in force for ``environment``; None when it may sync."""
+        with self._reading() as conn:
+            return queries.suspension(conn, environment)
 
     def history(
         self,

@@ -19,7 +19,7 @@ from driftgate.models import Outcome, RunPurpose, RunRecord, RunStart
 from driftgate.store import queries
 from driftgate.store.engine import db_time
 from driftgate.store.records import DriftEvent, Pin, change_values, interrupted, origin_values
-from driftgate.store.tables import ChangeRow, DriftEventRow, EnvironmentStatusRow, PinRow, RunRow, RunStartRow
+from driftgate.store.tables import ChangeRow, DriftEventRow, EnvironmentStatusRow, PinRow, RunRow, RunStartRow, SuspensionRow
 
 
 def append(conn: Connection, model: type[SQLModel], values: dict[str, Any]) -> int:
@@ -69,7 +69,7 @@ def append_run(conn: Connection, run: RunRecord) -> int:
     pk = append(conn, RunRow, values)
     if changes:  # one executemany: 10,000 changes in well under a second
         conn.execute(insert(ChangeRow.__table__), [{**c, "run_pk": pk} for c in changes])
-    if run.purpose.moves_environment and run.commit and run.outcome != Outcome.INTERRUPTED:
+    if run.purpose.moves_environment and run.commit and run.outcome not in (Outcome.INTERRUPTED, Outcome.REFUSED):
         applied = run.commit if run.outcome in (Outcome.APPLIED, Outcome.IN_SYNC) else None
         append_status(conn, run.environment, values["run_id"], run.commit, run.outcome.value, applied)
     if run.purpose == RunPurpose.DRIFT and run.outcome == Outcome.DRIFT:
@@ -134,6 +134,18 @@ def append_unpin(conn: Connection, environment: str, *, by: str, reason: str) ->
     values = {"environment": environment, "recorded_at": now, "action": "unpin", "revision": "", "commit": "",
               "set_by": by, "reason": reason, "run_id": ""}  # fmt: skip
     return append(conn, PinRow, values)
+
+
+def append_suspension(conn: Connection, environment: str, action: str, reason: str, by: str) -> int:
+    """An environment suspended or resumed (``action``: suspend or resume)."""
+    values = {
+        "environment": environment,
+        "action": action,
+        "reason": reason,
+        "requested_by": by,
+        "recorded_at": db_time(datetime.now(timezone.utc)),
+    }
+    return append(conn, SuspensionRow, values)
 
 
 def mark_interrupted(conn: Connection, noticed_by: RunStart) -> list[int]:

@@ -14,8 +14,18 @@ from sqlmodel import SQLModel
 from driftgate import audit
 from driftgate.models import Outcome, RecordedChange, RunPurpose
 from driftgate.store.engine import aware, db_time
-from driftgate.store.records import DriftEvent, EnvironmentStatus, Pin, StoredRun, recorded_change, stored_run
-from driftgate.store.tables import CHAINED, ChangeRow, DriftEventRow, EnvironmentStatusRow, PinRow, RetiredColumnsRow, RunRow, RunStartRow
+from driftgate.store.records import DriftEvent, EnvironmentStatus, Pin, StoredRun, Suspension, recorded_change, stored_run
+from driftgate.store.tables import (
+    CHAINED,
+    ChangeRow,
+    DriftEventRow,
+    EnvironmentStatusRow,
+    PinRow,
+    RetiredColumnsRow,
+    RunRow,
+    RunStartRow,
+    SuspensionRow,
+)
 
 _PAGE = 500  # chained rows per query when walking the chain
 
@@ -139,6 +149,18 @@ def pin(conn: Connection, environment: str) -> Pin | None:
     if row is None or row["action"] != "pin":
         return None
     return Pin(**{**{k: row[k] for k in Pin.model_fields if k in row}, "recorded_at": aware(row["recorded_at"])})
+
+
+def suspension(conn: Connection, environment: str) -> Suspension | None:
+    """The suspension in force for ``environment``: its newest row, when that suspends it."""
+    table = SuspensionRow.__table__
+    query = select(table).where(table.c.environment == environment).order_by(table.c.seq.desc()).limit(1)
+    row = conn.execute(query).mappings().first()
+    if row is None or row["action"] != "suspend":
+        return None
+    return Suspension(
+        environment=environment, suspended_by=row["requested_by"], suspended_at=aware(row["recorded_at"]), reason=row["reason"]
+    )
 
 
 def drift_events(conn: Connection, environment: str | None, *, since: datetime | None, limit: int) -> list[DriftEvent]:

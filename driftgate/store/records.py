@@ -78,6 +78,19 @@ def origin_values(run: RunRecord) -> dict[str, Any] | None:
     return origin or None
 
 
+class Suspension(Frozen):
+    """An environment is suspended: by whom, since when, why (`Store.suspension`)."""
+
+    environment: str
+    suspended_by: str
+    suspended_at: datetime
+    reason: str
+
+    def describe(self) -> str:
+        """'suspended by alice at 2026-12-01 02:50 UTC: database migration'."""
+        return f"suspended by {self.suspended_by} at {self.suspended_at:%Y-%m-%d %H:%M} UTC: {self.reason}"
+
+
 def change_values(position: int, change: RecordedChange) -> dict[str, Any]:
     """One recorded change as a row of ``changes`` (without its run's key)."""
     dumped = change.model_dump(mode="json")

@@ -162,6 +162,23 @@ class PinRow(SQLModel, table=True):
     row_hash: str
 
 
+class SuspensionRow(SQLModel, table=True):
+    """An environment suspended (no sync of it runs) or resumed, by whom and why;
+    the newest row of an environment says whether it is suspended now."""
+
+    __tablename__ = "suspensions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(index=True)
+    environment: str = Field(index=True)
+    action: str  # suspend | resume
+    reason: str
+    requested_by: str
+    recorded_at: datetime = Field(sa_column=_time())
+    prev_hash: str
+    row_hash: str
+
+
 class RetiredColumnsRow(SQLModel, table=True):
     """Values of columns a migration dropped, for the rows written before: their
     hashes cover those values, so walking the chain puts them back into the
@@ -176,7 +193,7 @@ class RetiredColumnsRow(SQLModel, table=True):
     retired: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
-CHAINED: tuple[type[SQLModel], ...] = (RunRow, RunStartRow, DriftEventRow, EnvironmentStatusRow, PinRow)
+CHAINED: tuple[type[SQLModel], ...] = (RunRow, RunStartRow, DriftEventRow, EnvironmentStatusRow, PinRow, SuspensionRow)
 
 # The change columns of their own; a change's other fields go to ``extra``.
 CHANGE_COLUMNS = RecordedChange.COLUMNS
