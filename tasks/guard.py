@@ -9,10 +9,10 @@ from prefect import get_run_logger, task
 from driftgate import sync_guard
 from driftgate.config import Environment
 from driftgate.store import Store
-from driftgate.tasks.stages import _common  # the options every driftgate task takes
+from driftgate.tasks.stages import TASK_SETTINGS  # the options every driftgate task takes
 
 
-@task(name="sync allowed", **_common)
+@task(name="sync allowed", **TASK_SETTINGS)
 def sync_allowed(env: Environment, *, trigger: str, override_window: bool) -> sync_guard.Verdict:
     from driftgate.blocks import record_database_url
 

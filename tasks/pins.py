@@ -11,15 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from driftgate import revisions
 from driftgate.config import Environment
 from driftgate.models import RunRecord
 from driftgate.store import Store
 from driftgate.store.records import Pin
-
-_common: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
+from driftgate.tasks.stages import TASK_SETTINGS
 
 
 def _store() -> Store:
@@ -28,7 +26,7 @@ def _store() -> Store:
     return Store(record_database_url())
 
 
-@task(name="destination", **_common)
+@task(name="destination", **TASK_SETTINGS)
 def destination(env: Environment, request: Any) -> revisions.Destination:
     """The commit this run goes to: ``request`` is the run's `RunRequest` (purpose, revision, reason)."""
     return revisions.destination(
@@ -36,6 +34,6 @@ def destination(env: Environment, request: Any) -> revisions.Destination:
     )
 
 
-@task(name="pin", **_common)
+@task(name="pin", **TASK_SETTINGS)
 def pin_after(going: revisions.Destination, record: RunRecord, *, by: str) -> Pin | None:
     return revisions.pin_after(_store(), record, going, by=by)

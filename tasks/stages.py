@@ -29,7 +29,7 @@ logs.install()  # one ERROR line, no traceback, for an expected failure
 # No Prefect retries on any task: transient failures are retried once, in
 # driftgate.retry (fetch and diff below), never in a second layer on top.
 # Said explicitly: Prefect's default (PREFECT_TASKS_DEFAULT_RETRIES) may not be 0.
-_common: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
+TASK_SETTINGS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
 
 def _log_retries(stage: str) -> pipeline.OnRetry:
@@ -43,14 +43,14 @@ def _log_retries(stage: str) -> pipeline.OnRetry:
     return log_retry
 
 
-@task(name="credentials", **_common)
+@task(name="credentials", **TASK_SETTINGS)
 def load_access(env: Environment) -> Access:
     from driftgate.blocks import load_access as from_blocks
 
     return credentials.load_access(env, from_blocks=from_blocks)
 
 
-@task(name="fetch", **_common)
+@task(name="fetch", **TASK_SETTINGS)
 def fetch_source(env: Environment, access: Access, aim: Aim | None = None) -> Checkout:
     checkout = pipeline.fetch(env, access, aim, on_retry=_log_retries("fetch"))
     signed = f", signed by {checkout.signed_by}" if checkout.signed_by else ""
@@ -59,12 +59,12 @@ def fetch_source(env: Environment, access: Access, aim: Aim | None = None) -> Ch
     return checkout
 
 
-@task(name="render", **_common)
+@task(name="render", **TASK_SETTINGS)
 def render_bundle(env: Environment, checkout: Checkout, access: Access) -> Bundle:
     return pipeline.render(env, checkout, access)
 
 
-@task(name="diff", **_common)
+@task(name="diff", **TASK_SETTINGS)
 def diff_live(env: Environment, bundle: Bundle, access: Access, off_ref: str = "") -> Plan:
     plan = pipeline.diff(env, bundle, access, off_ref, on_retry=_log_retries("diff"), applied=_last_applied_revision)
     get_run_logger().info("plan %s at %s: %s", plan.plan_hash[:12], plan.revision[:12], report.plan_summary(plan))
@@ -89,7 +89,7 @@ def _last_applied_revision(environment: str) -> str:
     return Store(record_database_url()).last_applied_revision(environment)
 
 
-@task(name="approval signers", **_common)
+@task(name="approval signers", **TASK_SETTINGS)
 def load_approval_signers(env: Environment, commit: str) -> tuple[str, str]:
     """Who may sign approvals (allowed_signers text) and where that came from:
     the environment's block, or the file in its repository at ``commit``."""
@@ -107,7 +107,7 @@ def load_approval_signers(env: Environment, commit: str) -> tuple[str, str]:
     return text, source
 
 
-@task(name="gate", **_common)
+@task(name="gate", **TASK_SETTINGS)
 def decide_gate(env: Environment, plan: Plan) -> bool:
     """Whether this plan must wait for a person; the pause itself is in the flow."""
     needed = policy.needs_approval(plan, env.approval)
@@ -116,7 +116,7 @@ def decide_gate(env: Environment, plan: Plan) -> bool:
 
 
 # No retries: applying again is not what was approved; a new run re-plans instead.
-@task(name="apply", **_common)
+@task(name="apply", **TASK_SETTINGS)
 def apply_changes(env: Environment, bundle: Bundle, access: Access, plan: Plan) -> ApplyResult:
     """The applied result. Raises `ApplyFailed` (holding the whole result, for the
     record) when a host or object failed, so the task ends Failed in the UI."""
@@ -128,7 +128,7 @@ def apply_changes(env: Environment, bundle: Bundle, access: Access, plan: Plan) 
 
 
 # The record tasks are not retried: the store itself waits for a locked database.
-@task(name="record start", **_common)
+@task(name="record start", **TASK_SETTINGS)
 def record_start(start: RunStart) -> list[int]:
     """The run's first entry in the record; marks earlier runs of the
     environment that died mid-way as interrupted (returns their record ids)."""
@@ -137,7 +137,7 @@ def record_start(start: RunStart) -> list[int]:
     return Store(record_database_url()).start_run(start)
 
 
-@task(name="record", **_common)
+@task(name="record", **TASK_SETTINGS)
 def record_run(run: RunRecord) -> int:
     from driftgate.blocks import record_database_url
 

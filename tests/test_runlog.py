@@ -53,7 +53,7 @@ def test_an_object_finds_its_apply_and_health_steps() -> None:
 def test_a_runs_mode_follows_from_its_purpose() -> None:
     modes = {p: RunLog("prod", purpose=p, trigger="test", requested_by="bob").start().mode for p in RunPurpose}
     assert modes == {
-        RunPurpose.SYNC: RunMode.SYNC, RunPurpose.ROLLBACK: RunMode.SYNC,
+        RunPurpose.SYNC: RunMode.SYNC, RunPurpose.ROLLBACK: RunMode.SYNC, RunPurpose.PROMOTE: RunMode.SYNC,
         RunPurpose.DRIFT: RunMode.PLAN, RunPurpose.PLAN: RunMode.PLAN,
     }  # fmt: skip
     start = RunLog("prod", purpose=RunPurpose.DRIFT, trigger="test", requested_by="bob").start()
