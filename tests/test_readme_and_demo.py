@@ -108,7 +108,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         ("shop", "sync", "applied"),
         ("shop", "sync", "applied"),
         ("shop", "plan", "drift"),
-        ("demo", "sync", "applied"),  # the rollback
+        ("demo", "rollback", "applied"),  # history names the run's kind
         ("demo", "sync", "applied"),  # the bad commit
         ("demo", "sync", "applied"),
         ("demo", "plan", "drift"),
