@@ -19,7 +19,7 @@ def test_the_demo_says_its_kubernetes_steps_need_a_cluster_or_the_checkout(
         assert (kubeconfig, description) == (None, None)
     demo._kubernetes_steps({}, None, tmp_path)  # type: ignore[arg-type]  # returns before it needs the world
     out = " ".join(capsys.readouterr().out.split())
-    assert "6-8. Skipped: the Kubernetes steps need a cluster" in out
+    assert "8-10. Skipped: the Kubernetes steps need a cluster" in out
     assert "make demo` in a clone of the driftgate repository" in out
     assert not (tmp_path / "kubeconfig").exists()  # no API double was started
 
