@@ -360,10 +360,13 @@ def below():  # every live process under this one
             todo.append(child)
     return found
 def stop(*_):
+    kill_all_below()
+    os._exit(1)
+def kill_all_below():
     while True:  # a killed parent's children come to us (subreaper): look again
         pids = below()
         if not pids:
-            os._exit(1)
+            return
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -393,7 +396,11 @@ if os.getppid() == DRIFTGATE:
 if not alive():
     stop()
 threading.Thread(target=watch, daemon=True).start()
-sys.exit(subprocess.call([{playbook!r}, *sys.argv[1:]]))
+code = subprocess.call([{playbook!r}, *sys.argv[1:]])
+# The playbook may end first (its runner gone, a broken pipe) while a worker it
+# detached (setsid) still runs a module: nothing outlives this stand-in.
+kill_all_below()
+sys.exit(code)
 """
 
 
