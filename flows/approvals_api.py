@@ -212,3 +212,22 @@ def _refusal(run: PausedRun, approver: str) -> str | None:
     if run.deciders is not None and approver not in run.deciders:
         return f"{approver!r} may not decide runs of {run.environment!r} (approvers: {run.approvers})"
     return None
+
+
+def final_state(run_id: str, timeout: float | None, *, poll_seconds: float = 2.0) -> Any:
+    """The flow run's final Prefect state, or None when ``timeout`` seconds passed
+    first (`driftgate wait`). Raises `UnknownRun` when the server has no such run."""
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                state = client.read_flow_run(uuid.UUID(run_id)).state
+            except ObjectNotFound:
+                raise UnknownRun(f"no flow run {run_id}") from None
+            if state is not None and state.is_final():
+                return state
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(poll_seconds if deadline is None else max(0.0, min(poll_seconds, deadline - time.monotonic())))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from prefect import flow, get_run_logger, tags
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
@@ -28,7 +28,6 @@ from driftgate.config import Config, Environment, load_config
 from driftgate.models import Outcome, Plan, RunPurpose, Trigger
 from driftgate.pipeline import Pipeline
 from driftgate.runlog import RunLog
-from driftgate.schedule import run_tags
 from driftgate.flows.links import name_this_run, this_run_url
 from driftgate.flows.requests import RunRequest, pinned_config, requested, this_request
 from driftgate.flows.locks import free_dead_runs, sync_in_progress
@@ -136,7 +135,7 @@ def start_sync(environment: str, config: str | None) -> str:
     except ObjectNotFound:
         from driftgate.flows.reconcile import reconcile
 
-        with requested(RunRequest(Trigger.SELF_HEAL, f"self-heal (drift check {flow_run.id})")), tags(*run_tags(environment, "sync")):
+        with requested(RunRequest(Trigger.SELF_HEAL, f"self-heal (drift check {flow_run.id})"), environment=environment):
             state = reconcile(environment=environment, config=config, return_state=True)
         return f"{state.state_details.flow_run_id} (subflow, {state.name})"
 

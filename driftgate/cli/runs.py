@@ -102,16 +102,12 @@ def run_reconcile(environment: str, config_path: Path, asked: Request, *, verbos
 
         # Trigger, requester, pre-approval and where to go travel in this process only,
         # never as flow parameters (which anyone reaching the Prefect API could set).
-        from prefect import tags
-
-        from driftgate.schedule import run_tags
-
         request = cli_request(
             pre_approve=asked.pre_approve, signing_key=asked.signing_key, on_pause=print_pause,
             purpose=asked.purpose, revision=asked.revision, reason=asked.reason,
             override_window=asked.override_window, saved_plan=asked.saved_plan,
         )  # fmt: skip
-        with requested(request), run_logs_in_terminal(verbose=verbose), tags(*run_tags(environment, asked.purpose.value)):
+        with requested(request, environment=environment), run_logs_in_terminal(verbose=verbose):
             state = reconcile(environment=environment, config=str(config_path), return_state=True)
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     record = record_of(flow_run_id)

@@ -8,7 +8,6 @@ state and the record for how it ended; imports Prefect lazily.
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import typer
@@ -63,21 +62,12 @@ def _run_id(ref: str) -> str:
 
 def _final_state(run_id: str, timeout: float | None):  # noqa: ANN202 - a Prefect State, imported lazily
     """The run's final state, or None when ``timeout`` seconds passed first."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
+    from driftgate.flows.approvals_api import UnknownRun, final_state
 
-    deadline = None if timeout is None else time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while True:
-            try:
-                state = client.read_flow_run(uuid.UUID(run_id)).state
-            except ObjectNotFound:
-                fail(f"no flow run {run_id} on {_server()} (see `driftgate history` or the Prefect UI)")
-            if state is not None and state.is_final():
-                return state
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
-            time.sleep(POLL_SECONDS if deadline is None else max(0.0, min(POLL_SECONDS, deadline - time.monotonic())))
+    try:
+        return final_state(run_id, timeout, poll_seconds=POLL_SECONDS)
+    except UnknownRun:
+        fail(f"no flow run {run_id} on {_server()} (see `driftgate history` or the Prefect UI)")
 
 
 def _server() -> str:

@@ -123,11 +123,16 @@ def unfinished(conn: Connection, environment: str) -> Sequence[Any]:
     return conn.execute(query).all()
 
 
-def latest_status(conn: Connection, environment: str) -> Any:
-    """The newest ``environment_status`` row of ``environment`` (None if there is none)."""
-    table = EnvironmentStatusRow.__table__
+def newest_row(conn: Connection, model: type[SQLModel], environment: str) -> Any:
+    """The newest row (by seq) of a chained table for ``environment`` (None if there is none)."""
+    table = model.__table__
     query = select(table).where(table.c.environment == environment).order_by(table.c.seq.desc()).limit(1)
     return conn.execute(query).mappings().first()
+
+
+def latest_status(conn: Connection, environment: str) -> Any:
+    """The newest ``environment_status`` row of ``environment`` (None if there is none)."""
+    return newest_row(conn, EnvironmentStatusRow, environment)
 
 
 def status(conn: Connection, environment: str) -> EnvironmentStatus | None:
@@ -143,9 +148,7 @@ def status(conn: Connection, environment: str) -> EnvironmentStatus | None:
 
 def pin(conn: Connection, environment: str) -> Pin | None:
     """The pin ``environment`` is held by now: its newest pin row, unless that is an unpin."""
-    table = PinRow.__table__
-    query = select(table).where(table.c.environment == environment).order_by(table.c.seq.desc()).limit(1)
-    row = conn.execute(query).mappings().first()
+    row = newest_row(conn, PinRow, environment)
     if row is None or row["action"] != "pin":
         return None
     return Pin(**{**{k: row[k] for k in Pin.model_fields if k in row}, "recorded_at": aware(row["recorded_at"])})
@@ -153,9 +156,7 @@ def pin(conn: Connection, environment: str) -> Pin | None:
 
 def suspension(conn: Connection, environment: str) -> Suspension | None:
     """The suspension in force for ``environment``: its newest row, when that suspends it."""
-    table = SuspensionRow.__table__
-    query = select(table).where(table.c.environment == environment).order_by(table.c.seq.desc()).limit(1)
-    row = conn.execute(query).mappings().first()
+    row = newest_row(conn, SuspensionRow, environment)
     if row is None or row["action"] != "suspend":
         return None
     return Suspension(
