@@ -37,14 +37,18 @@ class SavedPlan(Frozen):
     ref: str = ""
     saved_at: datetime | None = None
     saved_by: str = ""
+    pinned: bool = False  # planned with --revision: applied at its commit, not at the ref's head
 
 
-def dump(plan: Plan, *, ref: str, saved_by: str, saved_at: datetime) -> str:
-    """The file's text: ``plan --output json``'s fields, and what the file is."""
+def dump(plan: Plan, *, ref: str, saved_by: str, saved_at: datetime, pinned: bool = False) -> str:
+    """The file's text: ``plan --output json``'s fields, and what the file is.
+    ``pinned``: planned at a revision asked for (``plan --revision``), so
+    ``sync --plan`` goes to that commit as ``sync --revision`` would."""
     body = {
         "format": FORMAT,
         "environment": plan.environment,
         "revision": plan.revision,
+        "pinned": pinned,
         "ref": ref,
         "plan_hash": plan.plan_hash,
         "saved_at": saved_at.isoformat(timespec="seconds"),
@@ -93,7 +97,10 @@ def load(path: Path, *, environment: str) -> SavedPlan:
             f"{where} was altered after it was saved: its changes hash to {plan.plan_hash[:12]}, "
             f"not to its plan_hash {str(data.get('plan_hash'))[:12]}; nothing was run: save the plan again"
         )
-    return SavedPlan(path=str(path), plan=plan, ref=str(data.get("ref", "")), saved_at=saved_at, saved_by=str(data.get("saved_by", "")))
+    return SavedPlan(
+        path=str(path), plan=plan, ref=str(data.get("ref", "")), saved_at=saved_at,
+        saved_by=str(data.get("saved_by", "")), pinned=data.get("pinned") is True,
+    )  # fmt: skip
 
 
 def require(saved: SavedPlan, live: Plan) -> None:

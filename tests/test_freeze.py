@@ -78,6 +78,16 @@ def test_a_saved_plan_is_applied_while_it_holds_and_refused_after_a_new_commit(w
     assert record.outcome == Outcome.REFUSED and record.commit == commit and record.failed_stage.value == "gate"
     assert world.config_line.read_text() == "max_connections = 5\n" and not (world.host_root / "app/NOTE").exists()
 
+    # A plan saved at a revision off the ref's head is applied at that commit, not at the head.
+    pinned = tmp_path / "pinned.plan.json"
+    planned = invoke_cli("plan", "demo", "--config", str(world.config), "--revision", body["revision"], "--out", str(pinned))
+    assert planned.returncode == 2 and json.loads(pinned.read_text())["pinned"] is True, planned.stderr
+    applied = sync_cli(world, prefect_api, "--plan", str(pinned), "--yes")  # pinned-revision is risky: approved in advance
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    record = last_sync()
+    assert record.outcome == Outcome.APPLIED and record.commit == body["revision"] and "pinned-revision" in record.changes[0].rules
+    assert world.config_line.read_text() == "max_connections = 100\n" and Store().pin_of("demo").commit == body["revision"]
+
 
 @pytest.mark.usefixtures("prefect_api")
 def test_a_suspended_environment_is_checked_but_never_synced(synced_world: DemoWorld, prefect_api: str) -> None:

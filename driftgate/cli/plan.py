@@ -69,7 +69,7 @@ def plan(
     else:
         print_plan(result, targets.target_for(env), ref=record.ref)
     if out is not None:
-        save_plan(result, out, ref=record.ref, output=output)
+        save_plan(result, out, ref=record.ref, output=output, pinned=revision is not None)
     raise typer.Exit(EXIT_OK if result.in_sync else EXIT_CHANGES)
 
 
@@ -78,10 +78,10 @@ def say_retry(attempt: int, seconds: float, error: TransientError) -> None:
     err_console.print(f"[yellow]attempt {attempt} of {retry.ATTEMPTS} failed, trying again in {seconds:.0f} s:[/] {escape(str(error))}")
 
 
-def save_plan(result: Plan, out: Path, *, ref: str, output: str) -> None:
+def save_plan(result: Plan, out: Path, *, ref: str, output: str, pinned: bool) -> None:
     """``--out``: the plan as `driftgate.savedplan` writes it (masked, as printed)."""
     try:
-        out.write_text(savedplan.dump(result, ref=ref, saved_by=current_user(), saved_at=now()))
+        out.write_text(savedplan.dump(result, ref=ref, saved_by=current_user(), saved_at=now(), pinned=pinned))
     except OSError as exc:
         fail(f"cannot save the plan to {out}: {exc.strerror or exc}", output=output)
     err_console.print(f"saved plan {result.plan_hash[:12]} to {escape(str(out))}: driftgate sync {escape(result.environment)} --plan {escape(str(out))}")

@@ -67,12 +67,15 @@ def sync(
         fail("--key signs a pre-approval: give it with --yes (to answer a paused run: driftgate approve RUN --key)")
     if key is not None and not key.expanduser().is_file():
         fail(f"--key {key}: no such key file (an SSH private key, or the .pub of a key in ssh-agent)")
-    if reason and revision is None:
-        fail("--reason says why ENV is pinned: give it with --revision")
     config_path = validated_config_path(config, environment)
+    saved = _saved_plan(plan_file, environment)
+    if saved is not None and saved.pinned and revision is None:
+        revision = saved.plan.revision  # planned with --revision: applied at that very commit
+    if reason and revision is None:
+        fail("--reason says why ENV is pinned: give it with --revision (or --plan FILE of a plan made with --revision)")
     request = Request(
         pre_approve=yes, signing_key=key.expanduser() if key else None, revision=revision, reason=reason,
-        override_window=override_window, saved_plan=_saved_plan(plan_file, environment),
+        override_window=override_window, saved_plan=saved,
     )  # fmt: skip
     run_reconcile(environment, config_path, request, verbose=verbose)
 
