@@ -92,7 +92,9 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
 
     - the Run form's parameters cannot pre-approve, name a requester or swap driftgate.yaml;
     - a run started from the API is `manual` by "unknown (Prefect UI/API)", never the serving OS user;
-    - a scheduled drift check is `schedule`, and the sync it starts to self-heal is `self-heal`.
+    - a scheduled drift check is `schedule`, and the sync it starts to self-heal is `self-heal`;
+    - a scheduled sync of a suspended environment, and of one inside a deny window, is skipped;
+    - the promote-ENV deployment, started from the API, promotes what staging ran healthy.
     Then SIGTERM stops serving cleanly.
     """
     import os
@@ -116,7 +118,18 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
     demo["drift"] = {"schedule": {"interval": "10s", "jitter": "0s"}}
     # The same, unscheduled, healing itself: its drift check is started from the API below.
     data["environments"]["heal"] = {**demo, "drift": {"self_heal": "sync"}}
+    # Scheduled syncs every 10 s that must be skipped: one suspended (below), one inside a deny window.
+    every_10s = {"schedule": {"interval": "10s", "jitter": "0s"}}
+    data["environments"]["frozen"] = {**demo, "drift": {}, "sync": every_10s}
+    deny_always = [{"kind": "deny", "schedule": "* * * * *", "duration": "1h", "name": "incident"}]
+    data["environments"]["closed"] = {**demo, "drift": {}, "sync": {**every_10s, "windows": deny_always}}
+    # staging -> prod, each on a host folder of its own; prod takes what staging ran healthy.
+    for name in ("stage", "prod"):
+        vars_ = {"demo_root": str(world.host_root / name), "environment_name": name}
+        data["environments"][name] = {**demo, "drift": {}, "target": {**demo["target"], "vars": vars_}, "approval": {"mode": "never"}}
+    data["environments"]["prod"]["promote_from"] = {"environment": "stage", "after": "1ms"}
     world.config.write_text(yaml.safe_dump(data))
+    assert invoke_cli("suspend", "frozen", "--reason", "incident 42", "--config", str(world.config)).returncode == 0
     lax = tmp_path / "lax.yaml"  # what an attacker would like the run to use
     lax.write_text(yaml.safe_dump({"environments": {"demo": {**demo, "approval": {"mode": "never"}}}}))
 
@@ -149,6 +162,15 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
                 client.pause_deployment(client.read_deployment_by_name("drift-check/drift-demo").id)
             # (skipped, not drift, if a sync of demo held its slot)
             assert checks[-1].requested_by == SCHEDULER and checks[-1].outcome.value in ("drift", "skipped")
+            staged = run_deployment("reconcile/sync-stage", timeout=0)  # runs meanwhile; promoted from below
+            # 0b. The scheduled syncs of the suspended environment and of the one in a deny window: skipped.
+            for name, why in (("frozen", "suspended by"), ("closed", "inside deny window 'incident'")):
+                (skipped, *_) = wait_for(lambda: Store().history(name, limit=5), f"a scheduled sync of {name} recorded")
+                with get_client(sync_client=True) as client:
+                    client.pause_deployment(client.read_deployment_by_name(f"reconcile/sync-{name}").id)
+                assert (skipped.trigger, skipped.purpose, skipped.outcome.value) == ("schedule", RunPurpose.SYNC, "skipped")
+                assert why in skipped.reason, skipped.reason
+            assert not (world.host_root / "app").exists()
             # 1. The Run form's old pre-approval parameters are not parameters any more: refused.
             forged = subprocess.run(
                 [str(Path(DRIFTGATE).with_name("prefect")), "deployment", "run", "reconcile/sync-demo",
@@ -177,6 +199,15 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
             assert healing[0].requested_by == f"self-heal (drift check {check.id})"
             assert healing[0].outcome.value == "rejected"  # the gate still applies to self-heal
             assert not world.config_line.exists()  # and nothing ever reached the host
+            # 5. A promotion started from the API (the promote-prod deployment's Run button).
+            applied = wait_for(lambda: [r for r in Store().history("stage", limit=5) if r.outcome.value == "applied"], "stage applied")
+            assert applied[0].flow_run_id == str(staged.id)
+            promotion = run_deployment("promote/promote-prod", timeout=0)
+            (promoted, *_) = wait_for(lambda: Store().history("prod", limit=5), "the promotion of prod recorded")
+            assert (promoted.purpose, promoted.outcome.value, promoted.commit) == (RunPurpose.PROMOTE, "applied", applied[0].commit)
+            assert promoted.promoted_from == f"stage run {applied[0].run_id}"
+            assert promoted.requested_by == f"{UNKNOWN_ACTOR}, promotion run {promotion.id}"
+            assert (world.host_root / "prod/app/app.conf").read_text() == "max_connections = 100\n"
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=60)
