@@ -13,6 +13,7 @@ approver itself. Called by the CLI (driftgate/cli.py) and the tests.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -71,8 +72,9 @@ class PausedRun:
         )  # fmt: skip
 
 
-def paused_runs() -> list[PausedRun]:
-    """Every paused reconcile run, oldest first."""
+def paused_runs(client: Any = None) -> list[PausedRun]:
+    """Every paused reconcile run, oldest first. ``client``: a sync Prefect client to
+    reuse (a caller that polls, such as a watching thread); else one for this call."""
     from prefect.client.schemas.filters import (
         FlowFilter,
         FlowFilterName,
@@ -83,22 +85,33 @@ def paused_runs() -> list[PausedRun]:
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["reconcile"])),
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-            ),
-            sort=FlowRunSort.START_TIME_ASC,
-        )
-    return [_paused_run(run) for run in runs]
+    if client is None:
+        with get_client(sync_client=True) as client:
+            return paused_runs(client)
+    runs = client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=["reconcile"])),
+        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
+        sort=FlowRunSort.START_TIME_ASC,
+    )
+    return [_paused_run(client, run) for run in runs]
 
 
-def _paused_run(run: Any) -> PausedRun:
-    from prefect.input import read_flow_run_input
+def _run_input(client: Any, run_id: uuid.UUID, key: str) -> Any:
+    """A flow run input's value, None when there is none: `prefect.input.read_flow_run_input`
+    on a client we already hold (each new client costs a TLS context, ~40 ms of CPU)."""
+    from prefect.exceptions import PrefectHTTPStatusError
 
+    try:
+        return json.loads(client.read_flow_run_input(flow_run_id=run_id, key=key))
+    except PrefectHTTPStatusError as exc:
+        if exc.response.status_code == 404:
+            return None
+        raise
+
+
+def _paused_run(client: Any, run: Any) -> PausedRun:
     pause_key = str(run.state.state_details.pause_key or "") if run.state else ""
-    info = read_flow_run_input(INFO_PREFIX + pause_key, flow_run_id=run.id) if pause_key else None
+    info = _run_input(client, run.id, INFO_PREFIX + pause_key) if pause_key else None
     known = {k: v for k, v in (info or {}).items() if k in PausedRun.__dataclass_fields__}
     known.setdefault("environment", run.parameters.get("environment", run.name))
     return PausedRun(
@@ -137,12 +150,12 @@ def _paused_run_by_id(run_id: uuid.UUID) -> PausedRun:
         except ObjectNotFound:
             raise UnknownRun(f"no flow run {run_id} on this Prefect server (driftgate approvals lists paused runs)") from None
         flow = client.read_flow(run.flow_id)
-    if flow.name != "reconcile":
-        raise UnknownRun(f"flow run {run_id} is a run of {flow.name!r}, not a driftgate reconcile run")
-    if not (run.state and run.state.is_paused()):
-        state = run.state.name if run.state else "unknown"
-        raise NotPaused(f"run {run_id} ({run.parameters.get('environment', run.name)}) is {state}: it is not waiting for approval")
-    return _paused_run(run)
+        if flow.name != "reconcile":
+            raise UnknownRun(f"flow run {run_id} is a run of {flow.name!r}, not a driftgate reconcile run")
+        if not (run.state and run.state.is_paused()):
+            state = run.state.name if run.state else "unknown"
+            raise NotPaused(f"run {run_id} ({run.parameters.get('environment', run.name)}) is {state}: it is not waiting for approval")
+        return _paused_run(client, run)
 
 
 def answer_run(run: PausedRun, *, decision: str, approver: str, reason: str, signature: str = "") -> None:
@@ -192,16 +205,15 @@ def await_verdict(run: PausedRun, *, timeout: float = 60) -> None:
     """Wait until the flow has checked the answer to ``run``'s pause: return if
     it was taken, raise ApproverRefused (the run stays paused) with the flow's
     one-line reason if not. Only the flow can check a signature."""
-    from prefect.input import read_flow_run_input
-
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        verdict = read_flow_run_input(f"{VERDICT_PREFIX}{run.pause_key}", flow_run_id=uuid.UUID(run.id))
-        if verdict is not None:
-            if verdict.get("accepted"):
-                return
-            raise ApproverRefused(f"run {run.id} of {run.environment!r} refused the answer: {verdict.get('refusal')}; it stays paused")
-        time.sleep(0.3)
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            verdict = _run_input(client, uuid.UUID(run.id), f"{VERDICT_PREFIX}{run.pause_key}")
+            if verdict is not None:
+                if verdict.get("accepted"):
+                    return
+                raise ApproverRefused(f"run {run.id} of {run.environment!r} refused the answer: {verdict.get('refusal')}; it stays paused")
+            time.sleep(0.3)
     raise NotPaused(f"run {run.id} of {run.environment!r} has not checked the answer within {timeout:.0f} s: see `driftgate approvals`")
 
 

@@ -260,15 +260,18 @@ def approver(act: Callable[[Any], None], *, pauses: int = 1) -> Iterator[list[An
     errors: list[BaseException] = []
 
     def watch() -> None:
+        from prefect.client.orchestration import get_client
+
         try:
             deadline = time.monotonic() + 90
-            while len(seen) < pauses and time.monotonic() < deadline:
-                fresh = [r for r in paused_runs() if r.pause_key not in {s.pause_key for s in seen}]
-                if not fresh:
-                    time.sleep(0.2)
-                    continue
-                seen.append(fresh[0])
-                act(fresh[0])
+            with get_client(sync_client=True) as client:  # one client for every poll: each new one costs a TLS context
+                while len(seen) < pauses and time.monotonic() < deadline:
+                    fresh = [r for r in paused_runs(client) if r.pause_key not in {s.pause_key for s in seen}]
+                    if not fresh:
+                        time.sleep(0.2)
+                        continue
+                    seen.append(fresh[0])
+                    act(fresh[0])
         except BaseException as exc:  # noqa: BLE001 - reported to the test below
             errors.append(exc)
 
