@@ -97,13 +97,21 @@ def test_empty_inventory_fails_at_render_nothing_applied(world: DemoWorld) -> No
     assert not world.config_line.exists()
 
 
-def _task_run_counts(flow_run_id: str) -> dict[str, int]:
+def _task_run_counts(flow_run_id: str, *, expect: str = "fetch") -> dict[str, int]:
+    """How often each task of the run ran, by task name, once ``expect`` is final on the server:
+    the server records task-run states from events, after the flow has returned."""
+    import time
+
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    deadline = time.monotonic() + 60
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    return {run.name.rsplit("-", 1)[0]: run.run_count for run in runs}
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            if any(r.name.rsplit("-", 1)[0] == expect and r.state and r.state.is_final() for r in runs) or time.monotonic() > deadline:
+                return {run.name.rsplit("-", 1)[0]: run.run_count for run in runs}
+            time.sleep(0.2)
 
 
 def test_transient_failures_are_retried_permanent_ones_are_not(world: DemoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
