@@ -31,6 +31,7 @@ from pathlib import Path
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
 from prefect.runtime import deployment, flow_run
 
 from driftgate.errors import ConfigError
@@ -120,9 +121,21 @@ def cli_request(
     )  # fmt: skip
 
 
+def in_deployment_run() -> bool:
+    """Whether the current flow run is a deployment's run, or a subflow of one.
+
+    A top-level run's own record says so; Prefect's ``runtime.deployment.id``
+    would ask the server for the run again on each use outside a deployment."""
+    context = FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    if run is not None and run.parent_task_run_id is None:
+        return run.deployment_id is not None
+    return deployment.id is not None  # a subflow runs under its parent's deployment, which Prefect tracks
+
+
 def this_request() -> RunRequest:
     """Who asked for the current flow run (call inside a flow)."""
-    if deployment.id is None:
+    if not in_deployment_run():
         # Run in this process: by the CLI, a self-heal subflow, or Python code calling the flow.
         return _request.get() or RunRequest(Trigger.MANUAL, current_user())
     # A deployment run: a context variable of this process says nothing about
@@ -153,7 +166,7 @@ def pinned_config(config: str | None, *, environment: str) -> str | None:
     the approval policy, so it is refused.
     """
     pinned = os.environ.get("DRIFTGATE_CONFIG")
-    if deployment.id is None or not pinned:
+    if not pinned or not in_deployment_run():
         return config
     if config is not None and Path(config).resolve() != Path(pinned).resolve():
         raise ConfigError(
