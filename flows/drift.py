@@ -135,7 +135,7 @@ def start_sync(environment: str, config: str | None) -> str:
     except ObjectNotFound:
         from driftgate.flows.reconcile import reconcile
 
-        with requested(RunRequest(Trigger.SELF_HEAL, f"self-heal (drift check {flow_run.id})"), environment=environment):
+        with requested(RunRequest(Trigger.SELF_HEAL, f"self-heal (drift check {flow_run.id})")):
             state = reconcile(environment=environment, config=config, return_state=True)
         return f"{state.state_details.flow_run_id} (subflow, {state.name})"
 

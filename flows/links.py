@@ -3,7 +3,9 @@ and the run's name there.
 
 `prefect.runtime.flow_run.ui_url` points at /flow-runs/flow-run/ID, a page
 the UI does not have; `url_for` builds the UI's own /runs/flow-run/ID.
-`name_this_run` renames a run once its commit is known: `sync web@d5ae9cb`.
+`name_this_run` renames a run once its commit is known: `sync web@d5ae9cb`;
+`tag_this_run` gives a run started outside a deployment the tags a
+deployment's run carries.
 """
 
 from __future__ import annotations
@@ -33,3 +35,27 @@ def name_this_run(purpose: str, environment: str, commit: str) -> None:
             client.update_flow_run(UUID(flow_run.id), name=name)
     except Exception as exc:  # noqa: BLE001 - e.g. the API briefly unreachable: the run must not fail for its name
         get_run_logger().warning("could not name the run %r: %s", name, exc)
+
+
+def tag_this_run(tags: list[str]) -> None:
+    """Add ``tags`` to the current flow run where it lacks them (a run of the CLI, a
+    self-heal or promotion subflow; a deployment's run has them already: no call).
+
+    On the flow run alone: inside Prefect's ``tags()`` context every task run would
+    carry them too, and a tagged task run asks the server for tag concurrency
+    slots, two more API calls per task. Tags are for people: a refusal is logged."""
+    from prefect import get_run_logger
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    have = list(context.flow_run.tags or [])
+    missing = [tag for tag in tags if tag not in have]
+    if not missing:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(context.flow_run.id, tags=have + missing)
+    except Exception as exc:  # noqa: BLE001 - e.g. the API briefly unreachable: the run must not fail for its tags
+        get_run_logger().warning("could not tag the run with %s: %s", missing, exc)

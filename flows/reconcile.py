@@ -28,8 +28,9 @@ from driftgate.models import Outcome, Plan, RunPurpose
 from driftgate.pipeline import Pipeline
 from driftgate.revisions import Destination
 from driftgate.runlog import RunLog
+from driftgate.schedule import run_tags
 from driftgate.flows.approval import gate
-from driftgate.flows.links import name_this_run, this_run_url
+from driftgate.flows.links import name_this_run, tag_this_run, this_run_url
 from driftgate.flows.locks import free_dead_runs, one_sync_at_a_time
 from driftgate.flows.requests import RunRequest, pinned_config, this_request
 from driftgate.tasks import apply_changes
@@ -52,6 +53,7 @@ def reconcile(environment: str, config: str | None = None, delay_seconds: float 
     waits longer than the environment's ``sync.wait`` fails at stage queue.
     """
     request = this_request()
+    tag_this_run(run_tags(environment, request.purpose.value))  # the UI's filters find CLI runs as deployment runs
     run = RunLog(
         environment,
         purpose=request.purpose,

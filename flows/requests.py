@@ -87,17 +87,11 @@ _request: ContextVar[RunRequest | None] = ContextVar("driftgate_run_request", de
 
 
 @contextmanager
-def requested(request: RunRequest, *, environment: str | None = None) -> Iterator[None]:
-    """Runs started in this context (in this process) were asked for by ``request``;
-    with ``environment``, they carry the tags a deployment run of it carries."""
-    from prefect import tags
-
-    from driftgate.schedule import run_tags
-
+def requested(request: RunRequest) -> Iterator[None]:
+    """Runs started in this context (in this process) were asked for by ``request``."""
     token = _request.set(request)
     try:
-        with tags(*(run_tags(environment, request.purpose.value) if environment else ())):
-            yield
+        yield
     finally:
         _request.reset(token)
 

@@ -95,6 +95,7 @@ def test_a_paused_plan_tells_the_whole_story_and_never_a_secret(world: DemoWorld
 
 def test_sync_says_it_paused_and_wait_exits_by_how_the_run_ended(world: DemoWorld, kube_double_factory: Any, prefect_api: str) -> None:  # noqa: F811
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from driftgate.flows.reconcile import reconcile
 
@@ -110,7 +111,10 @@ def test_sync_says_it_paused_and_wait_exits_by_how_the_run_ended(world: DemoWorl
     assert out.index("paused:") < out.index("applied: shop")
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(uuid.UUID(run_id))
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
     assert run.name == f"sync shop@{greet[:7]}" and {"driftgate", "env:shop", "sync"} <= set(run.tags)
+    # The run carries them, its task runs do not: a tagged task asks the server for tag concurrency slots.
+    assert task_runs and all(not t.tags for t in task_runs), [(t.name, t.tags) for t in task_runs]
 
     done = invoke_cli("wait", run_id, env=env)
     assert done.returncode == 0 and "applied: shop" in done.stdout

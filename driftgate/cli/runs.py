@@ -110,7 +110,7 @@ def run_reconcile(environment: str, config_path: Path, asked: Request, *, verbos
             purpose=asked.purpose, revision=asked.revision, reason=asked.reason,
             override_window=asked.override_window, saved_plan=asked.saved_plan,
         )  # fmt: skip
-        with requested(request, environment=environment), run_logs_in_terminal(verbose=verbose):
+        with requested(request), run_logs_in_terminal(verbose=verbose):
             state = reconcile(environment=environment, config=str(config_path), return_state=True)
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     record = record_of(flow_run_id)
