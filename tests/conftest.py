@@ -187,12 +187,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def running_prefect_server(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """A real `prefect server start` (API, UI and background services such as the
-    scheduler, which the test harness lacks) on a free loopback port; yields its base URL."""
+    scheduler, which the test harness lacks) on a free loopback port, in its own
+    session, with ``home`` as PREFECT_HOME; yields its base URL and stops it."""
     port = _free_port()
-    home = tmp_path_factory.mktemp("prefect-server-home")
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
@@ -203,6 +203,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "DO_NOT_TRACK": "1",
         # Schedule new runs within seconds, not the default minute.
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        **(extra_env or {}),
     }
     env.pop("PREFECT_API_URL", None)
     log = (home / "server.log").open("w")
@@ -232,6 +233,13 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(5)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `prefect server start` on SQLite (`running_prefect_server`); yields its base URL."""
+    with running_prefect_server(tmp_path_factory.mktemp("prefect-server-home")) as base:
+        yield base
 
 
 @contextmanager
