@@ -43,6 +43,7 @@ from prefect.states import Crashed
 from driftgate.errors import DriftgateError
 from driftgate.models import RunStart, Stage
 from driftgate.store import OpenRun, Store
+from driftgate.tasks.stages import flow_run_ended
 
 LEASE_SECONDS = 60  # the server refuses shorter leases; renewed every 45 s
 POLL_SECONDS = 2
@@ -75,7 +76,7 @@ def one_sync_at_a_time(start: RunStart, *, wait: timedelta) -> Iterator[None]:
     deadline = time.monotonic() + wait.total_seconds()
     announced = ""
     while (lease_id := _try_to_take(name, holder)) is None:
-        free_dead_runs(store.mark_interrupted(start), noticed_by=start)
+        free_dead_runs(store.mark_interrupted(start, ended_elsewhere=flow_run_ended), noticed_by=start)
         whom = describe_holder(environment, store.runs_in_progress(environment), exclude=flow_run_id)
         if whom != announced:
             get_run_logger().warning("%s: waiting for %s; giving up after %s (sync.wait)", environment, whom, _duration(wait))

@@ -134,7 +134,27 @@ def record_start(start: RunStart) -> list[int]:
     environment that died mid-way as interrupted (returns their record ids)."""
     from driftgate.blocks import record_database_url
 
-    return Store(record_database_url()).start_run(start)
+    return Store(record_database_url()).start_run(start, ended_elsewhere=flow_run_ended)
+
+
+def flow_run_ended(flow_run_id: str | None) -> bool:
+    """Whether the Prefect run of a run recorded on another machine has ended, so
+    its process is gone: a final state (Crashed, for one whose worker died, by
+    deployments/dead-runs.yaml), or a flow run this server does not know. A
+    run still Running, Paused or waiting here is alive, whatever the record says."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    if not flow_run_id:
+        return True  # no Prefect run to ask (a `driftgate plan`): it ended with its command
+    with get_client(sync_client=True) as client:
+        try:
+            state = client.read_flow_run(UUID(flow_run_id)).state
+        except ObjectNotFound:
+            return True
+    return state is not None and state.is_final()
 
 
 @task(name="record", **TASK_SETTINGS)

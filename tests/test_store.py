@@ -5,6 +5,7 @@ drift events, concurrent writers, WAL, and the Alembic migrations."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -296,3 +297,20 @@ def test_the_code_has_no_update_or_delete_path() -> None:
     for path in sources:
         source, name = path.read_text(), path.name
         assert not re.search(r"import[^\n]*\b(update|delete)\b|UPDATE\s+\w+\s+SET|DELETE\s+FROM|\.delete\(|\.merge\(", source), name
+
+
+def test_a_run_on_another_machine_is_interrupted_only_when_its_prefect_run_ended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With workers on separate machines, a drift check may start on one while a sync of
+    the same environment runs on another: the sync's process cannot be asked from here,
+    so only its Prefect run's end (the judge) makes it interrupted."""
+    store = Store(f"sqlite:///{tmp_path / 'record.db'}")
+    with monkeypatch.context() as elsewhere:
+        elsewhere.setattr(socket, "gethostname", lambda: "machine-a")
+        store.start_run(_start("sync-on-machine-a"))  # alive on machine A
+    assert store.start_run(_start("drift-here-0001")) == []  # no judge: left alone
+    asked: list[str | None] = []
+    alive = lambda flow_run_id: asked.append(flow_run_id) or False  # noqa: E731
+    assert store.start_run(_start("drift-here-0002"), ended_elsewhere=alive) == [] and asked
+    assert store.history("prod") == []  # nothing ended
+    [marked] = store.start_run(_start("sync-here-0003"), ended_elsewhere=lambda flow_run_id: True)
+    assert store.get(str(marked)).outcome == Outcome.INTERRUPTED and store.get(str(marked)).run_id == "sync-on-machine-a"

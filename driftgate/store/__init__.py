@@ -79,21 +79,22 @@ class Store:
 
     # ------------------------------------------------------------ appending
 
-    def start_run(self, start: RunStart) -> list[int]:
+    def start_run(self, start: RunStart, *, ended_elsewhere: appends.EndedElsewhere | None = None) -> list[int]:
         """Append the start of a run. Earlier starts of the same environment that
         never got an end, and whose process is gone, are first recorded as
-        ``interrupted``; returns the record ids of those."""
+        ``interrupted``; returns the record ids of those. ``ended_elsewhere``
+        judges runs started on another machine (`appends.mark_interrupted`)."""
         with self._writing(f"the start of a run of {start.environment!r}") as conn:
-            marked = appends.mark_interrupted(conn, start)
+            marked = appends.mark_interrupted(conn, start, ended_elsewhere=ended_elsewhere)
             appends.append_start(conn, start)
         return marked
 
-    def mark_interrupted(self, noticed_by: RunStart) -> list[int]:
+    def mark_interrupted(self, noticed_by: RunStart, *, ended_elsewhere: appends.EndedElsewhere | None = None) -> list[int]:
         """What `start_run` does first, alone: for a run that has started and is
         waiting (for its environment's sync slot), so a holder that dies while it
         waits is noticed. Returns the record ids of the runs marked."""
         with self._writing(f"interrupted runs of {noticed_by.environment!r}") as conn:
-            return appends.mark_interrupted(conn, noticed_by)
+            return appends.mark_interrupted(conn, noticed_by, ended_elsewhere=ended_elsewhere)
 
     def record(self, run: RunRecord) -> int:
         """Append a run's end with its changes (one transaction); returns its id.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 from uuid import uuid4
@@ -20,6 +21,9 @@ from driftgate.store import queries
 from driftgate.store.engine import db_time
 from driftgate.store.records import DriftEvent, Pin, change_values, interrupted, origin_values
 from driftgate.store.tables import ChangeRow, DriftEventRow, EnvironmentStatusRow, PinRow, RunRow, RunStartRow, SuspensionRow
+
+# Judges a run started on another machine by its Prefect flow run id (None: a run without one).
+EndedElsewhere = Callable[[str | None], bool]
 
 
 def append(conn: Connection, model: type[SQLModel], values: dict[str, Any]) -> int:
@@ -148,20 +152,29 @@ def append_suspension(conn: Connection, environment: str, action: str, reason: s
     return append(conn, SuspensionRow, values)
 
 
-def mark_interrupted(conn: Connection, noticed_by: RunStart) -> list[int]:
-    """Append as ``interrupted`` the unended starts of the environment whose process is gone."""
+def mark_interrupted(conn: Connection, noticed_by: RunStart, *, ended_elsewhere: EndedElsewhere | None = None) -> list[int]:
+    """Append as ``interrupted`` the unended starts of the environment whose process is gone.
+
+    A process on this machine is asked directly. One on another machine (a
+    worker, a pod) cannot be, and a drift check or a plan there may start
+    while it syncs: it is gone only when ``ended_elsewhere(flow_run_id)`` says
+    its Prefect run has ended; without that judge it is left alone."""
     marked = []
     for row in queries.unfinished(conn, noticed_by.environment):
-        if row.run_id != noticed_by.run_id and not still_running(row.host, row.pid):
+        if row.run_id == noticed_by.run_id:
+            continue
+        if row.host == socket.gethostname():
+            gone = not still_running(row.host, row.pid)
+        else:
+            gone = ended_elsewhere is not None and ended_elsewhere(row.flow_run_id)
+        if gone:
             marked.append(append_run(conn, interrupted(row, noticed_by=noticed_by)))
     return marked
 
 
 def still_running(host: str, pid: int, *, elsewhere: bool = False) -> bool:
     """Whether a run's process may still be working. Only a process on this
-    machine can be checked; one elsewhere counts as ``elsewhere``: gone when a
-    start judges it (runs of one environment are serialised: one deployment,
-    concurrency 1), running when a drift check asks whether to stay clear."""
+    machine can be checked; one elsewhere counts as ``elsewhere``."""
     if host != socket.gethostname():
         return elsewhere
     try:
