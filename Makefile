@@ -44,6 +44,7 @@ bench: setup
 	$(BIN)/python bench/bench_record.py
 	$(BIN)/python bench/bench_signing.py
 	$(BIN)/python bench/bench_git.py
+	$(BIN)/python bench/bench_cli.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
