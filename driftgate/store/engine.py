@@ -9,16 +9,20 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import create_engine
 
 from driftgate import recordlock
+
+# The newest revision in driftgate/migrations/versions/, known without importing
+# Alembic (a third of a second): a record already there opens with one read.
+# tests/test_cli_imports.py keeps it equal to the migrations' head.
+SCHEMA_HEAD = "0005"
 
 
 @lru_cache(maxsize=8)
 def open_engine(url: str) -> Engine:
     """The engine of ``url``, its schema brought up to date; one per URL and process."""
-    from driftgate.migrations import upgrade
-
     sqlite = url.startswith("sqlite")
     engine = create_engine(url, connect_args={"timeout": recordlock.READ_BUSY_TIMEOUT_S} if sqlite else {})
     if sqlite:
@@ -39,8 +43,22 @@ def open_engine(url: str) -> Engine:
             # and appending after it cannot interleave with another writer.
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("driftgate_write") else "BEGIN")
 
-    upgrade(engine)
+    if not schema_current(engine):
+        from driftgate.migrations import upgrade  # Alembic, only for a record to migrate (or an error to explain)
+
+        upgrade(engine)
     return engine
+
+
+def schema_current(engine: Engine) -> bool:
+    """Whether the database is at `SCHEMA_HEAD`, read without Alembic and without a lock.
+    Any doubt (no ``alembic_version`` yet, an unreachable database) is a no: the
+    migrations then decide, migrate or explain."""
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == SCHEMA_HEAD
+    except SQLAlchemyError:
+        return False
 
 
 def db_time(value: datetime) -> datetime:
