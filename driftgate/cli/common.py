@@ -1,19 +1,24 @@
 """What every command shares: the typer apps, the consoles, exit codes, options,
-and how a command fails (one red line, or JSON, and exit 1)."""
+and how a command fails (one red line, or JSON, and exit 1).
+
+Every module of the CLI is imported for any command (``--help`` too), so none
+imports the engine at its top: each command imports what it uses when it runs
+(tests/test_cli_imports.py; the times: bench/bench_cli.py).
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from driftgate.config import Config, load_config
-from driftgate.errors import ConfigError
+if TYPE_CHECKING:
+    from driftgate.config import Config
 
 app = typer.Typer(
     help="GitOps as Prefect workflows: reconcile environments to Git, with approval gates and a record.",
@@ -56,6 +61,9 @@ def check_output(output: str) -> None:
 
 
 def load_or_fail(config: Path | None) -> Config:
+    from driftgate.config import load_config
+    from driftgate.errors import ConfigError
+
     try:
         return load_config(config)
     except ConfigError as exc:
@@ -64,6 +72,9 @@ def load_or_fail(config: Path | None) -> Config:
 
 def validated_config_path(config: Path | None, environment: str | None) -> Path:
     """Validate before anything starts: a bad file must not cost a Prefect start-up."""
+    from driftgate.config import load_config
+    from driftgate.errors import ConfigError
+
     try:
         cfg = load_config(config)
         if environment is not None:

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
 from driftgate.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, ConfigOption, OutputOption, check_output, console, fail, load_or_fail
 from driftgate.cli.prefect_env import api_description, flow_run_url, prefect_defaults, prefect_server
-from driftgate.cli.printing import outcome_text
 from driftgate.cli.records import record_errors, store
-from driftgate.errors import ConfigError
-from driftgate.models import Outcome, RunPurpose
-from driftgate.store import StoredRun
+
+if TYPE_CHECKING:
+    from driftgate.store import StoredRun
 
 
 def drift(
@@ -32,6 +32,10 @@ def drift(
     output: str = OutputOption,
 ) -> None:
     """Drift-check ENV... (or --all) in one flow run, read-only. Exit 0 all in sync, 2 any drifted, 1 any unknown or failed."""
+    from driftgate.cli.printing import outcome_text  # the engine's models: not for --help
+    from driftgate.errors import ConfigError
+    from driftgate.models import Outcome
+
     check_output(output)
     if bool(environments) == all_environments:
         fail("name the environments to check, or give --all (not both)", output=output)
@@ -74,6 +78,8 @@ def drift(
 
 def _this_runs_check(environment: str, flow_run_id: str) -> StoredRun | None:
     """The drift record this flow run left for ``environment`` (None: none, e.g. it crashed before its start)."""
+    from driftgate.models import RunPurpose
+
     for run in store().history(environment, limit=20):
         if run.flow_run_id == flow_run_id and run.purpose == RunPurpose.DRIFT:
             return run

@@ -13,7 +13,6 @@ from rich.markup import escape
 
 from driftgate.cli.common import ConfigOption, console, fail, validated_config_path
 from driftgate.cli.records import record_errors, store
-from driftgate.runlog import current_user
 
 
 def suspend(
@@ -22,6 +21,8 @@ def suspend(
     config: Path | None = ConfigOption,
 ) -> None:
     """Suspend ENV's syncs until `driftgate resume ENV` (drift checks go on). Exit 0 suspended, 1 error or already suspended."""
+    from driftgate.runlog import current_user  # the engine's models: not for --help
+
     validated_config_path(config, environment)  # only an environment of driftgate.yaml: a typo must not suspend nothing
     if not reason.strip():
         fail("--reason must say why the environment is suspended")
@@ -36,6 +37,8 @@ def resume(
     config: Path | None = ConfigOption,
 ) -> None:
     """Let ENV sync again after `driftgate suspend`. Exit 0 resumed, 1 error or not suspended."""
+    from driftgate.runlog import current_user
+
     validated_config_path(config, environment)
     with record_errors():  # not suspended, too
         ended = store().resume(environment, reason=reason.strip(), by=current_user())

@@ -1,7 +1,8 @@
 """Reading the record: ``history``, ``show``, ``audit verify`` and ``audit export``.
 
 They read the store directly (no Prefect, unless the record's database comes
-from a block), so they answer in a few seconds.
+from a block; no Alembic when the record's schema is current; GitPython only
+for ``show`` of a run with a commit), so they answer in about a second.
 """
 
 from __future__ import annotations
@@ -10,16 +11,17 @@ import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
-from driftgate import commits
 from driftgate.cli.common import EXIT_ERROR, EXIT_OK, OutputOption, check_output, console, err_console, fail
-from driftgate.cli.printing import print_history, print_report, print_stored_run
 from driftgate.cli.records import record_errors, store
-from driftgate.models import CommitRange, Outcome
-from driftgate.store import StoredRun
+
+if TYPE_CHECKING:
+    from driftgate.models import CommitRange
+    from driftgate.store import StoredRun
 
 
 def history(
@@ -31,6 +33,8 @@ def history(
     limit: int = typer.Option(20, help="at most this many runs (0: all)"),
 ) -> None:
     """Recorded runs, the latest started first; says when --limit left some out."""
+    from driftgate.cli.printing import print_history  # the engine's models: not for --help
+
     check_output(output)
     if limit < 0:
         fail(f"--limit must be 0 (all) or more, not {limit}", output=output)
@@ -59,6 +63,8 @@ def show(
     output: str = OutputOption,
 ) -> None:
     """One recorded run in full: who, what, where, when, approval, result, every change with its diff."""
+    from driftgate.cli.printing import print_stored_run  # the engine's models: not for --help
+
     check_output(output)
     with record_errors(output):
         found = store().get(run)
@@ -75,6 +81,9 @@ def show(
 def _commits_of(run: StoredRun) -> CommitRange | None:
     """The commits between what was applied before this run and its commit, from
     the mirror clone (None when it is not on this machine, or the run has no commit)."""
+    from driftgate import commits  # GitPython: only for a run with a commit
+    from driftgate.models import Outcome
+
     if not run.commit or not run.repo:
         return None
     earlier = store().history(run.environment, limit=None, until=run.started_at)
@@ -101,6 +110,7 @@ def audit_verify(
     """
     from driftgate import bundle as bundles
     from driftgate import checkpoints
+    from driftgate.cli.printing import print_report
 
     check_output(output)
     with record_errors(output):

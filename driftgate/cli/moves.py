@@ -17,8 +17,6 @@ from rich.markup import escape
 from driftgate.cli.common import ConfigOption, console, fail, validated_config_path
 from driftgate.cli.records import store
 from driftgate.cli.runs import Request, VerboseOption, run_reconcile
-from driftgate.models import RunPurpose
-from driftgate.runlog import current_user
 
 _YES = typer.Option(
     False, "--yes", "-y", help="approve, as you, the plan that waits (the environment's approver rules still apply; recorded)"
@@ -41,6 +39,8 @@ def rollback(
     rollback with the commit it rolled back from, and pins ENV there until
     `driftgate unpin ENV`. Exit 0 rolled back (or already there), 1 refused,
     rejected or failed."""
+    from driftgate.models import RunPurpose  # the engine's models: not for --help
+
     config_path = validated_config_path(config, environment)
     asked = Request(pre_approve=yes, purpose=RunPurpose.ROLLBACK, revision=to, reason=reason)
     run_reconcile(environment, config_path, asked, verbose=verbose, what="rollback")
@@ -58,6 +58,8 @@ def promote(
     environment's run, and ENV is pinned there. Exit 0 promoted (or already
     there), 1 refused (nothing healthy long enough, or the commit is not
     reachable from ENV's ref), rejected or failed."""
+    from driftgate.models import RunPurpose
+
     config_path = validated_config_path(config, environment)
     run_reconcile(environment, config_path, Request(pre_approve=yes, purpose=RunPurpose.PROMOTE), verbose=verbose, what="promotion")
 
@@ -68,6 +70,8 @@ def unpin(
     config: Path | None = ConfigOption,
 ) -> None:
     """Let ENV follow its ref's head again (its next sync moves it there). Exit 0 unpinned, 1 not pinned or error."""
+    from driftgate.runlog import current_user
+
     validated_config_path(config, environment)
     record = store()
     pin = record.pin_of(environment)

@@ -9,12 +9,9 @@ from pathlib import Path
 
 import typer
 
-from driftgate import git
 from driftgate.cli.common import ConfigOption, OutputOption, check_output, console, load_or_fail, validated_config_path
 from driftgate.cli.prefect_env import api_description, load_access, paused_run, prefect_defaults
-from driftgate.cli.printing import print_status
 from driftgate.cli.records import record_errors, store
-from driftgate.errors import DriftgateError
 
 
 def blocks_register() -> None:
@@ -76,6 +73,9 @@ def status(
 
     Exit 0 when every environment shown is in sync, 2 when any is drifted or
     out of date, 1 when any is failing or unknown (for monitoring)."""
+    from driftgate import git
+    from driftgate.cli.printing import print_status
+    from driftgate.errors import DriftgateError
     from driftgate.status import environment_status
     from driftgate.status import exit_code as status_exit_code
 

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
-from driftgate import retry, revisions, savedplan, targets
 from driftgate.cli.common import EXIT_CHANGES, EXIT_OK, ConfigOption, OutputOption, check_output, err_console, fail
 from driftgate.cli.prefect_env import load_access
-from driftgate.cli.printing import plan_json, print_plan
 from driftgate.cli.records import record_errors, store
-from driftgate.config import load_config
-from driftgate.errors import ConfigError, TransientError
-from driftgate.models import Plan, RunPurpose, Trigger
-from driftgate.pipeline import Pipeline, engine_stages
-from driftgate.runlog import RunLog, current_user, now
+
+if TYPE_CHECKING:
+    from driftgate.errors import TransientError
+    from driftgate.models import Plan
 
 
 def plan(
@@ -42,6 +40,15 @@ def plan(
     """Show what a sync would change (read-only). Exit 0 in sync, 2 changes pending, 1 error.
 
     A pinned environment is planned at its pin; --revision plans any branch, tag or commit."""
+    # The engine, here rather than at the top: every other command (and --help) goes without it.
+    from driftgate import revisions, targets
+    from driftgate.cli.printing import plan_json, print_plan
+    from driftgate.config import load_config
+    from driftgate.errors import ConfigError
+    from driftgate.models import RunPurpose, Trigger
+    from driftgate.pipeline import Pipeline, engine_stages
+    from driftgate.runlog import RunLog
+
     check_output(output)
     try:
         env = load_config(config).environment(environment)
@@ -75,11 +82,16 @@ def plan(
 
 def say_retry(attempt: int, seconds: float, error: TransientError) -> None:
     """The one retry budget (driftgate.retry), said on stderr as it happens."""
+    from driftgate import retry
+
     err_console.print(f"[yellow]attempt {attempt} of {retry.ATTEMPTS} failed, trying again in {seconds:.0f} s:[/] {escape(str(error))}")
 
 
 def save_plan(result: Plan, out: Path, *, ref: str, output: str, pinned: bool) -> None:
     """``--out``: the plan as `driftgate.savedplan` writes it (masked, as printed)."""
+    from driftgate import savedplan
+    from driftgate.runlog import current_user, now
+
     try:
         out.write_text(savedplan.dump(result, ref=ref, saved_by=current_user(), saved_at=now(), pinned=pinned))
     except OSError as exc:

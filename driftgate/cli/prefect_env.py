@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING
 
-from driftgate import access as credentials
-from driftgate.access import Access
-from driftgate.config import Environment
 from driftgate.cli.common import fail
+
+if TYPE_CHECKING:
+    from driftgate.access import Access
+    from driftgate.config import Environment
 
 
 def prefect_defaults() -> None:
@@ -72,6 +74,8 @@ def load_access(env: Environment) -> Access:
     """``env``'s credentials, as the flows' credentials task loads them
     (`driftgate.access.load_access`); blocks need the Prefect API, so they are
     imported only when the environment names one."""
+    from driftgate import access as credentials
+
     return credentials.load_access(env, from_blocks=_from_blocks)
 
 

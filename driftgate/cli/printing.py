@@ -9,18 +9,19 @@ or runs anything.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
-from rich.syntax import Syntax
 from rich.table import Table
 
-from driftgate import commits, targets
 from driftgate.cli.common import console, err_console
 from driftgate.cli.prefect_env import flow_run_url
-from driftgate.models import CommitRange, Outcome, Plan
-from driftgate.report import clock_time, duration_text
-from driftgate.store import StoredRun
+from driftgate.models import Outcome
+
+if TYPE_CHECKING:
+    from driftgate import targets
+    from driftgate.models import CommitRange, Plan
+    from driftgate.store import StoredRun
 
 OUTCOME_STYLE = {
     Outcome.APPLIED: "green",
@@ -82,13 +83,22 @@ def print_plan(result: Plan, target: targets.Target, *, ref: str = "") -> None:
         if change.note:
             console.print(f"[yellow]effect unknown:[/] {escape(change.note)}")
         if change.diff:
-            console.print(Syntax(change.diff, "diff", theme="ansi_dark", background_color="default"))
+            print_diff(change.diff)
+
+
+def print_diff(diff: str) -> None:
+    """A change's diff, coloured (plan, show)."""
+    from rich.syntax import Syntax  # Pygments: only when there is a diff to colour
+
+    console.print(Syntax(diff, "diff", theme="ansi_dark", background_color="default"))
 
 
 def print_commits(found: CommitRange | None) -> None:
     """The commits since the last applied revision (plan, show)."""
     if found is None:
         return
+    from driftgate import commits  # GitPython: not for history or status
+
     console.print(f"{escape(commits.heading(found))}:")
     for line in commits.lines(found):
         console.print(f"  {escape(line)}")
@@ -99,6 +109,8 @@ def print_commits(found: CommitRange | None) -> None:
 
 def print_run(run: StoredRun) -> None:
     """A sync's result, as ``driftgate sync`` ends."""
+    from driftgate import targets
+
     style = OUTCOME_STYLE[run.outcome]
     console.print(
         f"[{style} bold]{run.outcome.value}[/]: {escape(run.environment)} at [cyan]{run.commit[:12] or '-'}[/]"
@@ -205,7 +217,7 @@ def print_stored_run(r: StoredRun, *, commits: CommitRange | None = None) -> Non
         if change.note:
             console.print(f"[yellow]effect unknown when planned:[/] {escape(change.note)}")
         if change.diff:
-            console.print(Syntax(change.diff, "diff", theme="ansi_dark", background_color="default"))
+            print_diff(change.diff)
 
 
 # ---------------------------------------------------------------- audit
@@ -267,6 +279,8 @@ def print_paused_runs(runs: list[Any]) -> None:
 
 def print_pause(notice: Any) -> None:
     """What ``driftgate sync`` says when its run pauses for approval (a `PauseNotice`)."""
+    from driftgate.report import clock_time, duration_text
+
     where = flow_run_url(notice.flow_run) or notice.url or f"flow run {notice.flow_run}"
     console.print(f"[yellow bold]paused:[/] {escape(notice.environment)} waits for approval: {escape(notice.summary)}")
     if notice.asked_again:
@@ -279,6 +293,8 @@ def print_pause(notice: Any) -> None:
 
 def deadline_text(expires: str, *, now: datetime | None = None) -> str:
     """'2026-12-01T13:00:00Z (in 59m)': the clock time (UTC) and what is left."""
+    from driftgate.report import clock_time, duration_text
+
     moment = datetime.fromisoformat(expires)
     left = moment - (now or datetime.now(timezone.utc))
     return f"{clock_time(moment)} (" + (f"in {duration_text(left)}" if left.total_seconds() >= 1 else "passed") + ")"

@@ -6,15 +6,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from driftgate.cli.common import fail
 from driftgate.cli.prefect_env import prefect_defaults
-from driftgate.errors import DriftgateError
-from driftgate.store import Store, StoredRun
+
+if TYPE_CHECKING:
+    from driftgate.store import Store, StoredRun
 
 
 def store() -> Store:
     """The record; from a block when $DRIFTGATE_DATABASE_BLOCK names one (needs the Prefect API)."""
+    from driftgate.store import Store
+
     with record_errors():
         if os.environ.get("DRIFTGATE_DATABASE_BLOCK"):
             prefect_defaults()
@@ -28,6 +32,8 @@ def store() -> Store:
 def record_errors(output: str = "text") -> Iterator[None]:
     """The record cannot be opened, read or written (locked beyond its budget,
     unreachable, a newer schema): one line and exit 1, not a traceback."""
+    from driftgate.errors import DriftgateError
+
     try:
         yield
     except DriftgateError as exc:

@@ -10,19 +10,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.markup import escape
 
-from driftgate import savedplan
 from driftgate.cli.common import EXIT_ERROR, EXIT_OK, ConfigOption, OutputOption, check_output, console, fail, validated_config_path
 from driftgate.cli.prefect_env import api_description, flow_run_url, prefect_defaults, prefect_server
-from driftgate.cli.printing import print_pause, print_paused_runs, print_run
 from driftgate.cli.records import record_of
-from driftgate.errors import ConfigError
-from driftgate.models import Outcome, RunPurpose
-from driftgate.savedplan import SavedPlan
+
+if TYPE_CHECKING:
+    from driftgate.models import RunPurpose
+    from driftgate.savedplan import SavedPlan
 
 VerboseOption = typer.Option(
     False, "--verbose", "-v", help="also print the run's logs here, with the traceback of an unexpected error"
@@ -86,7 +85,7 @@ class Request:
 
     pre_approve: bool = False
     signing_key: Path | None = None
-    purpose: RunPurpose = RunPurpose.SYNC
+    purpose: RunPurpose | None = None  # None: a sync (no RunPurpose.SYNC here: the models load when a run starts)
     revision: str | None = None
     reason: str = ""
     override_window: bool = False
@@ -96,6 +95,9 @@ class Request:
 def run_reconcile(environment: str, config_path: Path, asked: Request, *, verbose: bool, what: str = "reconcile") -> NoReturn:
     """Run the reconcile flow here as the CLI's user asked, print its record, and
     exit 0 (applied or in sync) or 1. Used by sync, rollback and promote."""
+    from driftgate.cli.printing import print_pause, print_run
+    from driftgate.models import Outcome, RunPurpose
+
     prefect_defaults()
     console.print(f"[dim]running the {what} flow for {escape(environment)} on {api_description()}…[/]")
     with prefect_server():  # before Prefect is imported: it reads PREFECT_API_URL once
@@ -107,7 +109,7 @@ def run_reconcile(environment: str, config_path: Path, asked: Request, *, verbos
         # never as flow parameters (which anyone reaching the Prefect API could set).
         request = cli_request(
             pre_approve=asked.pre_approve, signing_key=asked.signing_key, on_pause=print_pause,
-            purpose=asked.purpose, revision=asked.revision, reason=asked.reason,
+            purpose=asked.purpose or RunPurpose.SYNC, revision=asked.revision, reason=asked.reason,
             override_window=asked.override_window, saved_plan=asked.saved_plan,
         )  # fmt: skip
         with requested(request), run_logs_in_terminal(verbose=verbose):
@@ -129,6 +131,9 @@ def _saved_plan(path: Path | None, environment: str) -> SavedPlan | None:
     """``--plan FILE``, checked before anything starts: for this environment, and unaltered."""
     if path is None:
         return None
+    from driftgate import savedplan
+    from driftgate.errors import ConfigError
+
     try:
         return savedplan.load(path, environment=environment)
     except ConfigError as exc:
@@ -137,6 +142,8 @@ def _saved_plan(path: Path | None, environment: str) -> SavedPlan | None:
 
 def approvals(output: str = OutputOption) -> None:
     """Runs waiting for approval: environment, commit, plan, who asked, since when, and where to see them."""
+    from driftgate.cli.printing import print_paused_runs  # the engine's models: not for --help
+
     check_output(output)
     prefect_defaults()
     from driftgate.flows.approval import paused_runs

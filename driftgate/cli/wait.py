@@ -15,9 +15,7 @@ from rich.markup import escape
 
 from driftgate.cli.common import EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, console, fail
 from driftgate.cli.prefect_env import flow_run_url, prefect_defaults
-from driftgate.cli.printing import print_run
 from driftgate.cli.records import record_of
-from driftgate.models import Outcome
 
 POLL_SECONDS = 2.0
 
@@ -27,6 +25,9 @@ def wait(
     timeout: float | None = typer.Option(None, "--timeout", help="give up after this many seconds: exit 3, the run goes on"),
 ) -> None:
     """Wait until a run ends. Exit 0 applied (or in sync), 1 failed, rejected or cancelled, 3 still running at --timeout."""
+    from driftgate.cli.printing import print_run  # the engine's models: not for --help
+    from driftgate.models import Outcome
+
     if timeout is not None and timeout < 0:
         fail(f"--timeout must be 0 or more seconds, not {timeout:g}")
     prefect_defaults()
