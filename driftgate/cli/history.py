@@ -81,11 +81,11 @@ def show(
 def _commits_of(run: StoredRun) -> CommitRange | None:
     """The commits between what was applied before this run and its commit, from
     the mirror clone (None when it is not on this machine, or the run has no commit)."""
+    if not run.commit or not run.repo:
+        return None
     from driftgate import commits  # GitPython: only for a run with a commit
     from driftgate.models import Outcome
 
-    if not run.commit or not run.repo:
-        return None
     earlier = store().history(run.environment, limit=None, until=run.started_at)
     since = next((r.commit for r in earlier if r.outcome == Outcome.APPLIED and r.id != run.id), "")
     return commits.between(run.repo, since, run.commit)
