@@ -11,7 +11,8 @@ What it does (everything in a temp dir, removed at the end):
 * a Git repository with a 10-object Kubernetes environment: a Namespace and
   three apps of ConfigMap + Deployment + Service;
 * the Kubernetes API double (`python -m tests.kubeapi`) in its own process,
-  synced once to that commit by driftgate's engine (in this process, not timed),
+  synced once to that commit by driftgate's engine (in this process, not timed;
+  driftgate.yaml and the sync as in bench_kube.py),
   then one `driftgate plan`, so the record holds runs and the comparison cache is warm;
 * then, interleaved round by round so load on the machine hits all alike,
   each command as a subprocess: `driftgate --help`, `history`, `status ENV`,
@@ -44,9 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.bench_kube import ENV_NAME, Driftgate, ns_name, write_config  # noqa: E402 - after the path
+
 BIN = Path(sys.executable).parent
-ENV_NAME = "shop"
-NAMESPACE = "bench-shop"
+NAMESPACE = ns_name(0)  # the namespace bench_kube's driftgate.yaml names
 APPS = ("web", "api", "worker")  # x ConfigMap, Deployment, Service, + the Namespace = 10 objects
 # The framework's floor: a typer app of one command, its --help (rich, as driftgate's)
 # and running it (typer then loads pydantic for its parameter adapters).
@@ -87,21 +89,6 @@ def create_repo(root: Path) -> Path:
     return repo
 
 
-def write_config(root: Path, repo: Path, kubeconfig: Path) -> Path:
-    import yaml
-
-    config = {"environments": {ENV_NAME: {
-        "source": {"repo": str(repo), "ref": "main", "path": "k8s"},
-        "render": {"kind": "plain"},
-        "target": {"kind": "kubernetes", "kubeconfig": str(kubeconfig), "namespace": NAMESPACE, "prune": True,
-                   "health_timeout": "60s"},
-        "approval": {"mode": "risky", "timeout": "10m"},
-    }}}  # fmt: skip
-    path = root / "driftgate.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 def start_double(kubeconfig: Path) -> subprocess.Popen[str]:
     """The API double in its own process (`python -m tests.kubeapi`), so serving
     it never shares a CPU-second with what is measured here."""
@@ -114,20 +101,6 @@ def start_double(kubeconfig: Path) -> subprocess.Popen[str]:
         proc.kill()
         raise RuntimeError(f"the API double did not start: {line!r}")
     return proc
-
-
-def sync_once(config: Path) -> None:
-    """Apply the commit with driftgate's engine, as a sync does (not timed)."""
-    from driftgate import git, targets
-    from driftgate.access import local_access
-    from driftgate.config import load_config
-
-    env = load_config(config).environment(ENV_NAME)
-    access = local_access(env)
-    bundle = targets.render(env, git.fetch(env.source, environment=env.name), access=access)
-    result = targets.apply(env, bundle, access, targets.plan(env, bundle, access))
-    if not result.succeeded:
-        raise RuntimeError(f"the first sync failed: {[h.host for h in result.hosts if h.failed]}")
 
 
 # ---------------------------------------------------------------- timing
@@ -195,8 +168,8 @@ def main() -> int:
 
 def run(args: argparse.Namespace, tmp: Path, kubeconfig: Path) -> int:
     repo = create_repo(tmp)
-    config = write_config(tmp, repo, kubeconfig)
-    sync_once(config)
+    config = write_config(tmp, repo, str(kubeconfig))
+    Driftgate(config).sync()  # as a sync applies it (not timed)
     env = dict(os.environ)
     # A first plan: the record gets a run, the comparison cache is warm, bytecode is compiled.
     timed([str(BIN / "driftgate"), "plan", ENV_NAME, "--config", str(config)], env, (0,))
