@@ -5,6 +5,7 @@ Run on demand from the repository root (not a pytest test):
 
     .venv/bin/python bench/bench_cli.py              # ~1 minute on 2 cores
     .venv/bin/python bench/bench_cli.py --runs 11 --json out.json
+    .venv/bin/python bench/bench_cli.py --compare ../other-checkout/.venv/bin/driftgate   # before/after
 
 What it does (everything in a temp dir, removed at the end):
 
@@ -118,18 +119,24 @@ def timed(argv: list[str], env: dict[str, str], ok: tuple[int, ...]) -> tuple[fl
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def commands(config: Path, kubeconfig: Path, manifests: Path, run_id: str) -> dict[str, tuple[list[str], tuple[int, ...]]]:
-    driftgate, python = str(BIN / "driftgate"), sys.executable
+def commands(
+    config: Path, kubeconfig: Path, manifests: Path, run_id: str, compare: Path | None
+) -> dict[str, tuple[list[str], tuple[int, ...]]]:
+    python = sys.executable
     found = {
         "python -c pass": ([python, "-c", "pass"], (0,)),
         "typer app of one command: --help": ([python, "-c", TYPER_HELLO, "--help"], (0,)),
         "typer app of one command: run it": ([python, "-c", TYPER_HELLO], (0,)),
-        "driftgate --help": ([driftgate, "--help"], (0,)),
-        "driftgate history": ([driftgate, "history"], (0,)),
-        "driftgate status": ([driftgate, "status", ENV_NAME, "--config", str(config)], (0, 1, 2)),  # never synced through the record: unknown, 1
-        "driftgate show": ([driftgate, "show", run_id], (0,)),
-        "driftgate plan": ([driftgate, "plan", ENV_NAME, "--config", str(config)], (0,)),
     }
+    scripts = [("driftgate", str(BIN / "driftgate"))] + ([(f"{compare} (--compare)", str(compare))] if compare else [])
+    for label, driftgate in scripts:
+        found.update({
+            f"{label} --help": ([driftgate, "--help"], (0,)),
+            f"{label} history": ([driftgate, "history"], (0,)),
+            f"{label} status": ([driftgate, "status", ENV_NAME, "--config", str(config)], (0, 1, 2)),  # unknown (1): no sync in the record
+            f"{label} show": ([driftgate, "show", run_id], (0,)),
+            f"{label} plan": ([driftgate, "plan", ENV_NAME, "--config", str(config)], (0,)),
+        })  # fmt: skip
     kubectl = shutil.which("kubectl", path=str(BIN)) or shutil.which("kubectl")
     if kubectl:
         # What plain kubectl costs to compare the same 10 objects with the cluster
@@ -147,6 +154,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7, help="timed runs of each command (median)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument("--compare", type=Path, help="another driftgate console script (another checkout's) timed in the same rounds")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="driftgate-bench-cli-"))
@@ -175,7 +183,7 @@ def run(args: argparse.Namespace, tmp: Path, kubeconfig: Path) -> int:
     timed([str(BIN / "driftgate"), "plan", ENV_NAME, "--config", str(config)], env, (0,))
     history = subprocess.run([str(BIN / "driftgate"), "history", "--output", "json"], env=env, capture_output=True, text=True, check=True)
     run_id = str(json.loads(history.stdout)[0]["id"])
-    todo = commands(config, kubeconfig, repo / "k8s", run_id)
+    todo = commands(config, kubeconfig, repo / "k8s", run_id, args.compare)
     for argv, ok in todo.values():  # warm-up: page cache, bytecode
         timed(argv, env, ok)
 
