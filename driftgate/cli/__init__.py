@@ -17,8 +17,9 @@ Contracts other tools rely on (keep them):
 - ``suspend ENV --reason TEXT`` / ``resume ENV``: exit 0 done, 1 error (or
   already suspended / not suspended).
 
-``plan`` and ``history`` run the engine directly (no Prefect import), so they
-answer in a few seconds. ``sync``, ``approve``/``reject`` and ``blocks``
+``plan``, ``history``, ``show`` and ``status`` run the engine directly (no
+Prefect import); no module here imports the engine at its top, so each command
+loads only what it uses and ``--help`` none of it (tests/test_cli_imports.py). ``sync``, ``approve``/``reject`` and ``blocks``
 import Prefect lazily; they use the server named by ``PREFECT_API_URL`` when
 set, otherwise Prefect starts a temporary one (slow: 10-20 s).
 
