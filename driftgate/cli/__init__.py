@@ -19,9 +19,10 @@ Contracts other tools rely on (keep them):
 
 ``plan``, ``history``, ``show`` and ``status`` run the engine directly (no
 Prefect import); no module here imports the engine at its top, so each command
-loads only what it uses and ``--help`` none of it (tests/test_cli_imports.py). ``sync``, ``approve``/``reject`` and ``blocks``
-import Prefect lazily; they use the server named by ``PREFECT_API_URL`` when
-set, otherwise Prefect starts a temporary one (slow: 10-20 s).
+loads only what it uses and ``--help`` none of it (tests/test_cli_imports.py).
+``sync``, ``approve``/``reject`` and ``blocks`` import Prefect lazily; they use
+the server named by ``PREFECT_API_URL`` when set, otherwise Prefect starts a
+temporary one (slow: 10-20 s).
 
 The modules, by job: `common` (the apps, consoles, exit codes, failing),
 `plan`, `envs` (the environments and where they came from), `drift` (the fleet's drift check), `runs` (sync and approvals), `wait`, `moves` (rollback, promote, unpin), `history` (history, show, audit),
