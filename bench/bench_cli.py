@@ -3,7 +3,7 @@
 
 Run on demand from the repository root (not a pytest test):
 
-    .venv/bin/python bench/bench_cli.py              # ~1 minute on 2 cores
+    .venv/bin/python bench/bench_cli.py              # 1-3 minutes on 2 cores
     .venv/bin/python bench/bench_cli.py --runs 11 --json out.json
     .venv/bin/python bench/bench_cli.py --compare ../other-checkout/.venv/bin/driftgate   # before/after
 
