@@ -45,6 +45,7 @@ bench: setup
 	$(BIN)/python bench/bench_signing.py
 	$(BIN)/python bench/bench_git.py
 	$(BIN)/python bench/bench_cli.py
+	$(BIN)/python bench/bench_sync.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
