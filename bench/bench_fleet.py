@@ -295,6 +295,9 @@ def run_child(mode: str, args: list[str]) -> tuple[dict[str, Any], resource.stru
 def child_main(args: argparse.Namespace) -> int:
     """In a child process: import everything, then sweep, and report what it cost from there on."""
     names = json.loads(Path(args.names).read_text()) if args.names else None
+    import driftgate.ansible  # noqa: F401  - what the checks import lazily, imported before anything is counted
+    import driftgate.kube  # noqa: F401
+
     if args.child == "fleet":
         from driftgate.flows.fleet import drift_fleet
         from driftgate.flows.requests import cli_request, requested
@@ -441,7 +444,10 @@ def fleet_sweep(kind: str, names: list[str] | None, config: Path, concurrency: i
     listed = Path(tempfile.mkstemp(suffix=".json")[1])
     listed.write_text(json.dumps(names))
     args = ["--config", str(config), "--concurrency", str(concurrency)] + (["--names", str(listed)] if names is not None else [])
-    with server_stderr_to(Path(tempfile.gettempdir()) / "bench-fleet-prefect-server.log"), temporary_server(120):
+    with contextlib.ExitStack() as stack:
+        Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+        with stderr_to(Path(os.environ["PREFECT_HOME"]) / "server.log"):
+            stack.enter_context(temporary_server(120))
         server_pid = _server_pid()
         spy = None
         if PROFILE.get("dir"):
@@ -459,7 +465,7 @@ def fleet_sweep(kind: str, names: list[str] | None, config: Path, concurrency: i
     flow_cpu = usage.ru_utime + usage.ru_stime - report["imports_cpu"]
     count = len(names) if names is not None else -1
     return phase.fill(Row(
-        kind=kind, who="fleet flow", envs=count, wall=phase.wall, cpu=flow_cpu + server_cpu,
+        kind=kind, who="fleet flow", envs=count, wall=report["wall"], cpu=flow_cpu + server_cpu,
         cpu_parts={"flow process (+ its children)": flow_cpu, "Prefect server": server_cpu,
                    "imports (not counted)": report["imports_cpu"]},
         peak_mib={"flow process": report["self_peak_mib"], "its largest child": report["children_peak_mib"],
@@ -469,19 +475,17 @@ def fleet_sweep(kind: str, names: list[str] | None, config: Path, concurrency: i
 
 
 @contextlib.contextmanager
-def server_stderr_to(path: Path) -> Iterator[None]:
-    """The temporary server inherits this process's stderr: give it a file while it
-    starts (its shutdown prints tracebacks of cancelled tasks), then take ours back."""
+def stderr_to(path: Path) -> Iterator[None]:
+    """Processes started in the block write their stderr to ``path`` (the Prefect
+    server prints tracebacks of its cancelled tasks when it stops); ours comes back after."""
     saved = os.dup(2)
-    with path.open("ab") as log_file:
-        os.dup2(log_file.fileno(), 2)
-        try:
-            with contextlib.ExitStack() as stack:
-                stack.callback(os.dup2, saved, 2)
-                yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    try:
+        with path.open("ab") as log_file:
+            os.dup2(log_file.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _server_pid() -> int:
@@ -509,7 +513,7 @@ def engine_loop(kind: str, names: list[str], config: Path, double_pid: int) -> R
     listed.unlink()
     cpu = usage.ru_utime + usage.ru_stime - report["imports_cpu"]
     return phase.fill(Row(
-        kind=kind, who="engine loop", envs=len(names), wall=phase.wall, cpu=cpu,
+        kind=kind, who="engine loop", envs=len(names), wall=report["wall"], cpu=cpu,
         cpu_parts={"loop process (+ its children)": cpu, "imports (not counted)": report["imports_cpu"]},
         peak_mib={"loop process": report["self_peak_mib"], "its largest child": report["children_peak_mib"]},
         outcomes=report["outcomes"],
@@ -560,6 +564,10 @@ def table(rows: list[Row]) -> str:
             f"{r.double_cpu:.1f} | {r.machine_cores:.2f} | {r.load[0]:.1f}→{r.load[1]:.1f} |"
         )
     return "\n".join(lines)
+
+
+def parts(row: Row) -> str:
+    return "; ".join(f"{k} {v:.1f}" for k, v in row.cpu_parts.items())
 
 
 def log(message: str) -> None:
@@ -637,7 +645,7 @@ def measure(args: argparse.Namespace, tmp: Path, kubeconfig: str, double_pid: in
         log(f"  {rows[-1].wall:.1f} s, {rows[-1].cpu:.1f} CPU-s, {rows[-1].outcomes}")
         log(f"{kind}: the drift-fleet flow over {len(names)}, {args.concurrency} at a time")
         rows.append(fleet_sweep(kind, names, config, args.concurrency, double_pid))
-        log(f"  {rows[-1].wall:.1f} s, {rows[-1].cpu:.1f} CPU-s: {rows[-1].notes}")
+        log(f"  {rows[-1].wall:.1f} s, {rows[-1].cpu:.1f} CPU-s ({parts(rows[-1])}): {rows[-1].notes}")
         if kind == "kubernetes" and "kubectl" not in args.skip:
             log(f"{kind}: kubectl diff --server-side over {len(names)}, {args.concurrency} at a time")
             rows.append(kubectl_sweep(names, repo_dir, kubeconfig, args.concurrency, double_pid, tmp))

@@ -38,9 +38,10 @@ MAX_CONCURRENCY = 64
 
 @task(name="drift", task_run_name="drift {environment}", cache_policy=NO_CACHE, persist_result=False, retries=0)
 def check_one(environment: str, config: str | None, request: RunRequest, loaded: Config) -> Checked:
-    """One environment's check, as a task run of the fleet's flow run (its stages nest under it).
-    ``loaded`` comes quoted (Prefect hands it over unwrapped)."""
-    return check_environment(environment, config, request, loaded=loaded, name_run=False)
+    """One environment's check, as one task run of the fleet's flow run: its stages run
+    inside it (logging to it), not as task runs of their own. ``loaded`` comes quoted
+    (Prefect hands it over unwrapped)."""
+    return check_environment(environment, config, request, loaded=loaded, name_run=False, stage_runs=False)
 
 
 @flow(name="drift-fleet", flow_run_name="drift fleet", log_prints=False, retries=0)
