@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Benchmarks, on demand (not part of make test); figures in the README.
-# bench_fleet.py takes 30-40 minutes at its 500 environments: `make bench FLEET_ARGS="--envs 50"` for a quick one.
+# bench_fleet.py takes 40-60 minutes at its 500 environments: `make bench FLEET_ARGS="--envs 50"` for a quick one.
 bench: setup
 	$(BIN)/python bench/bench_kube.py
 	$(BIN)/python bench/bench_record.py
