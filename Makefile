@@ -39,6 +39,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Benchmarks, on demand (not part of make test); figures in the README.
+# bench_fleet.py takes 40-60 minutes at its 500 environments: `make bench FLEET_ARGS="--envs 50"` for a quick one.
 bench: setup
 	$(BIN)/python bench/bench_kube.py
 	$(BIN)/python bench/bench_record.py
@@ -46,6 +47,7 @@ bench: setup
 	$(BIN)/python bench/bench_git.py
 	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_sync.py
+	$(BIN)/python bench/bench_fleet.py $(FLEET_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -26,14 +26,24 @@ from prefect.states import Completed, State
 
 from driftgate.config import Config, Environment, load_config
 from driftgate.models import Outcome, Plan, RunPurpose, Trigger
-from driftgate.pipeline import Pipeline
+from driftgate.pipeline import Pipeline, Stages
 from driftgate.runlog import RunLog
 from driftgate.flows.links import name_this_run, this_run_url
 from driftgate.flows.requests import RunRequest, pinned_config, requested, this_request
 from driftgate.flows.locks import free_dead_runs, sync_in_progress
 from driftgate.tasks.notify import notify
 from driftgate.tasks.pins import destination
-from driftgate.tasks.stages import STAGES
+from driftgate.tasks.stages import STAGES, diff_live, fetch_source, load_access, record_run, record_start, render_bundle
+
+# The same stages run in the caller's task run rather than each as a task run of its
+# own (`.fn`: the task's function; its logs and artifacts still go to the caller's
+# run): the fleet's check (flows/fleet.py). A task run costs the Prefect server
+# three state events and their rows; eight per environment made the server, not the
+# checks, most of a sweep's CPU.
+INLINE_STAGES = Stages(
+    access=load_access.fn, fetch=fetch_source.fn, render=render_bundle.fn, diff=diff_live.fn,
+    record=record_run.fn, record_start=record_start.fn,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -58,17 +68,19 @@ def drift_check(environment: str, config: str | None = None, delay_seconds: floa
 
 
 def check_environment(
-    environment: str, config: str | None, request: RunRequest, *, loaded: Config | None = None, name_run: bool = True
+    environment: str, config: str | None, request: RunRequest, *, loaded: Config | None = None, name_run: bool = True,
+    stage_runs: bool = True,
 ) -> Checked:
     """One environment's drift check, from its record's start to its notification and
     self-heal: the whole of `drift_check`, and what `drift_fleet` runs per environment
-    (with the configuration it ``loaded`` once, and its own run keeping its name)."""
+    (with the configuration it ``loaded`` once, its own run keeping its name, and
+    without ``stage_runs``: the stages run inside its one task run per environment)."""
     logger = get_run_logger()
     run = RunLog(
         environment, purpose=RunPurpose.DRIFT, trigger=request.trigger.value, requested_by=request.requested_by,
         flow_run_id=str(flow_run.id), flow_run_url=this_run_url(),
     )  # fmt: skip
-    pipeline = Pipeline(run, STAGES)
+    pipeline = Pipeline(run, STAGES if stage_runs else INLINE_STAGES)
     start, interrupted = pipeline.start()
     env: Environment | None = None
     with pipeline.recorded():  # a crash at any stage is recorded as failed there, and fails the flow run
@@ -79,7 +91,8 @@ def check_environment(
         busy = sync_in_progress(environment, since=run.started_at)
         if busy is None:
             access = pipeline.access(env)
-            going = destination(env, RunRequest(request.trigger, request.requested_by))  # a pinned environment: its pin
+            where_to = destination if stage_runs else destination.fn
+            going = where_to(env, RunRequest(request.trigger, request.requested_by))  # a pinned environment: its pin
             going.note(run)
             pipeline.aim = going.aim
             _, run.plan = pipeline.plan(env, access)

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
+from prefect.utilities.annotations import quote
 
 from driftgate.config import Config, load_config
 from driftgate.flows.drift import Checked, check_environment
@@ -37,8 +38,10 @@ MAX_CONCURRENCY = 64
 
 @task(name="drift", task_run_name="drift {environment}", cache_policy=NO_CACHE, persist_result=False, retries=0)
 def check_one(environment: str, config: str | None, request: RunRequest, loaded: Config) -> Checked:
-    """One environment's check, as a task run of the fleet's flow run (its stages nest under it)."""
-    return check_environment(environment, config, request, loaded=loaded, name_run=False)
+    """One environment's check, as one task run of the fleet's flow run: its stages run
+    inside it (logging to it), not as task runs of their own. ``loaded`` comes quoted
+    (Prefect hands it over unwrapped)."""
+    return check_environment(environment, config, request, loaded=loaded, name_run=False, stage_runs=False)
 
 
 @flow(name="drift-fleet", flow_run_name="drift fleet", log_prints=False, retries=0)
@@ -59,8 +62,12 @@ def drift_fleet(
     logger.info("checking %d environment(s), %d at a time", len(names), workers)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="drift-fleet") as pool:
         # Each thread runs in a copy of this run's context, so its task runs belong to this flow run.
+        # The configuration goes quoted: Prefect walks a task's arguments looking for
+        # futures, twice per task run, and the whole fleet's configuration in every
+        # check made a sweep cost the square of the fleet's size.
         futures = {
-            name: pool.submit(contextvars.copy_context().run, check_one, name, config, request, loaded) for name in names
+            name: pool.submit(contextvars.copy_context().run, check_one, name, config, request, quote(loaded))
+            for name in names
         }
     outcomes: Counter[str] = Counter()
     crashed = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,10 @@ def test_one_fleet_run_checks_every_environment_and_a_broken_one_does_not_stop_t
     assert report["message"] == "4 checked: 1 crashed, 1 drifted, 1 in sync, 1 unknown (clinic-crash: see their records)"
     gone = next(row for row in report["environments"] if row["environment"] == "clinic-gone")
     assert "path 'tenants/gone' does not exist" in gone["reason"] and "fix source.path" in gone["reason"]
+    # One task run per environment, its stages run inside it (a sweep of 500 costs the
+    # Prefect server 500 task runs, not 4,000), and the notify of the drifted one.
+    one_each = ["drift clinic-crash", "drift clinic-gone", "drift clinic-north", "drift clinic-south", "notify"]
+    assert _task_run_names(report["flow_run_id"], one_each) == one_each
 
     store = Store()
     runs = {name: store.history(name, limit=1)[0] for name in names}
@@ -226,3 +231,20 @@ def test_one_fleet_run_checks_every_environment_and_a_broken_one_does_not_stop_t
     states = {line["environment"]: (line["state"], line["reason"]) for line in status}
     assert states["clinic-south"] == ("in sync", "") and states["clinic-north"] == ("unknown", "never synced")
     assert states["clinic-gone"][0] == "unknown" and "tenants/gone" in states["clinic-gone"][1]
+
+
+def _task_run_names(flow_run_id: str, expected: list[str]) -> list[str]:
+    """The task runs of a flow run, by name (Prefect's own suffix dropped), once they
+    are ``expected`` or after 30 s: the server records task runs from their events,
+    a moment after the run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            names = sorted(r.name if r.name.startswith("drift ") else r.name.rsplit("-", 1)[0] for r in runs)
+            if names == expected or time.monotonic() > deadline:
+                return names
+            time.sleep(0.1)

@@ -126,9 +126,10 @@ def test_noop_plan_costs_lists_only(shop: DemoWorld, kube: Kube) -> None:
 
 
 def test_reads_follow_the_environment_not_the_cluster(shop: DemoWorld, kube: Kube) -> None:
-    """A plan lists its namespaced kinds in its own namespaces only: another
-    tenant's objects are never read. Prune still finds what left Git in a
-    namespace Git no longer names, through the namespaces the inventory keeps."""
+    """A plan lists its namespaced kinds in its own namespaces only, and its
+    Namespaces by label and name: another tenant's objects are never read. Prune
+    still finds what left Git in a namespace Git no longer names, through the
+    namespaces the inventory keeps."""
     from kubernetes import client
 
     double = kube.need_double()
@@ -141,13 +142,21 @@ def test_reads_follow_the_environment_not_the_cluster(shop: DemoWorld, kube: Kub
     extra = f"{kube.namespace}-extra"
     side = f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {extra}}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: side, namespace: {extra}}}\ndata: {{a: '1'}}\n"
     commit_change(shop.repo, "k8s/side.yaml", side, "a second namespace")
+    mine = {"labelSelector": "app.kubernetes.io/managed-by=driftgate,driftgate.io/environment=shop"}
+    double.reset_requests()
+    plan(shop)
+    # Namespace is cluster-scoped: read by this environment's label, then Git's
+    # Namespaces the label did not bring (none applied yet) by name; never all of them.
+    namespace_reads = [r.query for r in double.requests if r.verb == "list" and r.resource == "namespaces"]
+    assert namespace_reads == [mine] + [{"fieldSelector": f"metadata.name={name}"} for name in sorted([extra, kube.namespace])]
     sync(shop)
 
     double.reset_requests()
     assert plan(shop).in_sync
     lists = [r.path for r in double.requests if r.verb == "list"]
     assert not [p for p in lists if other in p]
-    namespaced_lists = [p for p in lists if p != "/api/v1/namespaces"]  # Namespace is cluster-scoped: listed whole
+    assert [r.query for r in double.requests if r.verb == "list" and r.resource == "namespaces"] == [mine]  # both applied: one LIST
+    namespaced_lists = [p for p in lists if p != "/api/v1/namespaces"]
     assert namespaced_lists and all(p.startswith(("/api/v1/namespaces/", "/apis/apps/v1/namespaces/")) for p in namespaced_lists), lists
 
     commit_change(shop.repo, "k8s/side.yaml", "", "the second namespace leaves Git")

@@ -123,12 +123,12 @@ def _live_objects(env: Environment, cluster: Cluster, resource: Resource, desire
     """The live objects of one kind this environment's plan needs, read no wider
     than is exact, so a check costs what the environment costs, not the cluster:
     a namespaced kind is listed in the namespaces of its desired objects and,
-    with prune, those the inventory says the last apply wrote it in. Cluster-scoped
-    kinds are listed whole; with prune, a kind the inventory keeps no namespaces
-    for (none yet, or one from an older driftgate) is also listed across
-    namespaces by this environment's label: prune looks for nothing else."""
+    with prune, those the inventory says the last apply wrote it in; with prune,
+    a kind the inventory keeps no namespaces for (none yet, or one from an older
+    driftgate) is also listed across namespaces by this environment's label:
+    prune looks for nothing else. Cluster-scoped kinds: see `_cluster_scoped`."""
     if not resource.namespaced:
-        return cluster.list(resource)
+        return _cluster_scoped(env, cluster, resource, desired)
     target = target_of(env)
     namespaces = {m.namespace or target.namespace for m in desired}
     found = []
@@ -139,6 +139,27 @@ def _live_objects(env: Environment, cluster: Cluster, resource: Resource, desire
         namespaces |= kept or set()
     for namespace in sorted(namespaces):
         found += cluster.list(resource, namespace=namespace)
+    return found
+
+
+# Up to this many objects of a cluster-scoped kind are read by name; more, and the kind is listed whole.
+BY_NAME = 5
+
+
+def _cluster_scoped(env: Environment, cluster: Cluster, resource: Resource, desired: list[Manifest]) -> list[dict[str, Any]]:
+    """The live objects of a cluster-scoped kind (Namespaces, ClusterRoles, CRDs) the
+    plan needs: with prune, this environment's by its label (what prune looks at,
+    and once applied, what Git wants too), then each desired one the label did not
+    bring by name. A tenant's Namespace then costs one small LIST, not the fleet's
+    every Namespace in each tenant's check. An environment with more than `BY_NAME`
+    objects of the kind lists it whole: one request."""
+    names = {m.name for m in desired}
+    if len(names) > BY_NAME:
+        return cluster.list(resource)
+    found = cluster.list(resource, label_selector=f"{MANAGED_BY}=driftgate,{ENVIRONMENT_LABEL}={env.name}") if target_of(env).prune else []
+    for name in sorted(names - {obj["metadata"]["name"] for obj in found}):
+        # (kubeclient's list takes no field selector; the request is the same LIST with one)
+        found += cluster.request("GET", resource.path(), query=[("fieldSelector", f"metadata.name={name}")]).get("items", [])
     return found
 
 
