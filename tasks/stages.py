@@ -20,6 +20,7 @@ from driftgate.access import Access
 from driftgate.config import Environment
 from driftgate.errors import ApplyFailed, PermanentError, TransientError
 from driftgate.models import Aim, ApplyResult, Bundle, Checkout, Plan, RunRecord, RunStart, Stage
+from driftgate.flows.requests import DRIFT_FLOWS
 from driftgate.store import Store
 from driftgate.tasks import logs
 
@@ -70,7 +71,7 @@ def diff_live(env: Environment, bundle: Bundle, access: Access, off_ref: str = "
     get_run_logger().info("plan %s at %s: %s", plan.plan_hash[:12], plan.revision[:12], report.plan_summary(plan))
     # On the run page before any pause: a reviewer decides from these alone. A drift
     # check publishes under its own key, so it never buries a paused sync's plan.
-    prefix = "drift-plan" if flow_run.flow_name == "drift-check" else "plan"  # flows/drift.py
+    prefix = "drift-plan" if flow_run.flow_name in DRIFT_FLOWS else "plan"  # flows/drift.py, flows/fleet.py
     create_markdown_artifact(
         key=f"{prefix}-{_slug(env.name)}", markdown=report.plan_markdown(plan), description=f"driftgate {prefix.replace('-', ' ')}"
     )

@@ -219,6 +219,11 @@ def test_one_fleet_run_checks_every_environment_and_a_broken_one_does_not_stop_t
     # Prefect server 500 task runs, not 4,000), and the notify of the drifted one.
     one_each = ["drift clinic-crash", "drift clinic-gone", "drift clinic-north", "drift clinic-south", "notify"]
     assert _task_run_names(report["flow_run_id"], one_each) == one_each
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # a drift check's plan never buries a paused sync's
+        keys = {a.key for a in client.read_artifacts() if str(a.flow_run_id) == report["flow_run_id"]}
+    assert "drift-plan-clinic-north" in keys and not any(k.startswith("plan-") for k in keys), keys
 
     store = Store()
     runs = {name: store.history(name, limit=1)[0] for name in names}
