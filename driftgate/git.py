@@ -17,6 +17,7 @@ error message. Called by the fetch task and by the CLI's read-only plan.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import logging
 import os
@@ -168,8 +169,27 @@ def mirror_dir(repo: str) -> Path:
     return home.subdir("repos") / hashlib.sha256(repo.encode()).hexdigest()[:20]
 
 
+@contextmanager
+def _one_at_a_time(mirror: Path) -> Iterator[None]:
+    """Hold ``mirror``'s lock file for the block: one clone or fetch of a mirror at
+    a time, across threads (a fleet's checks) and processes (deployment runs).
+    Two first fetches of a fresh home would otherwise both clone, and the second
+    would delete the mirror the first is reading; two fetches fight over its refs."""
+    with open(home.subdir("repo-locks") / mirror.name, "a") as lock:  # flock: per open file, so per thread too
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _update_mirror(source: Source, env: dict[str, str], masker: Masker, where: str, *, fetch_always: bool = False) -> git.Repo:
     path = mirror_dir(source.repo)
+    with _one_at_a_time(path):
+        return _clone_or_fetch(path, source, env, masker, where, fetch_always=fetch_always)
+
+
+def _clone_or_fetch(path: Path, source: Source, env: dict[str, str], masker: Masker, where: str, *, fetch_always: bool) -> git.Repo:
     # GitPython kills git (and its ssh) after this; Repo.clone_from would ignore it.
     deadline = source.timeout.total_seconds()
     try:

@@ -44,6 +44,25 @@ def test_clones_once_then_fetches_incrementally(world: DemoWorld, driftgate_home
     assert list((driftgate_home / "repos").iterdir()) == mirrors
 
 
+def test_checks_sharing_a_repository_clone_and_fetch_it_one_at_a_time(world: DemoWorld) -> None:
+    """A fleet's checks run in threads (and deployment runs in processes) that share one
+    repository's mirror: the first fetches of a fresh home must not clone over, or delete,
+    the mirror another is reading."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    source = Source(repo=str(world.repo), ref="main", path="ansible")
+    together = threading.Barrier(6)
+
+    def first_fetch(n: int) -> str:
+        together.wait(30)
+        return fetch(source, environment=f"tenant-{n}").commit
+
+    with ThreadPoolExecutor(6) as pool:
+        commits = list(pool.map(first_fetch, range(6)))
+    assert len(set(commits)) == 1 and git.Repo(world.repo).head.commit.hexsha == commits[0]
+
+
 def test_refs_branch_tag_and_commit(world: DemoWorld) -> None:
     repo = git.Repo(world.repo)
     tagged = repo.head.commit.hexsha
