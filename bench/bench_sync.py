@@ -27,8 +27,6 @@ import argparse
 import os
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,12 +34,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import yaml
 
-from driftgate.demo_repo import create_demo_world
+from driftgate.demo_repo import DemoWorld, create_demo_world
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the tests' real `prefect server start`, on loopback
+
+from tests.conftest import running_prefect_server  # noqa: E402
 
 ENGINE = """
 from driftgate import ansible, git, render
@@ -68,35 +70,6 @@ def timed(command: list[str], env: dict[str, str], cwd: Path | None = None) -> t
     return time.perf_counter() - wall, children_cpu() - cpu
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_API_HOST": "127.0.0.1",
-        "PREFECT_SERVER_API_PORT": str(port), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-    }  # fmt: skip
-    env.pop("PREFECT_API_URL", None)
-    server = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start"], env=env, start_new_session=True,
-        stdout=(home / "server.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                return server, f"{base}/api"
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    server.kill()
-    raise SystemExit(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -107,8 +80,15 @@ def main() -> None:
     data = yaml.safe_load(world.config.read_text())
     data["environments"]["demo"]["approval"] = {"mode": "never"}
     world.config.write_text(yaml.safe_dump(data))
-    server, api = start_server(root / "prefect")
-    env = {**os.environ, "DRIFTGATE_HOME": str(root / "home"), "PREFECT_API_URL": api, "DO_NOT_TRACK": "1"}
+    with running_prefect_server(root / "prefect") as base:
+        env = {**os.environ, "DRIFTGATE_HOME": str(root / "home"), "PREFECT_API_URL": f"{base}/api", "DO_NOT_TRACK": "1"}
+        samples = measure(world, root, env, args.runs)
+    report(samples, args.runs)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def measure(world: DemoWorld, root: Path, env: dict[str, str], runs: int) -> dict[str, list[tuple[float, float]]]:
+    """``runs`` rounds of each variant, in turn; each round starts from an empty host folder."""
     inventory = root / "inventory"
     inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
     extra = ["-e", f"demo_root={world.host_root}", "-e", "environment_name=demo"]
@@ -121,23 +101,22 @@ def main() -> None:
         "driftgate sync": lambda: timed([str(BIN / "driftgate"), "sync", "demo", "--config", str(world.config)], env),
     }
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-    try:
-        variants["driftgate sync"]()  # the first sync registers the flow and the deployment-less run's objects
-        for _ in range(args.runs):
-            for name, run in variants.items():
-                shutil.rmtree(world.host_root / "app", ignore_errors=True)  # the same 3 changes each time
-                samples[name].append(run())
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
-    print(f"{args.runs} rounds, median (load average at the end: {os.getloadavg()[0]:.1f})")
+    variants["driftgate sync"]()  # the first sync registers the flow and the deployment-less run's objects
+    for _ in range(runs):
+        for name, run in variants.items():
+            shutil.rmtree(world.host_root / "app", ignore_errors=True)  # the same 3 changes each time
+            samples[name].append(run())
+    return samples
+
+
+def report(samples: dict[str, list[tuple[float, float]]], runs: int) -> None:
+    print(f"{runs} rounds, median (load average at the end: {os.getloadavg()[0]:.1f})")
     print(f"{'variant':<40} {'wall s':>8} {'CPU s':>8}")
     medians = {name: (statistics.median(w for w, _ in s), statistics.median(c for _, c in s)) for name, s in samples.items()}
     for name, (wall, cpu) in medians.items():
         print(f"{name:<40} {wall:8.2f} {cpu:8.2f}")
     raw, sync = medians["raw ansible-playbook (check + apply)"], medians["driftgate sync"]
     print(f"sync adds {sync[0] - raw[0]:.2f} s wall and {sync[1] - raw[1]:.2f} CPU-s over raw (target: at most 1.5 s wall)")
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _sum(*runs: tuple[float, float]) -> tuple[float, float]:

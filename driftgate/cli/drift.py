@@ -32,7 +32,7 @@ def drift(
     output: str = OutputOption,
 ) -> None:
     """Drift-check ENV... (or --all) in one flow run, read-only. Exit 0 all in sync, 2 any drifted, 1 any unknown or failed."""
-    from driftgate.cli.printing import outcome_text  # the engine's models: not for --help
+    from driftgate.cli.printing import outcome_text
     from driftgate.errors import ConfigError
     from driftgate.models import Outcome
 

@@ -21,7 +21,7 @@ def suspend(
     config: Path | None = ConfigOption,
 ) -> None:
     """Suspend ENV's syncs until `driftgate resume ENV` (drift checks go on). Exit 0 suspended, 1 error or already suspended."""
-    from driftgate.runlog import current_user  # the engine's models: not for --help
+    from driftgate.runlog import current_user
 
     validated_config_path(config, environment)  # only an environment of driftgate.yaml: a typo must not suspend nothing
     if not reason.strip():

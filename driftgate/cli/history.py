@@ -33,7 +33,7 @@ def history(
     limit: int = typer.Option(20, help="at most this many runs (0: all)"),
 ) -> None:
     """Recorded runs, the latest started first; says when --limit left some out."""
-    from driftgate.cli.printing import print_history  # the engine's models: not for --help
+    from driftgate.cli.printing import print_history
 
     check_output(output)
     if limit < 0:
@@ -63,7 +63,7 @@ def show(
     output: str = OutputOption,
 ) -> None:
     """One recorded run in full: who, what, where, when, approval, result, every change with its diff."""
-    from driftgate.cli.printing import print_stored_run  # the engine's models: not for --help
+    from driftgate.cli.printing import print_stored_run
 
     check_output(output)
     with record_errors(output):

@@ -39,7 +39,7 @@ def rollback(
     rollback with the commit it rolled back from, and pins ENV there until
     `driftgate unpin ENV`. Exit 0 rolled back (or already there), 1 refused,
     rejected or failed."""
-    from driftgate.models import RunPurpose  # the engine's models: not for --help
+    from driftgate.models import RunPurpose
 
     config_path = validated_config_path(config, environment)
     asked = Request(pre_approve=yes, purpose=RunPurpose.ROLLBACK, revision=to, reason=reason)

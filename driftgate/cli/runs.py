@@ -142,7 +142,7 @@ def _saved_plan(path: Path | None, environment: str) -> SavedPlan | None:
 
 def approvals(output: str = OutputOption) -> None:
     """Runs waiting for approval: environment, commit, plan, who asked, since when, and where to see them."""
-    from driftgate.cli.printing import print_paused_runs  # the engine's models: not for --help
+    from driftgate.cli.printing import print_paused_runs
 
     check_output(output)
     prefect_defaults()

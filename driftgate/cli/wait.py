@@ -25,7 +25,7 @@ def wait(
     timeout: float | None = typer.Option(None, "--timeout", help="give up after this many seconds: exit 3, the run goes on"),
 ) -> None:
     """Wait until a run ends. Exit 0 applied (or in sync), 1 failed, rejected or cancelled, 3 still running at --timeout."""
-    from driftgate.cli.printing import print_run  # the engine's models: not for --help
+    from driftgate.cli.printing import print_run
     from driftgate.models import Outcome
 
     if timeout is not None and timeout < 0:
