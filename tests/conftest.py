@@ -95,6 +95,17 @@ def synced_world(tmp_path: Path, synced_world_template: DemoWorld) -> DemoWorld:
     return copy_world(synced_world_template, tmp_path / "world")
 
 
+@pytest.fixture
+def files_world(tmp_path: Path) -> Iterator[Any]:
+    """The demo's story on the test-only kind ``files`` (tests/filestarget.py): for
+    tests whose subject is the gate, the record or the flow, not Ansible. A sync
+    costs about 1 CPU-s there, against 3-4 CPU-s per ansible-playbook run here."""
+    from tests.filestarget import create_files_world, files_kind_registered
+
+    with files_kind_registered():
+        yield create_files_world(tmp_path / "files-world")
+
+
 def edit_config(world: DemoWorld, env_name: str = "demo", **environment_overrides: object) -> None:
     """Merge settings into one environment (default: the demo's) of driftgate.yaml."""
     data = yaml.safe_load(world.config.read_text())

@@ -2,7 +2,8 @@
 lists and self-approval, approval bound to one plan (re-plan before apply,
 ask again when it changed), timeout, invalid input, the plan artifacts, and
 `driftgate approvals` / `driftgate approve` — through the engine, the Prefect
-API (one test server per session) and the real console script."""
+API (one test server per session) and the CLI. The flows run on the test-only
+kind ``files``: the gate is the subject here, Ansible's is tests/test_ansible.py."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ import pytest
 
 from driftgate import policy, report
 from driftgate.config import Environment, parse_config
-from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.errors import ConfigError
 from driftgate.kinds import BUILTIN_GROUP
 from driftgate.models import Action, Bundle, Change, Outcome, Plan
 from driftgate.store import Store, StoredRun
 from driftgate.targets import ansible as ansible_target
 from tests.conftest import answer, approver, as_cli, edit_config, invoke_cli
+from tests.filestarget import FilesWorld
 
 # ---------------------------------------------------------------- the risk policy (engine only)
 
@@ -234,7 +235,14 @@ def test_the_approval_form_names_the_commits_and_the_deadline_as_a_clock_time() 
 # ---------------------------------------------------------------- the gate, through the Prefect API
 
 
-def sync(world: DemoWorld, *, requested_by: str | None = None, auto_approve: bool = False) -> tuple[Any, StoredRun]:
+@pytest.fixture
+def world(files_world: FilesWorld) -> FilesWorld:
+    """The gate's world: the test-only kind ``files`` (its subject is the gate, not
+    Ansible, whose runs would cost most of these tests' time)."""
+    return files_world
+
+
+def sync(world: FilesWorld, *, requested_by: str | None = None, auto_approve: bool = False) -> tuple[Any, StoredRun]:
     """A sync as `driftgate sync [--yes]` by ``requested_by`` runs it."""
     from driftgate.flows.reconcile import reconcile
 
@@ -246,7 +254,7 @@ def sync(world: DemoWorld, *, requested_by: str | None = None, auto_approve: boo
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_approval_given_names_the_approver_and_binds_the_plan(world: DemoWorld) -> None:
+def test_approval_given_names_the_approver_and_binds_the_plan(world: FilesWorld) -> None:
     edit_config(world, approval={"mode": "always", "timeout": "2m", "approvers": ["alice", "ops"], "groups": {"ops": ["olga"]}})
     with approver(answer("approve", "olga", "reviewed the diff")) as seen:
         state, record = sync(world, requested_by="bob")
@@ -264,7 +272,7 @@ def test_approval_given_names_the_approver_and_binds_the_plan(world: DemoWorld) 
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_approval_rejected(world: DemoWorld) -> None:
+def test_approval_rejected(world: FilesWorld) -> None:
     edit_config(world, approval={"mode": "always", "timeout": "2m"})
     with approver(answer("reject", "alice", "not during the freeze")):
         state, record = sync(world)
@@ -275,7 +283,7 @@ def test_approval_rejected(world: DemoWorld) -> None:
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_approval_timeout_rejects(world: DemoWorld) -> None:
+def test_approval_timeout_rejects(world: FilesWorld) -> None:
     edit_config(world, approval={"mode": "always", "timeout": "2s"})
     state, record = sync(world)
     assert state.is_cancelled() and "rejected (timed out): no decision within 2s" in state.message
@@ -285,24 +293,24 @@ def test_approval_timeout_rejects(world: DemoWorld) -> None:
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_risky_mode_pauses_only_risky_plans_and_yes_approves_in_advance(world: DemoWorld) -> None:
-    edit_config(world, approval={"mode": "risky", "timeout": "1s", "risky_tasks": ["welcome*"]})
+def test_risky_mode_pauses_only_risky_plans_and_yes_approves_in_advance(world: FilesWorld) -> None:
+    edit_config(world, approval={"mode": "risky", "timeout": "1s"}, target={"protected": ["index.*"]})
     state, record = sync(world)
     assert record.outcome == Outcome.REJECTED  # risky and nobody answered
-    assert [c.rules for c in record.changes] == [(), ("task:welcome*",), ()]
+    assert [c.rules for c in record.changes] == [(), ("protected:index.*",), ()]
 
     state, record = sync(world, auto_approve=True, requested_by="dana")
     assert record.outcome == Outcome.APPLIED
     assert (record.approval.decision, record.approval.approver, record.approval.required) == ("approve", "dana", True)
     assert "in advance" in record.approval.reason
 
-    world.config_line.write_text("max_connections = 9\n")  # not a risky task: no pause
+    world.config_line.write_text("max_connections = 9\n")  # not a protected file: no pause
     state, record = sync(world)
     assert record.outcome == Outcome.APPLIED and record.approval.required is False
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_refused_approver_and_invalid_input_leave_the_run_paused(world: DemoWorld) -> None:
+def test_refused_approver_and_invalid_input_leave_the_run_paused(world: FilesWorld) -> None:
     from prefect.flow_runs import resume_flow_run
 
     from driftgate.flows.approvals_api import ApproverRefused, answer_run, find_paused_run
@@ -332,7 +340,7 @@ def test_refused_approver_and_invalid_input_leave_the_run_paused(world: DemoWorl
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_refused_answer_that_reaches_the_flow_pauses_again(world: DemoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refused_answer_that_reaches_the_flow_pauses_again(world: FilesWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     """Defence in depth: a form without the approver rule (an old one) still cannot approve."""
     from driftgate.flows import approval, approvals_api
 
@@ -347,7 +355,7 @@ def test_refused_answer_that_reaches_the_flow_pauses_again(world: DemoWorld, mon
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_plan_changed_between_approval_and_apply_asks_again(world: DemoWorld) -> None:
+def test_plan_changed_between_approval_and_apply_asks_again(world: FilesWorld) -> None:
     edit_config(world, approval={"mode": "always", "timeout": "2m"})
     first: dict[str, str] = {}
 
@@ -355,7 +363,7 @@ def test_plan_changed_between_approval_and_apply_asks_again(world: DemoWorld) ->
         if not first:
             first.update(plan_hash=run.plan_hash, commit=run.commit)
             # A new commit lands while the approver reads the plan.
-            commit_change(world.repo, "ansible/vars.yml", "max_connections: 250\n", "raise the limit")
+            world.commit({"app.conf": "max_connections = 250\n"}, "raise the limit")
         answer("approve", "alice", "looks fine")(run)
 
     with approver(act, pauses=2) as seen:
@@ -369,7 +377,7 @@ def test_plan_changed_between_approval_and_apply_asks_again(world: DemoWorld) ->
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_plan_artifacts_are_published_before_the_pause(world: DemoWorld) -> None:
+def test_plan_artifacts_are_published_before_the_pause(world: FilesWorld) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -387,11 +395,11 @@ def test_plan_artifacts_are_published_before_the_pause(world: DemoWorld) -> None
     assert "**3 changes (3 create)**" in artifacts["markdown"].data
     assert "+max_connections = 100" in artifacts["markdown"].data
     table = json.loads(artifacts["table"].data) if isinstance(artifacts["table"].data, str) else artifacts["table"].data
-    assert [row["task or name"] for row in table] == ["app directory", "welcome page", "connection limit"]
+    assert [row["task or name"] for row in table] == ["app.conf", "index.html", "robots.txt"]
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_cli_approvals_and_approve_by_run_id_with_clear_errors(world: DemoWorld, prefect_api: str) -> None:
+def test_cli_approvals_and_approve_by_run_id_with_clear_errors(world: FilesWorld, prefect_api: str) -> None:
     env = {"PREFECT_API_URL": prefect_api}
     edit_config(world, approval={"mode": "always", "timeout": "2m", "approvers": ["alice"]})
     results: dict[str, Any] = {}
@@ -425,7 +433,7 @@ def test_cli_approvals_and_approve_by_run_id_with_clear_errors(world: DemoWorld,
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_cli_approve_env_name_and_reject_flag(world: DemoWorld, prefect_api: str) -> None:
+def test_cli_approve_env_name_and_reject_flag(world: FilesWorld, prefect_api: str) -> None:
     env = {"PREFECT_API_URL": prefect_api, "DRIFTGATE_USER": "erin"}
     edit_config(world, approval={"mode": "always", "timeout": "2m"})
     results: dict[str, Any] = {}

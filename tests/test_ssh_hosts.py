@@ -78,6 +78,8 @@ def test_wrong_host_key_is_refused_and_nothing_applied(world: DemoWorld, fleet: 
     web0, web1 = fleet
     save_block("wrong-keys", fleet, web1.known_hosts.replace(web1.address, web0.address))
     use_fleet(world, fleet, block="wrong-keys")
+    # Its own live file: under parallel workers this test may run without the one above.
+    web0.path(f"{REMOTE_ROOT}/app").mkdir(parents=True, exist_ok=True)
     web0.path(f"{REMOTE_ROOT}/app/app.conf").write_text("max_connections = 3\n")
     state, record = sync(world)
     assert state.is_failed()

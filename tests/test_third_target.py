@@ -1,113 +1,39 @@
-"""A third target kind, defined here and nowhere in driftgate, runs through the
+"""A third target kind, defined in the tests and nowhere in driftgate, runs through the
 same engine: config, render, plan, risk rules, the approval gate, apply and
 the record. It proves that a target kind is one module (driftgate.targets):
 adding one touches nothing else.
 
-The kind ``files``: the desired state is the files under ``source.path`` of the
-commit, live is a directory on disk; a plan lists the files to create, update
-or delete; apply copies and deletes. Deleting is risky (the generic rule), and
-so is changing a file that matches ``protected`` (this kind's own rule).
+The kind ``files`` (tests/filestarget.py): the desired state is the files
+under ``source.path`` of the commit, live is a directory on disk. Deleting is
+risky (the generic rule), and so is changing a file that matches
+``protected`` (this kind's own rule).
 """
 
 from __future__ import annotations
 
-import difflib
 import json
-import shutil
 from collections.abc import Iterator
-from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import git
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from driftgate import git as driftgate_git
 from driftgate import targets
-from driftgate.access import Access
 from driftgate.cli import app
-from driftgate.config import ConfigError, Environment, TargetSettings, load_config
-from driftgate.models import Action, ApplyResult, Bundle, Change, Checkout, Decision, HostResult, Outcome, Plan, TaskResult
+from driftgate.config import ConfigError, TargetSettings, load_config
+from driftgate.models import Decision, Outcome
 from driftgate.store import Store
 from tests.conftest import answer, approver, as_cli
-
-FILES = "files"  # inside the bundle: the commit's files
-
-
-class FilesSettings(TargetSettings):
-    kind: Literal["files"]
-    directory: Path
-    protected: list[str] = []
-
-
-class FilesTarget(targets.Target):
-    kind = "files"
-    settings = FilesSettings
-    noun = "file"
-    columns = ("file",)
-
-    def render(self, env: Environment, checkout: Checkout, staging: Path, final: Path,
-               *, identities: tuple[str, ...]) -> Bundle:
-        driftgate_git.export(checkout, staging / FILES)
-        names = sorted(p.relative_to(staging / FILES).as_posix() for p in (staging / FILES).rglob("*") if p.is_file())
-        return Bundle(commit=checkout.commit, directory=final, hosts=tuple(names))
-
-    def plan(self, env: Environment, bundle: Bundle, access: Access) -> Plan:
-        desired, live = bundle.directory / FILES, env.target.directory
-        changes = []
-        for name in sorted(set(bundle.hosts) | set(_files(live))):
-            want, have = desired / name, live / name
-            if not want.is_file():
-                action = Action.DELETE
-            elif not have.is_file():
-                action = Action.CREATE
-            elif want.read_bytes() != have.read_bytes():
-                action = Action.UPDATE
-            else:
-                continue
-            before = have.read_text().splitlines() if have.is_file() else []
-            after = want.read_text().splitlines() if want.is_file() else []
-            diff = "\n".join(difflib.unified_diff(before, after, f"live {name}", f"desired {name}", lineterm=""))
-            changes.append(Change(action=action, target=name, name=name, diff=diff))
-        return Plan(environment=env.name, revision=bundle.commit, changes=tuple(changes), hosts=bundle.hosts)
-
-    def apply(self, env: Environment, bundle: Bundle, access: Access, plan: Plan) -> ApplyResult:
-        live = env.target.directory
-        results = []
-        for change in plan.changes:
-            if change.action == Action.DELETE:
-                (live / change.target).unlink()
-            else:
-                (live / change.target).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(bundle.directory / FILES / change.target, live / change.target)
-            task = TaskResult(host=change.target, task=change.name, status="changed")
-            results.append(HostResult(host=change.target, changed=1, tasks=(task,)))
-        return ApplyResult(hosts=tuple(results))
-
-    def risk_rules(self, env: Environment, bundle: Bundle | None) -> targets.RuleCheck:
-        return lambda change: [f"protected:{p}" for p in env.target.protected if fnmatchcase(change.target, p)]
-
-    def label(self, change: Change) -> str:
-        return f"file {change.target}"
-
-    def row(self, change: Change) -> tuple[str, ...]:
-        return (change.target,)
-
-    def result_line(self, host: HostResult) -> str:
-        return f"file {host.host}: {host.tasks[0].status.value}"
-
-
-def _files(directory: Path) -> list[str]:
-    return [p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()]
+from tests.filestarget import FilesSettings, FilesTarget, commit, files_in, files_kind_registered
 
 
 @pytest.fixture
 def files_kind() -> Iterator[None]:
-    targets.register(FilesTarget())
-    yield
-    targets.unregister("files")
+    with files_kind_registered():
+        yield
 
 
 @pytest.fixture
@@ -126,18 +52,6 @@ def site(tmp_path: Path, files_kind: None) -> dict[str, Path]:
         "approval": {"mode": "risky", "timeout": "1m"},
     }}}))  # fmt: skip
     return {"repo": repo_dir, "live": live, "config": config}
-
-
-def commit(repo_dir: Path, files: dict[str, str | None], message: str) -> None:
-    repo = git.Repo(repo_dir)
-    for name, content in files.items():
-        if content is None:
-            repo.index.remove([name], working_tree=True)
-            continue
-        (repo_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo_dir / name).write_text(content)
-        repo.index.add([name])
-    repo.index.commit(message)
 
 
 def cli(*args: str) -> Any:
@@ -216,7 +130,7 @@ def test_a_third_kind_syncs_through_the_gate_into_the_record(site: dict[str, Pat
     assert [(c.action.value, c.target, c.rules, c.result) for c in first.changes] == [
         ("create", "app.conf", ("protected:*.conf",), "changed"), ("create", "index.html", (), "changed"),
     ]  # fmt: skip
-    assert sorted(_files(site["live"])) == ["app.conf", "index.html"]
+    assert sorted(files_in(site["live"])) == ["app.conf", "index.html"]
 
     # A file leaves Git: deleting it is risky, so the sync waits for an approver.
     commit(site["repo"], {"site/index.html": None, "site/about.html": "<p>about</p>\n"}, "about instead of index")
@@ -231,7 +145,7 @@ def test_a_third_kind_syncs_through_the_gate_into_the_record(site: dict[str, Pat
         ("create", "about.html", (), "changed", "files"),
         ("delete", "index.html", ("delete",), "changed", "files"),
     ]
-    assert sorted(_files(site["live"])) == ["about.html", "app.conf"]
+    assert sorted(files_in(site["live"])) == ["about.html", "app.conf"]
 
     # In sync now: nothing to do, nothing recorded as changed.
     state = sync()

@@ -1,0 +1,177 @@
+"""The test-only target kind ``files``, defined here and nowhere in driftgate,
+and a world built on it: the cheap stand-in for the demo's Ansible world in
+tests whose subject is the gate, the record or the flow rather than Ansible.
+
+The kind: the desired state is the files under ``source.path`` of the
+commit, live is a directory on disk; a plan lists the files to create,
+update or delete; apply copies and deletes. Deleting is risky (the generic
+rule), and so is changing a file that matches ``protected`` (this kind's own
+rule). A sync costs what Prefect and driftgate cost (about 1 CPU-s), where
+the demo's playbook costs ansible-playbook's 3-4 CPU-s for each check and
+apply. tests/test_third_target.py proves with it that a kind is one module.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Literal
+
+import git
+import yaml
+
+from driftgate import git as driftgate_git
+from driftgate import targets
+from driftgate.access import Access
+from driftgate.config import Environment, TargetSettings
+from driftgate.models import Action, ApplyResult, Bundle, Change, Checkout, HostResult, Plan, TaskResult
+
+FILES = "files"  # inside the bundle: the commit's files
+
+
+class FilesSettings(TargetSettings):
+    kind: Literal["files"]
+    directory: Path
+    protected: list[str] = []
+
+
+class FilesTarget(targets.Target):
+    kind = "files"
+    settings = FilesSettings
+    noun = "file"
+    columns = ("file",)
+
+    def render(self, env: Environment, checkout: Checkout, staging: Path, final: Path,
+               *, identities: tuple[str, ...]) -> Bundle:
+        driftgate_git.export(checkout, staging / FILES)
+        names = sorted(p.relative_to(staging / FILES).as_posix() for p in (staging / FILES).rglob("*") if p.is_file())
+        return Bundle(commit=checkout.commit, directory=final, hosts=tuple(names))
+
+    def plan(self, env: Environment, bundle: Bundle, access: Access) -> Plan:
+        desired, live = bundle.directory / FILES, env.target.directory
+        changes = []
+        for name in sorted(set(bundle.hosts) | set(files_in(live))):
+            want, have = desired / name, live / name
+            if not want.is_file():
+                action = Action.DELETE
+            elif not have.is_file():
+                action = Action.CREATE
+            elif want.read_bytes() != have.read_bytes():
+                action = Action.UPDATE
+            else:
+                continue
+            before = have.read_text().splitlines() if have.is_file() else []
+            after = want.read_text().splitlines() if want.is_file() else []
+            diff = "\n".join(difflib.unified_diff(before, after, f"live {name}", f"desired {name}", lineterm=""))
+            changes.append(Change(action=action, target=name, name=name, diff=diff))
+        return Plan(environment=env.name, revision=bundle.commit, changes=tuple(changes), hosts=bundle.hosts)
+
+    def apply(self, env: Environment, bundle: Bundle, access: Access, plan: Plan) -> ApplyResult:
+        live = env.target.directory
+        results = []
+        for change in plan.changes:
+            if change.action == Action.DELETE:
+                (live / change.target).unlink()
+            else:
+                (live / change.target).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(bundle.directory / FILES / change.target, live / change.target)
+            task = TaskResult(host=change.target, task=change.name, status="changed")
+            results.append(HostResult(host=change.target, changed=1, tasks=(task,)))
+        return ApplyResult(hosts=tuple(results))
+
+    def risk_rules(self, env: Environment, bundle: Bundle | None) -> targets.RuleCheck:
+        return lambda change: [f"protected:{p}" for p in env.target.protected if fnmatchcase(change.target, p)]
+
+    def label(self, change: Change) -> str:
+        return f"file {change.target}"
+
+    def row(self, change: Change) -> tuple[str, ...]:
+        return (change.target,)
+
+    def result_line(self, host: HostResult) -> str:
+        return f"file {host.host}: {host.tasks[0].status.value}"
+
+
+def files_in(directory: Path) -> list[str]:
+    """The files under ``directory``, as paths relative to it."""
+    return [p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()]
+
+
+@contextmanager
+def files_kind_registered() -> Iterator[None]:
+    """The kind ``files`` known to driftgate inside the block (the registry is the process's)."""
+    targets.register(FilesTarget())
+    try:
+        yield
+    finally:
+        targets.unregister("files")
+
+
+# The files of the world's first commit: a config line, a page, a third file.
+FIRST_FILES = {
+    "app.conf": "max_connections = 100\n",
+    "index.html": "<h1>Hello from driftgate</h1>\n",
+    "robots.txt": "User-agent: *\n",
+}
+
+
+@dataclass(frozen=True)
+class FilesWorld:
+    """A Git repository whose ``site/`` folder is the desired state, the live
+    folder, and a driftgate.yaml naming one environment (default ``demo``):
+    shaped like the demo's world, so `edit_config` and ``config_line`` work the same."""
+
+    root: Path
+    repo: Path
+    live: Path
+    config: Path
+
+    @property
+    def config_line(self) -> Path:
+        """The live config file (the demo's ``app.conf`` line, here a file of its own)."""
+        return self.live / "app.conf"
+
+    def commit(self, files: dict[str, str | None], message: str) -> str:
+        """Write (or, for None, delete) files under ``site/`` and commit; returns the SHA."""
+        return commit(self.repo, {f"site/{name}": content for name, content in files.items()}, message)
+
+    def synced(self) -> "FilesWorld":
+        """Live as the first commit says (as after a first sync; nothing in the record)."""
+        for name, content in FIRST_FILES.items():
+            (self.live / name).write_text(content)
+        return self
+
+
+def create_files_world(root: Path, *, environment: str = "demo", approval: str = "risky") -> FilesWorld:
+    repo_dir, live = root / "repo", root / "live"
+    live.mkdir(parents=True)
+    repo = git.Repo.init(repo_dir, initial_branch="main")
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "Tess Ter").set_value("user", "email", "tess@example.com")
+        config.set_value("commit", "gpgsign", "false")
+    commit(repo_dir, {f"site/{name}": content for name, content in FIRST_FILES.items()}, "first site")
+    config_path = root / "driftgate.yaml"
+    config_path.write_text(yaml.safe_dump({"environments": {environment: {
+        "source": {"repo": "./repo", "ref": "main", "path": "site"},
+        "target": {"kind": "files", "directory": str(live)},
+        "approval": {"mode": approval, "timeout": "10m"},
+    }}}, sort_keys=False))  # fmt: skip
+    return FilesWorld(root=root, repo=repo_dir, live=live, config=config_path)
+
+
+def commit(repo_dir: Path, files: dict[str, str | None], message: str) -> str:
+    """Write (or, for None, remove) files in the repository and commit them; returns the SHA."""
+    repo = git.Repo(repo_dir)
+    for name, content in files.items():
+        if content is None:
+            repo.index.remove([name], working_tree=True)
+            continue
+        (repo_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo_dir / name).write_text(content)
+        repo.index.add([name])
+    return repo.index.commit(message).hexsha
