@@ -1,7 +1,8 @@
-"""Signed approvals through the flow, the Prefect API and the real console
-script, with real ssh-keygen keys: every forged or replayed answer is refused
-with one line and the run stays paused, then a valid signature applies; the
-record keeps the evidence and `driftgate audit verify` re-verifies it."""
+"""Signed approvals through the flow, the Prefect API and the CLI, with real
+ssh-keygen keys: every forged or replayed answer is refused with one line and
+the run stays paused, then a valid signature applies; the record keeps the
+evidence and `driftgate audit verify` re-verifies it. The flows run on the
+test-only kind ``files`` (tests/filestarget.py): the gate is the subject, not Ansible."""
 
 from __future__ import annotations
 
@@ -19,13 +20,18 @@ import yaml
 
 from driftgate import signing
 from driftgate.config import ConfigError, load_config
-from driftgate.demo_repo import DemoWorld
 from driftgate.models import Outcome
 from driftgate.store import Store, StoredRun
 from tests.conftest import SSHKey, approver, as_cli, edit_config, invoke_cli
+from tests.filestarget import FilesWorld
 
 # A flow run with several answers and console-script calls, on a machine others share.
 pytestmark = pytest.mark.timeout(600)
+
+@pytest.fixture
+def world(files_world: FilesWorld) -> FilesWorld:
+    return files_world
+
 
 SIGNED = {"mode": "always", "timeout": "3m", "approvers": ["alice", "bob"], "require_signature": True}
 
@@ -37,7 +43,7 @@ def save_signers(name: str, text: str) -> None:
 
 
 @pytest.fixture
-def signed_world(world: DemoWorld, ssh_keys: dict[str, SSHKey], prefect_api: str) -> DemoWorld:
+def signed_world(world: FilesWorld, ssh_keys: dict[str, SSHKey], prefect_api: str) -> FilesWorld:
     """The demo environment, requiring approvals signed by alice or bob (a block); mallory has a key but is not listed."""
     block = f"approvers-{uuid.uuid4().hex[:8]}"
     save_signers(block, ssh_keys["alice"].signer_line("alice", 'namespaces="driftgate-approval"') + ssh_keys["bob"].signer_line("bob"))
@@ -45,7 +51,7 @@ def signed_world(world: DemoWorld, ssh_keys: dict[str, SSHKey], prefect_api: str
     return world
 
 
-def sync(world: DemoWorld, *, user: str | None = None, yes: bool = False, key: SSHKey | None = None) -> tuple[Any, StoredRun]:
+def sync(world: FilesWorld, *, user: str | None = None, yes: bool = False, key: SSHKey | None = None) -> tuple[Any, StoredRun]:
     """A sync as `driftgate sync [--yes [--key KEY]]` by ``user`` runs it."""
     from driftgate.flows.reconcile import reconcile
 
@@ -87,7 +93,7 @@ def signed(statement: signing.Statement, key: SSHKey) -> str:
     return statement.text() + signing.sign(statement.text(), key.path)
 
 
-def test_forged_and_replayed_signatures_are_refused_then_a_valid_one_applies(signed_world: DemoWorld, ssh_keys: dict[str, SSHKey]) -> None:
+def test_forged_and_replayed_signatures_are_refused_then_a_valid_one_applies(signed_world: FilesWorld, ssh_keys: dict[str, SSHKey]) -> None:
     from prefect.flow_runs import resume_flow_run
 
     from driftgate.flows.approvals_api import ApproverRefused, answer_run
@@ -142,7 +148,7 @@ def test_forged_and_replayed_signatures_are_refused_then_a_valid_one_applies(sig
     assert evidence.allowed_signers_source.startswith("block approvers-")
 
 
-def test_cli_approve_with_key_end_to_end_and_audit_verify(signed_world: DemoWorld, ssh_keys: dict[str, SSHKey], prefect_api: str, driftgate_home: Path) -> None:
+def test_cli_approve_with_key_end_to_end_and_audit_verify(signed_world: FilesWorld, ssh_keys: dict[str, SSHKey], prefect_api: str, driftgate_home: Path) -> None:
     env = {"PREFECT_API_URL": prefect_api}
     results: dict[str, Any] = {}
 
@@ -179,7 +185,7 @@ def test_cli_approve_with_key_end_to_end_and_audit_verify(signed_world: DemoWorl
     assert "signed approval does not verify: the signature is for another statement" in tampered.stderr  # and the signature
 
 
-def test_sync_yes_with_key_is_a_signed_pre_approval(signed_world: DemoWorld, ssh_keys: dict[str, SSHKey]) -> None:
+def test_sync_yes_with_key_is_a_signed_pre_approval(signed_world: FilesWorld, ssh_keys: dict[str, SSHKey]) -> None:
     """`sync --yes --key`: the CLI user's key signs the run's statement in the CLI's process,
     checked like any answer; someone else's key under alice's login only makes the run wait."""
     from typer.testing import CliRunner
@@ -207,7 +213,7 @@ def test_sync_yes_with_key_is_a_signed_pre_approval(signed_world: DemoWorld, ssh
     assert signing.verify_approvals(Store().chain_entries()) == (1, [])
 
 
-def test_allowed_signers_in_the_repository_with_ssh_signed_commits(world: DemoWorld, ssh_keys: dict[str, SSHKey], prefect_api: str) -> None:
+def test_allowed_signers_in_the_repository_with_ssh_signed_commits(world: FilesWorld, ssh_keys: dict[str, SSHKey], prefect_api: str) -> None:
     """Who may approve is a file in the repository, read at the commit being approved; the commits are SSH-signed."""
     from driftgate.flows.approvals_api import sign_answer
 
@@ -233,7 +239,7 @@ def test_allowed_signers_in_the_repository_with_ssh_signed_commits(world: DemoWo
     assert record.approval.signature.allowed_signers_source == f".driftgate/allowed_signers at commit {record.commit}"
 
 
-def test_allowed_signers_in_the_repository_require_signed_commits(world: DemoWorld) -> None:
+def test_allowed_signers_in_the_repository_require_signed_commits(world: FilesWorld) -> None:
     """Else whoever can push lists their own key under an approver's name, in the commit to be approved."""
     def problem(**approval: Any) -> str:
         data = yaml.safe_load(world.config.read_text())
@@ -254,7 +260,7 @@ def test_allowed_signers_in_the_repository_require_signed_commits(world: DemoWor
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_missing_allowed_signers_fails_the_run_before_it_waits(world: DemoWorld, ssh_keys: dict[str, SSHKey]) -> None:
+def test_missing_allowed_signers_fails_the_run_before_it_waits(world: FilesWorld, ssh_keys: dict[str, SSHKey]) -> None:
     commit_signers = world.root / "commit_signers"
     commit_signers.write_text(ssh_keys["alice"].signer_line("alice"))
     subprocess.run(["git", "-c", "gpg.format=ssh", "-c", f"user.signingkey={ssh_keys['alice'].path}", "commit", "-q", "-S",
