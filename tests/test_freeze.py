@@ -6,6 +6,8 @@ syncs and refuses manual ones unless overridden, which makes the plan risky;
 a saved plan is applied only while the live plan still has its hash. The
 scheduled runs are called the way a deployment run of the scheduler is
 described to the flow (flows/requests.py), on the session Prefect harness.
+The flows run on the test-only kind ``files`` (tests/filestarget.py): the
+guards are the subject here, not Ansible.
 """
 
 from __future__ import annotations
@@ -18,17 +20,25 @@ from typing import Any
 import pytest
 
 from driftgate.config import SyncWindow, parse_config
-from driftgate.demo_repo import DemoWorld
 from driftgate.errors import ConfigError
 from driftgate.models import Outcome, RunPurpose, Trigger
 from driftgate.store import Store
 from driftgate.windows import closed
-from tests.conftest import add_tasks, answer, approver, edit_config, invoke_cli
+from tests.conftest import answer, approver, edit_config, invoke_cli
+from tests.filestarget import FilesWorld
 
-NEW_TASK = "    - name: release note\n      ansible.builtin.copy:\n        dest: \"{{ demo_root }}/app/NOTE\"\n        content: hi\n"
+
+@pytest.fixture
+def world(files_world: FilesWorld) -> FilesWorld:
+    return files_world
 
 
-def scheduled(world: DemoWorld) -> Any:
+@pytest.fixture
+def synced_world(files_world: FilesWorld) -> FilesWorld:
+    return files_world.synced()
+
+
+def scheduled(world: FilesWorld) -> Any:
     """A sync as the Prefect scheduler's run of the sync deployment is seen by the flow."""
     from driftgate.flows.reconcile import reconcile
     from driftgate.flows.requests import SCHEDULER, RunRequest, requested
@@ -41,12 +51,12 @@ def last_sync() -> Any:
     return next(r for r in Store().history("demo", limit=10) if r.purpose == RunPurpose.SYNC)
 
 
-def sync_cli(world: DemoWorld, prefect_api: str, *args: str) -> Any:
+def sync_cli(world: FilesWorld, prefect_api: str, *args: str) -> Any:
     return invoke_cli("sync", "demo", "--config", str(world.config), *args, env={"PREFECT_API_URL": prefect_api})
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_a_saved_plan_is_applied_while_it_holds_and_refused_after_a_new_commit(world: DemoWorld, prefect_api: str, tmp_path: Path) -> None:
+def test_a_saved_plan_is_applied_while_it_holds_and_refused_after_a_new_commit(world: FilesWorld, prefect_api: str, tmp_path: Path) -> None:
     saved = tmp_path / "demo.plan.json"
     planned = invoke_cli("plan", "demo", "--config", str(world.config), "--out", str(saved))
     assert planned.returncode == 2, planned.stderr
@@ -68,15 +78,15 @@ def test_a_saved_plan_is_applied_while_it_holds_and_refused_after_a_new_commit(w
     assert last_sync().outcome == Outcome.APPLIED and last_sync().plan_hash == body["plan_hash"]
 
     world.config_line.write_text("max_connections = 5\n")  # and a commit: the saved plan no longer holds
-    commit = add_tasks(world, "a release note", NEW_TASK)
+    commit = world.commit({"NOTE": "hi\n"}, "a release note")
     refused = sync_cli(world, prefect_api, "--plan", str(saved))
     (said,) = [line for line in refused.stderr.splitlines() if line.startswith("error:")]  # one line says it all
     assert refused.returncode == 1 and said.startswith("error: refused: the live plan of 'demo'"), refused.stderr
     assert f"new commit {commit[:12]} (was {body['revision'][:12]})" in said
-    assert "now also: create localhost: release note" in said and "nothing was applied" in said
+    assert "now also: create file NOTE" in said and "nothing was applied" in said
     record = last_sync()
     assert record.outcome == Outcome.REFUSED and record.commit == commit and record.failed_stage.value == "gate"
-    assert world.config_line.read_text() == "max_connections = 5\n" and not (world.host_root / "app/NOTE").exists()
+    assert world.config_line.read_text() == "max_connections = 5\n" and not (world.live / "NOTE").exists()
 
     # A plan saved at a revision off the ref's head is applied at that commit, not at the head.
     pinned = tmp_path / "pinned.plan.json"
@@ -90,7 +100,7 @@ def test_a_saved_plan_is_applied_while_it_holds_and_refused_after_a_new_commit(w
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_a_suspended_environment_is_checked_but_never_synced(synced_world: DemoWorld, prefect_api: str) -> None:
+def test_a_suspended_environment_is_checked_but_never_synced(synced_world: FilesWorld, prefect_api: str) -> None:
     from driftgate.flows.drift import drift_check
     from driftgate.flows.reconcile import reconcile
 
@@ -135,7 +145,7 @@ def test_a_suspended_environment_is_checked_but_never_synced(synced_world: DemoW
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_a_deny_window_skips_the_schedule_and_an_override_makes_the_plan_risky_and_apply_asks_again(synced_world: DemoWorld, prefect_api: str) -> None:
+def test_a_deny_window_skips_the_schedule_and_an_override_makes_the_plan_risky_and_apply_asks_again(synced_world: FilesWorld, prefect_api: str) -> None:
     world = synced_world
     # Opens every minute for two: open whenever the test runs.
     edit_config(world, sync={"windows": [{"kind": "deny", "schedule": "* * * * *", "duration": "2m", "timezone": "Europe/Berlin", "name": "freeze"}]})
