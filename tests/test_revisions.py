@@ -1,5 +1,7 @@
-"""Revisions, rollback and pins, end to end: real Git, ansible-runner on
-localhost, the flows on the session's Prefect server, the CLI in-process."""
+"""Revisions, rollback and pins, end to end: real Git, the flows on the
+session's Prefect server, the CLI in-process. The target is the test-only kind
+``files`` (tests/filestarget.py): which commit reaches it is the subject here,
+not Ansible."""
 
 from __future__ import annotations
 
@@ -11,28 +13,38 @@ import git
 import pytest
 import yaml
 
-from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.models import Outcome, RunPurpose
 from driftgate.store import Store
 from tests.conftest import answer, approver, as_cli, edit_config, invoke_cli
+from tests.filestarget import FilesWorld
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-def _cli(prefect_api: str, world: DemoWorld, *args: str) -> Any:
+@pytest.fixture
+def world(files_world: FilesWorld) -> FilesWorld:
+    return files_world
+
+
+@pytest.fixture
+def synced_world(files_world: FilesWorld) -> FilesWorld:
+    return files_world.synced()
+
+
+def _cli(prefect_api: str, world: FilesWorld, *args: str) -> Any:
     return invoke_cli(*args, "--config", str(world.config), env={"PREFECT_API_URL": prefect_api})
 
 
-def _status(world: DemoWorld) -> dict[str, Any]:
+def _status(world: FilesWorld) -> dict[str, Any]:
     return json.loads(invoke_cli("status", "demo", "--config", str(world.config), "--output", "json").stdout)[0]
 
 
-def bad_commit(world: DemoWorld) -> str:
+def bad_commit(world: FilesWorld) -> str:
     """A commit that deploys fine and breaks the app: no connections allowed."""
-    return commit_change(world.repo, "ansible/vars.yml", yaml.safe_dump({"max_connections": 0}), "tune: no connections (oops)")
+    return world.commit({"app.conf": "max_connections = 0\n"}, "tune: no connections (oops)")
 
 
-def test_a_revision_off_the_ref_is_risky_and_a_bad_one_is_one_line(world: DemoWorld, prefect_api: str) -> None:
+def test_a_revision_off_the_ref_is_risky_and_a_bad_one_is_one_line(world: FilesWorld, prefect_api: str) -> None:
     good = git.Repo(world.repo).head.commit.hexsha
     bad_commit(world)
 
@@ -58,7 +70,7 @@ def test_a_revision_off_the_ref_is_risky_and_a_bad_one_is_one_line(world: DemoWo
     assert not world.config_line.exists() and Store().pin_of("demo") is None
 
 
-def test_a_bad_commit_is_rolled_back_and_stays_pinned_through_self_heal(synced_world: DemoWorld, prefect_api: str) -> None:
+def test_a_bad_commit_is_rolled_back_and_stays_pinned_through_self_heal(synced_world: FilesWorld, prefect_api: str) -> None:
     from prefect.client.orchestration import get_client
 
     from driftgate.flows.drift import drift_check
@@ -105,21 +117,21 @@ def test_a_bad_commit_is_rolled_back_and_stays_pinned_through_self_heal(synced_w
     assert _status(world)["state"] == "out of date"
 
 
-def staging_and_prod(world: DemoWorld, *, after: str) -> None:
-    """Two environments of the demo repository, each on its own host folder; prod is fed by promotions from staging."""
+def staging_and_prod(world: FilesWorld, *, after: str) -> None:
+    """Two environments of the repository, each on its own live folder; prod is fed by promotions from staging."""
     data = yaml.safe_load(world.config.read_text())
     demo = data["environments"].pop("demo")
     for name in ("staging", "prod"):
         data["environments"][name] = {
             **demo,
-            "target": {**demo["target"], "vars": {"demo_root": str(world.host_root / name), "environment_name": name}},
+            "target": {**demo["target"], "directory": str(world.root / name)},
             "approval": {"mode": "never" if name == "staging" else "always", "timeout": "10m"},
         }
     data["environments"]["prod"]["promote_from"] = {"environment": "staging", "after": after}
     world.config.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def test_promotion_takes_what_staging_ran_healthy_and_refuses_what_it_cannot(world: DemoWorld, prefect_api: str) -> None:
+def test_promotion_takes_what_staging_ran_healthy_and_refuses_what_it_cannot(world: FilesWorld, prefect_api: str) -> None:
     from driftgate.flows.promote import promote
     from driftgate.flows.reconcile import reconcile
 
@@ -143,17 +155,17 @@ def test_promotion_takes_what_staging_ran_healthy_and_refuses_what_it_cannot(wor
     record = Store().history("prod", limit=1)[0]
     assert record.purpose == RunPurpose.PROMOTE and record.outcome == Outcome.APPLIED and record.commit == applied.commit
     assert record.promoted_from == f"staging run {applied.run_id}" and record.approval.required  # through prod's gate
-    assert (world.host_root / "prod/app/app.conf").read_text() == "max_connections = 100\n"
+    assert (world.root / "prod/app.conf").read_text() == "max_connections = 100\n"
     pin = Store().pin_of("prod")
     assert pin.commit == applied.commit and f"record #{applied.id}" in pin.reason and newer != applied.commit
 
     # A commit staging ran from a branch that never reached prod's ref is not promoted.
     repo = git.Repo(world.repo)
     repo.git.checkout("-q", "-b", "hotfix", applied.commit)
-    hotfix = commit_change(world.repo, "ansible/vars.yml", yaml.safe_dump({"max_connections": 150}), "hotfix: 150")
+    hotfix = world.commit({"app.conf": "max_connections = 150\n"}, "hotfix: 150")
     repo.git.checkout("-q", "main")
     assert _cli(prefect_api, world, "sync", "staging", "--revision", "hotfix").returncode == 0
     unreachable = _cli(prefect_api, world, "promote", "prod", "--yes")
     assert unreachable.returncode == 1
     assert f"commit {hotfix[:12]} is not reachable from 'main'" in unreachable.stdout + unreachable.stderr
-    assert (world.host_root / "prod/app/app.conf").read_text() == "max_connections = 100\n"
+    assert (world.root / "prod/app.conf").read_text() == "max_connections = 100\n"
