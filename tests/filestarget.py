@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ class FilesSettings(TargetSettings):
     kind: Literal["files"]
     directory: Path
     protected: list[str] = []
+    # For tests that need a sync caught mid-apply: apply touches HOLD/ENV.applying,
+    # then changes nothing until HOLD/ENV.release exists.
+    hold: Path | None = None
 
 
 class FilesTarget(targets.Target):
@@ -73,6 +77,8 @@ class FilesTarget(targets.Target):
 
     def apply(self, env: Environment, bundle: Bundle, access: Access, plan: Plan) -> ApplyResult:
         live = env.target.directory
+        if env.target.hold is not None:
+            _wait_for_release(env.target.hold, env.name)
         results = []
         for change in plan.changes:
             if change.action == Action.DELETE:
@@ -95,6 +101,15 @@ class FilesTarget(targets.Target):
 
     def result_line(self, host: HostResult) -> str:
         return f"file {host.host}: {host.tasks[0].status.value}"
+
+
+def _wait_for_release(hold: Path, environment: str, timeout: float = 180) -> None:
+    (hold / f"{environment}.applying").touch()
+    deadline = time.monotonic() + timeout
+    while not (hold / f"{environment}.release").exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{environment}: {hold}/{environment}.release did not appear within {timeout} s")
+        time.sleep(0.05)
 
 
 def files_in(directory: Path) -> list[str]:
@@ -139,6 +154,14 @@ class FilesWorld:
     def commit(self, files: dict[str, str | None], message: str) -> str:
         """Write (or, for None, delete) files under ``site/`` and commit; returns the SHA."""
         return commit(self.repo, {f"site/{name}": content for name, content in files.items()}, message)
+
+    def hold_apply(self, hold: Path, environment: str = "demo") -> None:
+        """Apply of ``environment`` stops before it changes anything (having touched
+        ``hold/ENV.applying``) until ``hold/ENV.release`` exists; a plan is not held."""
+        hold.mkdir(parents=True, exist_ok=True)
+        data = yaml.safe_load(self.config.read_text())
+        data["environments"][environment]["target"]["hold"] = str(hold)
+        self.config.write_text(yaml.safe_dump(data, sort_keys=False))
 
     def synced(self) -> "FilesWorld":
         """Live as the first commit says (as after a first sync; nothing in the record)."""

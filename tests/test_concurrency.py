@@ -1,9 +1,10 @@
 """One sync per environment at a time; environments side by side.
 
 Asserted on the slot itself, not on timing: while a sync of ``demo`` is held
-mid-apply (its playbook waits for a file the test creates), a second sync of
-``demo`` waits for the slot and says so, and a sync of ``other`` reaches its
-own apply.
+mid-apply (it waits for a file the test creates), a second sync of ``demo``
+waits for the slot and says so, and a sync of ``other`` reaches its own apply.
+The target is the test-only kind ``files`` (tests/filestarget.py); a killed
+Ansible apply is tests/test_locks.py's.
 """
 
 from __future__ import annotations
@@ -18,15 +19,20 @@ from typing import Any
 import pytest
 import yaml
 
-from driftgate.demo_repo import DemoWorld
 from driftgate.store import Store
 from tests.conftest import edit_config
-from tests.test_locks import block_apply_on, wait_for
+from tests.filestarget import FilesWorld
+from tests.test_locks import wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-def _in_thread(world: DemoWorld, environment: str, states: list[Any]) -> threading.Thread:
+@pytest.fixture
+def world(files_world: FilesWorld) -> FilesWorld:
+    return files_world
+
+
+def _in_thread(world: FilesWorld, environment: str, states: list[Any]) -> threading.Thread:
     from driftgate.flows.reconcile import reconcile
 
     def one() -> None:
@@ -61,16 +67,16 @@ def _work_window(flow_run_id: str) -> tuple[datetime, datetime]:
     return min(t.start_time for t in work), max(t.end_time for t in work)
 
 
-def test_two_syncs_of_one_environment_queue_two_environments_do_not(world: DemoWorld, tmp_path: Path) -> None:
+def test_two_syncs_of_one_environment_queue_two_environments_do_not(world: FilesWorld, tmp_path: Path) -> None:
     edit_config(world, approval={"mode": "never"})
     data = yaml.safe_load(world.config.read_text())
     other = {**data["environments"]["demo"]}
-    other["target"] = {**other["target"], "vars": {"demo_root": str(tmp_path / "other-host"), "environment_name": "other"}}
+    other["target"] = {**other["target"], "directory": str(tmp_path / "other-live")}
     data["environments"]["other"] = other
     world.config.write_text(yaml.safe_dump(data))
-    (tmp_path / "other-host").mkdir()
     gate = tmp_path / "gate"
-    block_apply_on(world, gate)
+    world.hold_apply(gate, "demo")
+    world.hold_apply(gate, "other")
 
     states: list[Any] = []
     threads = [_in_thread(world, "demo", states)]

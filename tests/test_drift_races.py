@@ -1,6 +1,7 @@
 """A drift check does not lie: a check while a sync of the environment applies
 is skipped (a half-applied state is not drift), and a check that crashes is
-recorded as failed with its stage, not later as "interrupted"."""
+recorded as failed with its stage, not later as "interrupted". The target is
+the test-only kind ``files`` (tests/filestarget.py)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,21 @@ from typing import Any
 
 import pytest
 
-from driftgate.demo_repo import DemoWorld
 from driftgate.models import Outcome, RunPurpose, Stage
 from driftgate.store import Store
 from tests.conftest import edit_config
-from tests.test_locks import block_apply_on, wait_for
+from tests.filestarget import FilesWorld
+from tests.test_locks import wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-def check(world: DemoWorld) -> tuple[Any, Any]:
+@pytest.fixture
+def world(files_world: FilesWorld) -> FilesWorld:
+    return files_world
+
+
+def check(world: FilesWorld) -> tuple[Any, Any]:
     from driftgate.flows.drift import drift_check
 
     state = drift_check(environment="demo", config=str(world.config), return_state=True)
@@ -29,12 +35,12 @@ def check(world: DemoWorld) -> tuple[Any, Any]:
     return state, runs[0]
 
 
-def test_a_drift_check_during_a_sync_is_skipped_not_drift(world: DemoWorld, tmp_path: Path) -> None:
+def test_a_drift_check_during_a_sync_is_skipped_not_drift(world: FilesWorld, tmp_path: Path) -> None:
     from driftgate.flows.reconcile import reconcile
 
     edit_config(world, approval={"mode": "never"})
     gate = tmp_path / "gate"
-    block_apply_on(world, gate)  # the sync stops at the start of apply, nothing changed yet
+    world.hold_apply(gate)  # the sync stops at the start of apply, nothing changed yet
     states: list[Any] = []
 
     def sync() -> None:
@@ -58,7 +64,7 @@ def test_a_drift_check_during_a_sync_is_skipped_not_drift(world: DemoWorld, tmp_
     assert record.outcome == Outcome.IN_SYNC, record.reason
 
 
-def test_a_crashed_drift_check_is_recorded_as_failed_with_its_stage(world: DemoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crashed_drift_check_is_recorded_as_failed_with_its_stage(world: FilesWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     # Injected: every engine failure a configuration or a target could cause
     # here (a kubeconfig that is a list, API faults, an unreachable host) is a
     # DriftgateError already; this stands for the bug nobody has found yet.
@@ -77,7 +83,7 @@ def test_a_crashed_drift_check_is_recorded_as_failed_with_its_stage(world: DemoW
     assert [r.outcome for r in Store().history("demo") if r.outcome == Outcome.INTERRUPTED] == []
 
 
-def test_a_drift_check_that_crashes_in_render_is_recorded_as_failed_at_render(world: DemoWorld, driftgate_home: Path) -> None:
+def test_a_drift_check_that_crashes_in_render_is_recorded_as_failed_at_render(world: FilesWorld, driftgate_home: Path) -> None:
     # A real fault, nothing mocked: the folder that render caches bundles in is
     # a file, so render's own mkdir raises FileExistsError, an OSError that no
     # engine code turns into a DriftgateError: the kind of crash a bug causes.
