@@ -24,6 +24,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
+from driftgate import targets
 from driftgate.config import Config, Environment, load_config
 from driftgate.models import Outcome, Plan, RunPurpose, Trigger
 from driftgate.pipeline import Pipeline, Stages
@@ -155,5 +156,5 @@ def start_sync(environment: str, config: str | None) -> str:
 
 def _drift_text(plan: Plan) -> str:
     lines = [f"{len(plan.changes)} change(s) at {plan.revision[:12]}:"]
-    lines += [f"- {c.action.value} {c.target}" + ("" if c.kind else f": {c.name}") for c in plan.changes[:20]]
+    lines += [f"- {c.action.value} {targets.label(c)}" for c in plan.changes[:20]]  # as its kind names it
     return "\n".join(lines)

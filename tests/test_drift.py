@@ -1,5 +1,7 @@
 """Drift checks and self-heal on an Ansible host and a Kubernetes object,
-`driftgate status`, webhook notifications, and an unreachable target."""
+`driftgate status`, webhook notifications, and an unreachable target. Where
+the flow is the subject (self-heal, notifications), the target is the
+test-only kind ``files`` (tests/filestarget.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from driftgate.demo_repo import DemoWorld, add_kubernetes_environment
 from driftgate.models import Outcome, RunPurpose
 from driftgate.store import Store
 from tests.conftest import as_cli, edit_config, invoke_cli
+from tests.filestarget import FilesWorld
 from tests.kubeapi import KubeAPIDouble
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 
@@ -64,8 +67,8 @@ def test_ansible_drift_is_reported_not_touched(world: DemoWorld) -> None:
     assert shown.returncode == 2, "monitoring reads drift from the exit code"
 
 
-def test_self_heal_sync_corrects_the_host(synced_world: DemoWorld) -> None:
-    world = synced_world  # the host as a sync left it
+def test_self_heal_sync_corrects_the_target(files_world: FilesWorld) -> None:
+    world = files_world.synced()  # live as a sync left it
     edit_config(world, drift={"self_heal": "sync"})
     world.config_line.write_text("max_connections = 5\n")
     state, _ = check(world)
@@ -79,9 +82,9 @@ def test_self_heal_sync_corrects_the_host(synced_world: DemoWorld) -> None:
     assert shown.returncode == 0
 
 
-def test_sync_if_safe_leaves_risky_drift_alone(synced_world: DemoWorld) -> None:
-    world = synced_world  # the host as a sync left it
-    edit_config(world, drift={"self_heal": "sync-if-safe"}, approval={"risky_tasks": ["connection*"]})
+def test_sync_if_safe_leaves_risky_drift_alone(files_world: FilesWorld) -> None:
+    world = files_world.synced()  # live as a sync left it
+    edit_config(world, drift={"self_heal": "sync-if-safe"}, target={"protected": ["*.conf"]})
     world.config_line.write_text("max_connections = 5\n")
     state, _ = check(world)
     assert "not healed: the correcting plan is risky" in state.message
@@ -140,10 +143,10 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     server.server_close()
 
 
-def test_webhook_notification_on_drift(world: DemoWorld, webhook: tuple[str, list[dict[str, Any]]]) -> None:
+def test_webhook_notification_on_drift(files_world: FilesWorld, webhook: tuple[str, list[dict[str, Any]]]) -> None:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
-    url, received = webhook
+    world, (url, received) = files_world, webhook
     CustomWebhookNotificationBlock(name="ops", url=url, json_data={"subject": "{{subject}}", "text": "{{body}}"}).save("ops", overwrite=True)
     edit_config(world, notify={"block": "custom-webhook/ops", "events": ["drift"]})
     sync(world)
@@ -152,15 +155,15 @@ def test_webhook_notification_on_drift(world: DemoWorld, webhook: tuple[str, lis
     check(world)
     assert len(received) == 1
     assert received[0]["subject"] == "driftgate: demo: drift found"
-    assert "update localhost: connection limit" in received[0]["text"]
+    assert "update file app.conf" in received[0]["text"]
 
 
-def test_webhook_notifications_on_failure_and_waiting_approval(world: DemoWorld, webhook: tuple[str, list[dict[str, Any]]]) -> None:
+def test_webhook_notifications_on_failure_and_waiting_approval(files_world: FilesWorld, webhook: tuple[str, list[dict[str, Any]]]) -> None:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
     from driftgate.flows.reconcile import reconcile
 
-    url, received = webhook
+    world, (url, received) = files_world, webhook
     CustomWebhookNotificationBlock(name="ops2", url=url, json_data={"subject": "{{subject}}", "text": "{{body}}"}).save("ops2", overwrite=True)
     edit_config(world, notify={"block": "custom-webhook/ops2", "events": ["failed", "approval"]}, approval={"mode": "always", "timeout": "1s"})
     reconcile(environment="demo", config=str(world.config), return_state=True)  # pauses, times out
