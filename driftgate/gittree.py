@@ -5,7 +5,8 @@ GitPython's object walk costs Python objects and a round trip per file (2.7 s
 for a tree of 10,000 small manifests, where these two processes take 0.2 s).
 Unlike `git archive`, nothing here applies the tree's .gitattributes
 (export-ignore, export-subst): what is read is exactly what Git holds.
-Called by `driftgate.git` (read_files, export, the symlink check at fetch).
+Called by `driftgate.git` (read_files, export, the symlink check at fetch,
+the tree a render cache key names).
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ def entries(git_dir: Path, tree_sha: str) -> list[Entry]:
         found.append(Entry(path.decode("utf-8", "surrogateescape"), int(mode, 8), kind.decode(), sha.decode(),
                            int(size) if size != b"-" else 0))  # fmt: skip
     return found
+
+
+def tree_sha(git_dir: Path, commit: str, path: str) -> str:
+    """The SHA of the tree at ``commit:path`` (``.``: the commit's root tree). Git
+    names a tree by its content: two commits with one tree SHA there hold the same files."""
+    spec = f"{commit}^{{tree}}" if path == "." else f"{commit}:{path}"
+    return _git(git_dir, "rev-parse", "--verify", spec).decode().strip()
 
 
 def blobs(git_dir: Path, shas: Iterable[str]) -> Iterator[bytes]:

@@ -4,12 +4,12 @@ Sorted keys and no spaces, so that equal values give equal text whoever wrote
 them. Used by the plan hash an approval is for (`driftgate.models.Plan`), the
 record's row and change hashes (`driftgate.audit`), the checkpoints that sign
 the chain's head (`driftgate.checkpoints`), the Kubernetes diff cache
-(`driftgate.kubediff`) and the render cache key (`driftgate.render`).
+(`driftgate.kubediff`) and the render cache key (`driftgate.render`: a key
+that changes costs one render, nothing else).
 
 A hash already stored or signed must keep its value, so each caller keeps the
-spelling it was made with: ``ascii`` (``ensure_ascii``), ``default`` (how
-values JSON has no type for are written) and ``separators`` (the render cache
-key predates the compact form).
+spelling it was made with: ``ascii`` (``ensure_ascii``) and ``default`` (how
+values JSON has no type for are written).
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ def canonical_json(
     *,
     ascii: bool = True,
     default: Callable[[Any], Any] | None = None,
-    separators: tuple[str, str] = COMPACT,
 ) -> str:
-    """``value`` as JSON with sorted keys (compact unless ``separators`` says otherwise)."""
-    return json.dumps(value, sort_keys=True, separators=separators, ensure_ascii=ascii, default=default)
+    """``value`` as JSON with sorted keys, compact."""
+    return json.dumps(value, sort_keys=True, separators=COMPACT, ensure_ascii=ascii, default=default)
 
 
 def sha256_hex(text: str) -> str:
@@ -43,7 +42,6 @@ def canonical_hash(
     *,
     ascii: bool = True,
     default: Callable[[Any], Any] | None = None,
-    separators: tuple[str, str] = COMPACT,
 ) -> str:
     """The SHA-256 of ``value``'s canonical JSON."""
-    return sha256_hex(canonical_json(value, ascii=ascii, default=default, separators=separators))
+    return sha256_hex(canonical_json(value, ascii=ascii, default=default))

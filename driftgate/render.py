@@ -1,10 +1,14 @@
-"""render: turn an exported commit into a ready-to-run bundle (cached per commit).
+"""render: turn a commit into a ready-to-run bundle, kept while its input is unchanged.
 
 `render_bundle()` has the environment's target kind (`driftgate.targets`)
 render the commit into a staging directory, then moves it into place under
-``$DRIFTGATE_HOME/renders``, keyed by (commit, subpath, render and target
-settings), so an unchanged commit is rendered once. What a bundle holds is the
-target's: an Ansible project (`driftgate.targets.ansible`), rendered manifests
+``$DRIFTGATE_HOME/renders``, keyed by what render reads — the Git tree of the
+environment's path (or of the whole commit, for a kind that may read outside
+it: `Target.render_reads`) — and the settings that change the output. So a
+commit that touches nothing under the path (another tenant's directory of a
+monorepo) reuses the bundle instead of rendering it again; the bundle handed
+back names the commit the run asked for. What a bundle holds is the target's:
+an Ansible project (`driftgate.targets.ansible`), rendered manifests
 (`driftgate.targets.kubernetes`). Called by `driftgate.targets.render` (the
 render task and the CLI).
 """
@@ -17,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from driftgate import home, targets
+from driftgate import gittree, home, targets
 from driftgate.config import Environment
 from driftgate.hashing import canonical_hash
 from driftgate.models import Bundle, Checkout
@@ -29,26 +33,46 @@ def render_bundle(env: Environment, checkout: Checkout, *, identities: tuple[str
     """Build (or reuse) the bundle for ``env`` at ``checkout.commit``; ``identities``
     decrypt a Kubernetes environment's age-encrypted files."""
     _forget_plaintext_caches()
-    key = _cache_key(env, checkout)
-    final = home.subdir("renders") / f"{checkout.commit[:12]}-{key}"
+    target = targets.target_for(env)
+    tree = input_tree(target, checkout)
+    final = home.subdir("renders") / f"{tree[:12]}-{_cache_key(env, checkout, tree)}"
     marker = final / MARKER
     if marker.is_file():
-        return Bundle.model_validate({**json.loads(marker.read_text()), "cached": True})
+        return _kept(marker, checkout)
 
     staging = Path(tempfile.mkdtemp(prefix="render-", dir=final.parent))
     try:
-        target = targets.target_for(env)
         bundle = target.render(env, checkout, staging, final, identities=identities)
         bundle = bundle.model_copy(update={"target_kind": target.kind})
         (staging / MARKER).write_text(bundle.model_dump_json())
         try:
             staging.rename(final)
-        except OSError:  # another run rendered the same commit first: theirs is as good
+        except OSError:  # another run rendered the same input first: theirs is as good
             shutil.rmtree(staging, ignore_errors=True)
         return bundle
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def input_tree(target: targets.Target, checkout: Checkout) -> str:
+    """The SHA of the Git tree the target's render reads at this commit: the
+    environment's path, or the whole commit's root tree when the kind may read
+    outside it. Same SHA, same files, same bundle."""
+    path = checkout.path if target.render_reads == "path" else "."
+    return gittree.tree_sha(checkout.git_dir, checkout.commit, path)
+
+
+def _kept(marker: Path, checkout: Checkout) -> Bundle:
+    """A bundle rendered earlier from the same input, handed back for this run's
+    commit: plans, the record, approvals and saved plans name the commit a run
+    was asked for, not the one that first rendered these files. The marker on
+    disk keeps the first commit; it is never rewritten."""
+    bundle = Bundle.model_validate_json(marker.read_text())
+    update: dict[str, object] = {"commit": checkout.commit, "cached": True}
+    if bundle.checkout is not None:  # Kubernetes: where Secrets' values are rendered again from
+        update["checkout"] = checkout
+    return bundle.model_copy(update=update)
 
 
 _swept = False
@@ -72,15 +96,17 @@ def _forget_plaintext_caches() -> None:
             shutil.rmtree(marker.parent, ignore_errors=True)
 
 
-def _cache_key(env: Environment, checkout: Checkout) -> str:
-    # (commit, subpath) as the issue asks, plus the settings that change the output:
-    # the same commit rendered with other values is another bundle.
+def _cache_key(env: Environment, checkout: Checkout, tree: str) -> str:
+    # The files render reads (their tree's SHA, not the commit's: a commit elsewhere
+    # in the repository changes no bundle), and what else changes the output: the
+    # path (a repository-wide tree says nothing of it), the environment's name
+    # (labels, the templates' `environment`), the render and target settings.
     inputs = {
-        "commit": checkout.commit,
+        "tree": tree,
         "path": checkout.path,
+        "environment": env.name,
         "render": env.render.model_dump(mode="json", exclude={"timeout"}),
         "target": env.target.model_dump(mode="json", exclude={"timeout", "ssh"}),
         "python": sys.executable,
     }
-    # json.dumps' default separators: the spelling the cache was first keyed with.
-    return canonical_hash(inputs, separators=(", ", ": "))[:20]
+    return canonical_hash(inputs)[:20]

@@ -44,11 +44,6 @@ def test_kube_cache_hash_is_unchanged() -> None:
     assert kubediff.stable_hash(obj) == "9fc17fc23ffaa9c3743b4783669e48a69b7ca4f57cb61729fba44e1f67270729"
 
 
-def test_render_cache_key_spelling_is_unchanged() -> None:
-    inputs = {"commit": "a" * 40, "path": "ansible", "render": {"values": ["é"]}}
-    assert canonical_hash(inputs, separators=(", ", ": "))[:20] == "cde3407746476dc41dfe"
-
-
 def test_checkpoint_payload_is_canonical() -> None:
     text = checkpoints.payload(index=1, prev="", chain="c", seq=2, head="h", database="db é", key="k")
     assert text == canonical_json(json.loads(text))

@@ -1,19 +1,27 @@
-"""render: the Ansible bundle, its sandboxed templates, validation and the render cache."""
+"""render: the Ansible bundle, its sandboxed templates, validation and the render
+cache (kept while what render reads is unchanged, for Ansible and Kubernetes)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
+from driftgate import manifests, targets
+from driftgate.access import local_access
 from driftgate.config import Environment, load_config
-from driftgate.demo_repo import DemoWorld, commit_change
+from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_change
 from driftgate.errors import PermanentError
 from driftgate.git import fetch
 from driftgate.models import Stage
 from driftgate.render import render_bundle
-from tests.conftest import edit_config
+from driftgate.store import Store
+from tests.conftest import edit_config, invoke_cli
+from tests.kubeapi import KubeAPIDouble
+from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 
 
 def env_of(world: DemoWorld) -> Environment:
@@ -44,6 +52,77 @@ def test_unchanged_commit_is_rendered_once(world: DemoWorld, driftgate_home: Pat
     commit_change(world.repo, "ansible/vars.yml", "max_connections: 3\n", "three")
     third = render(world)
     assert not third.cached and third.directory != first.directory
+
+
+def count_renders(monkeypatch: pytest.MonkeyPatch, kind: str) -> list[str]:
+    """The commits the target kind renders from now on (a reused bundle adds none)."""
+    target = targets.get(kind)
+    rendered: list[str] = []
+    original = type(target).render
+
+    def counted(self, env, checkout, *args, **kwargs):  # type: ignore[no-untyped-def]
+        rendered.append(checkout.commit)
+        return original(self, env, checkout, *args, **kwargs)
+
+    monkeypatch.setattr(type(target), "render", counted)
+    return rendered
+
+
+def test_a_bundle_is_kept_while_what_render_reads_is_unchanged(world: DemoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    rendered = count_renders(monkeypatch, "ansible")
+    first = render(world)
+    # A commit to another directory of the repository: nothing under source.path changed.
+    elsewhere = commit_change(world.repo, "docs/notes.md", "another tenant's files\n", "docs")
+    second = render(world)
+    assert rendered == [first.commit] and second.cached and second.directory == first.directory
+    assert second.commit == elsewhere != first.commit  # the bundle names the commit it was asked for
+    marker = json.loads((first.directory / ".driftgate-bundle.json").read_text())
+    assert marker["commit"] == first.commit  # what is on disk is unchanged: the commit is the run's
+
+    changed = commit_change(world.repo, "ansible/vars.yml", "max_connections: 3\n", "three")
+    third = render(world)
+    assert rendered == [first.commit, changed] and not third.cached and third.directory != first.directory
+    # The file back as it was: the path holds what the first commit held, so does the bundle.
+    reverted = commit_change(world.repo, "ansible/vars.yml", "max_connections: 100\n", "back to 100")
+    fourth = render(world)
+    assert len(rendered) == 2 and fourth.directory == first.directory and fourth.commit == reverted
+
+    edit_config(world, target={"vars": {"demo_root": str(world.host_root), "environment_name": "other"}})
+    fifth = render(world)
+    assert rendered[2:] == [reverted] and not fifth.cached and fifth.directory != first.directory
+
+
+@pytest.fixture
+def api(kube_double_factory: Callable[..., KubeAPIDouble]) -> KubeAPIDouble:  # noqa: F811
+    return kube_double_factory(ready_delay=0, job_delay=0)
+
+
+def test_a_kept_kubernetes_bundle_plans_and_records_the_new_commit(
+    world: DemoWorld, api: KubeAPIDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_kubernetes_environment(world, kubeconfig=str(api.kubeconfig_path))
+    rendered = count_renders(monkeypatch, "kubernetes")
+    config = str(world.config)
+    first = invoke_cli("plan", "shop", "--config", config, "--output", "json")
+    assert first.returncode == 2, first.stdout + first.stderr
+    elsewhere = commit_change(world.repo, "ansible/vars.yml", "max_connections: 3\n", "another environment's change")
+
+    # Another process: the bundle on disk, without its Secrets' values, which come
+    # back from Git at the commit the run was asked for.
+    manifests._RENDERED.clear()
+    env = load_config(world.config).environment("shop")
+    bundle = targets.render(env, fetch(env.source, environment="shop"), access=local_access(env))
+    assert bundle.cached and bundle.commit == elsewhere and bundle.checkout and bundle.checkout.commit == elsewhere
+    secret = next(m for m in manifests.load_manifests(bundle, env=env) if m.kind == "Secret")
+    assert secret.object.get("data") or secret.object.get("stringData")
+
+    manifests._RENDERED.clear()
+    second = invoke_cli("plan", "shop", "--config", config, "--output", "json")
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert len(rendered) == 1  # planned from the kept bundle
+    plan = json.loads(second.stdout)
+    assert plan["revision"] == elsewhere and plan["plan_hash"] != json.loads(first.stdout)["plan_hash"]
+    assert Store().history("shop", limit=1)[0].commit == elsewhere
 
 
 def use_inventory_file(world: DemoWorld, name: str) -> None:

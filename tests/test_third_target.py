@@ -96,6 +96,17 @@ def test_a_kind_whose_settings_do_not_name_it_is_refused() -> None:
     assert "loose" not in targets.kinds()
 
 
+def test_a_kind_that_may_read_the_whole_repository_gets_no_bundle_of_other_files(site: dict[str, Path]) -> None:
+    """A kind that does not say its render reads only source.path (render_reads)
+    is keyed on the whole commit's tree: a commit outside the path renders again."""
+    env = load_config(site["config"]).environment("site")
+    first = targets.render(env, driftgate_git.fetch(env.source, environment="site"))
+    assert targets.render(env, driftgate_git.fetch(env.source, environment="site")).cached
+    commit(site["repo"], {"shared/header.html": "<header>shared by every site</header>\n"}, "outside site/")
+    second = targets.render(env, driftgate_git.fetch(env.source, environment="site"))
+    assert not second.cached and second.directory != first.directory and second.commit != first.commit
+
+
 def test_plan_shows_the_kind_as_it_names_its_changes(site: dict[str, Path]) -> None:
     (site["live"] / "app.conf").write_text("workers = 1\n")
     text = cli("plan", "site", "--config", str(site["config"]))

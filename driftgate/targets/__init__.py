@@ -20,7 +20,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel
 
@@ -52,6 +52,12 @@ class Target(ABC):
     noun: ClassVar[str] = "host"  # what a plan's hosts are: "3 host(s)" in sync
     columns: ClassVar[tuple[str, ...]] = ("target", "name")  # the CLI's plan table, before action and risky
     delete_rule: ClassVar[str] = "delete"  # the name of approval.risk.deletes' rule for this kind
+    # What render may read of a commit: "path", only the environment's source.path
+    # (through git.export / git.read_files of the checkout), or "repository", anything
+    # in it. The render cache keeps a bundle for every commit whose tree there is the
+    # same (driftgate.render): a kind that reads outside the path but says "path"
+    # would be handed a bundle rendered from other files, so "repository" is the default.
+    render_reads: ClassVar[Literal["path", "repository"]] = "repository"
 
     # ------------------------------------------------------------ stages
 
@@ -161,7 +167,8 @@ def target_for(env: Environment) -> Target:
 
 
 def render(env: Environment, checkout: Checkout, *, access: Access | None = None) -> Bundle:
-    """The commit, made ready for its target (cached per commit); ``access``
+    """The commit, made ready for its target (kept while what render reads is
+    unchanged: `driftgate.render`); ``access``
     brings the age identities that decrypt encrypted Secrets."""
     from driftgate import render as bundles
 

@@ -72,6 +72,10 @@ class Ansible(Target):
     settings = AnsibleSettings
     noun = "host"
     columns = ("host", "task")
+    # The bundle is the path exported (git.export of the checkout) and nothing else:
+    # roles, includes and vars files ansible reads must be under it, and a symlink
+    # leaving it is refused at fetch.
+    render_reads = "path"
 
     def render(self, env: Environment, checkout: Checkout, staging: Path, final: Path,
                *, identities: tuple[str, ...]) -> Bundle:
