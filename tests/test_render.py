@@ -143,6 +143,14 @@ def test_templated_inventory_is_rendered(world: DemoWorld) -> None:
     assert bundle.inventory[0] == "project/hosts.yml"
     assert not (bundle.directory / "project/hosts.yml.j2").exists()
 
+    # Another environment of the same path and settings: its name is in what it
+    # renders, so it gets its own bundle, not the demo's.
+    data = yaml.safe_load(world.config.read_text())
+    data["environments"]["twin"] = data["environments"]["demo"]
+    world.config.write_text(yaml.safe_dump(data))
+    twin = load_config(world.config).environment("twin")
+    assert render_bundle(twin, fetch(twin.source, environment="twin")).hosts == ("web1-twin",)
+
 
 def test_template_errors_name_the_file(world: DemoWorld) -> None:
     commit_change(world.repo, "ansible/group_vars/all.yml.j2", "x: {{ missing_value }}\n", "undefined")
