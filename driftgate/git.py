@@ -470,19 +470,23 @@ def export(checkout: Checkout, dest: Path, *, skip: Callable[[str], bool] = lamb
 
 
 class SourceFile(NamedTuple):
-    """One file of a checkout in the object store: its size is known before
-    ``read()`` brings its content into memory."""
+    """One file of a checkout in the object store: its size and blob SHA (which
+    names its content) are known before ``read()`` brings its content into memory."""
 
     path: str  # relative to the checkout's path, with /
     size: int
     read: Callable[[], bytes]
+    sha: str = ""
 
 
-def read_files(checkout: Checkout, *, read_ahead: int = 1 << 20) -> Iterator[SourceFile]:
+def read_files(checkout: Checkout, *, read_ahead: int = 1 << 20,
+               held: Callable[[str], bool] = lambda _sha: False) -> Iterator[SourceFile]:
     """Every file of the checkout, from the object store, read only when asked
     (files up to ``read_ahead`` bytes a batch at a time, `driftgate.gittree`).
-    A symlink to a file inside the path reads as that file; one that leaves the
-    path is an error, as in `export()`."""
+    ``held``: blobs (by SHA) the caller already has what it needs of, so not
+    read ahead (read alone if asked for after all). A symlink to a file inside
+    the path reads as that file; one that leaves the path is an error, as in
+    `export()`."""
     tree, where = _checkout_tree(checkout)
     listed = gittree.entries(checkout.git_dir, tree.hexsha)
     by_path = {e.path: e for e in listed}
@@ -498,9 +502,9 @@ def read_files(checkout: Checkout, *, read_ahead: int = 1 << 20) -> Iterator[Sou
             if blob is None or blob.type != "blob" or blob.is_symlink:
                 continue  # dangling, a directory (its files are read where they are), or a chain of links
         files.append((entry.path, blob))
-    read = gittree.LazyBlobs(checkout.git_dir, (b for _, b in sorted(files)), read_ahead=read_ahead)
+    read = gittree.LazyBlobs(checkout.git_dir, (b for _, b in sorted(files) if not held(b.sha)), read_ahead=read_ahead)
     for path, blob in files:
-        yield SourceFile(path, blob.size, lambda blob=blob: read(blob))
+        yield SourceFile(path, blob.size, lambda blob=blob: read(blob), blob.sha)
 
 
 def _link_target(path: str, link_bytes: bytes, subpath: str, where: str) -> str:

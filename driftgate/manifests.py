@@ -18,6 +18,9 @@ tool's output). The bundle's ``manifests.json`` holds every Secret without its
 values (``redacted``); `load_manifests()` renders again in memory to get them
 back, once per process and bundle. Secrets in plain text in Git are named by
 `plain_text_secrets()`, which the plan reports as warnings.
+
+A plain file is parsed once per process and blob (`driftgate.parsedfiles`):
+after a commit, only the files it changed are read and parsed again.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from driftgate.config import Environment
 from driftgate.errors import PermanentError
 from driftgate.kinds import BUILTIN_GROUP, CLUSTER_SCOPED_BUILTINS, group_of, is_builtin
 from driftgate.models import Bundle, Checkout, Manifest, Stage
+from driftgate.parsedfiles import PARSED
 from driftgate.tools import run_tool
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -171,15 +175,20 @@ def _read_files(
     values = {**env.render.values, "environment": env.name}
     documents = []
     read = _Reader(where)
-    for file in _in_order(git.read_files(checkout)):
+    for file in _in_order(git.read_files(checkout, held=PARSED.holds)):
         relative = file.path
         encrypted = relative.endswith(AGE_SUFFIX)
         name = relative.removesuffix(AGE_SUFFIX)
         template = templates and not encrypted and name.endswith(".j2")
         name = name.removesuffix(".j2") if template else name
-        if not name.endswith(_YAML_SUFFIXES) or PurePosixPath(name).name == "kustomization.yaml":
+        if not name.endswith(_YAML_SUFFIXES) or name.rpartition("/")[2] == "kustomization.yaml":
             continue  # never read: a README or an image beside the manifests is none of render's business
         if only_encrypted and not encrypted:
+            continue
+        plain = not (encrypted or template)
+        if plain and (parsed := PARSED.get(file.sha)) is not None:
+            read.admit(file)  # the limits hold for a file parsed before as for any other
+            documents += [_Document(relative, index, body) for index, body in parsed]
             continue
         if encrypted:  # armor makes a file about a third larger than what it holds
             text = read.text(_decrypt(read(file, limit=2 * yamlload.MAX_FILE_BYTES), relative, env, where, identities), relative)
@@ -190,13 +199,16 @@ def _read_files(
                 text = sandbox.from_string(text).render(values)
             except jinja2.TemplateError as exc:
                 raise PermanentError(f"{where}: template {relative}: {exc}", stage=Stage.RENDER) from None
-        documents += _parse(text, relative, where, encrypted=encrypted)
+        found = _parse(text, relative, where, encrypted=encrypted)
+        if plain:
+            PARSED.put(file.sha, file.size, tuple((d.index, d.body) for d in found))
+        documents += found
     return documents
 
 
 def _in_order(files: Iterator[git.SourceFile]) -> list[git.SourceFile]:
-    """A stable order: by path, directory by directory."""
-    return sorted(files, key=lambda f: PurePosixPath(f.path).parts)
+    """A stable order: by path, directory by directory (Git's paths are normal: "/" splits them)."""
+    return sorted(files, key=lambda f: f.path.split("/"))
 
 
 class _Reader:
@@ -208,6 +220,11 @@ class _Reader:
         self.where, self.left = where, yamlload.MAX_RENDER_BYTES
 
     def __call__(self, file: git.SourceFile, *, limit: int = yamlload.MAX_FILE_BYTES) -> bytes:
+        self.admit(file, limit=limit)
+        return file.read()
+
+    def admit(self, file: git.SourceFile, *, limit: int = yamlload.MAX_FILE_BYTES) -> None:
+        """Count ``file`` against the limits, without reading it."""
         if file.size > limit:
             raise PermanentError(
                 f"{self.where}: {file.path} is larger than {limit / 2**20:g} MiB: driftgate reads files up to that size",
@@ -220,7 +237,6 @@ class _Reader:
                 f"(reached at {file.path}): driftgate renders at most that per environment",
                 stage=Stage.RENDER,
             )
-        return file.read()
 
     def text(self, data: bytes, relative: str) -> str:
         try:
@@ -360,7 +376,7 @@ def _validate(documents: list[_Document], env: Environment, where: str) -> list[
                 f"{where}: {origin}: missing {', '.join(missing)}: every object needs apiVersion, kind and metadata.name",
                 stage=Stage.RENDER,
             )
-        obj = json.loads(json.dumps(doc))  # plain JSON types (YAML dates, etc.)
+        obj = json.loads(json.dumps(doc))  # plain JSON types (YAML dates, etc.), and a copy: `doc` may be PARSED's
         metadata = obj["metadata"]
         if (group_of(str(obj["apiVersion"])), obj["kind"]) in cluster_scoped:
             metadata.pop("namespace", None)

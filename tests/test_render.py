@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from driftgate import manifests, targets
+from driftgate import gittree, manifests, targets, yamlload
 from driftgate.access import local_access
 from driftgate.config import Environment, load_config
 from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_change
 from driftgate.errors import PermanentError
 from driftgate.git import fetch
 from driftgate.models import Stage
+from driftgate.parsedfiles import ParsedFiles
 from driftgate.render import render_bundle
 from driftgate.store import Store
 from tests.conftest import edit_config, invoke_cli
@@ -197,3 +198,54 @@ def test_empty_inventory_is_an_error(world: DemoWorld) -> None:
     use_inventory_file(world, "hosts.ini")
     with pytest.raises(PermanentError, match=r"inventory hosts.ini names no hosts"):
         render(world)
+
+
+def test_a_kubernetes_render_reads_and_parses_only_the_files_a_commit_changed(
+    world: DemoWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_kubernetes_environment(world, kubeconfig=None)
+    monkeypatch.setattr(manifests, "PARSED", ParsedFiles())  # this test's own, empty
+    parsed: list[str] = []
+    read: list[str] = []
+    parse, blobs = manifests._parse, gittree.blobs
+    monkeypatch.setattr(manifests, "_parse", lambda text, source, *a, **kw: parsed.append(source) or parse(text, source, *a, **kw))
+    monkeypatch.setattr(gittree, "blobs", lambda git_dir, shas: read.extend(shas := list(shas)) or blobs(git_dir, shas))
+
+    def objects() -> dict[str, dict]:
+        env = load_config(world.config).environment("shop")
+        return {m.display: m.object for m in manifests.stored_manifests(render_bundle(env, fetch(env.source, environment="shop")).directory)}
+
+    first = objects()
+    assert sorted(parsed) == ["config.yaml", "namespace.yaml", "web.yaml"] and len(read) == 3
+    parsed.clear(), read.clear()
+    config = (world.repo / "k8s/config.yaml").read_text().replace("hello from git", "hello again")
+    commit_change(world.repo, "k8s/config.yaml", config, "one file")
+    second = objects()
+    assert parsed == ["config.yaml"] and len(read) == 1  # the other files: from memory, by blob
+    assert second["ConfigMap/shop/web-config"]["data"] == {"greeting": "hello again"}
+    assert {k: v for k, v in second.items() if "web-config" not in k} == {k: v for k, v in first.items() if "web-config" not in k}
+
+    # A template's output depends on the values: it is never kept.
+    template = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: sized}\ndata: {size: '{{ size }}'}\n"
+    commit_change(world.repo, "k8s/sized.yaml.j2", template, "a template")
+    for size in (7, 8):
+        edit_config(world, "shop", render={"kind": "jinja", "values": {"size": size}})
+        parsed.clear()
+        assert objects()["ConfigMap/shop/sized"]["data"] == {"size": str(size)} and parsed == ["sized.yaml.j2"]
+
+    # Files parsed before still count against the environment's limit.
+    monkeypatch.setattr(yamlload, "MAX_RENDER_BYTES", 100)
+    edit_config(world, "shop", render={"kind": "jinja", "values": {"size": 9}})
+    with pytest.raises(PermanentError, match=r"the YAML under source.path is larger than"):
+        objects()
+
+
+def test_parsed_files_are_bounded_by_their_size() -> None:
+    kept = ParsedFiles(max_bytes=10)
+    kept.put("a", 4, ((0, {"a": 1}),))
+    kept.put("b", 4, ((0, {"b": 1}),))
+    assert kept.get("a") == ((0, {"a": 1}),)  # a used last: b goes first
+    kept.put("c", 4, ((0, {"c": 1}),))
+    assert kept.holds("a") and not kept.holds("b") and kept.holds("c") and kept.size == 8
+    kept.put("huge", 11, ((0, {}),))
+    assert not kept.holds("huge") and kept.size == 8

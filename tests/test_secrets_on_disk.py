@@ -27,6 +27,7 @@ from driftgate.access import local_access
 from driftgate.config import load_config
 from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_change
 from driftgate.errors import PermanentError
+from driftgate.parsedfiles import PARSED
 from driftgate.store import Store
 from tests.conftest import as_cli, edit_config, invoke_cli
 from tests.kubeapi import KubeAPIDouble
@@ -154,6 +155,7 @@ def test_an_age_encrypted_secret_is_applied_and_never_on_disk(
     live = api.get_object("v1", "Secret", "api-key", NAMESPACE)
     assert live and base64.b64decode(live["data"]["key"]).decode() == AGE_SECRET
     assert live["metadata"]["labels"]["driftgate.io/environment"] == "shop"
+    assert not PARSED.holds(GitRepo(world.repo).git.rev_parse("HEAD:k8s/api-key.yaml.age"))  # no plaintext kept parsed
 
     # The key is rotated in Git. This process renders the commit; another one
     # (the CLI) finds that bundle without Secret values, renders them again from
