@@ -45,6 +45,7 @@ bench: setup
 	$(BIN)/python bench/bench_record.py
 	$(BIN)/python bench/bench_signing.py
 	$(BIN)/python bench/bench_git.py
+	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_cli.py
 	$(BIN)/python bench/bench_sync.py
 	$(BIN)/python bench/bench_fleet.py $(FLEET_ARGS)
