@@ -1,12 +1,13 @@
 """render for Kubernetes: plain YAML, kustomize, Jinja2 or helm -> validated objects.
 
 `render_manifests()` turns a commit into a list of `Manifest`s and writes them
-to a bundle directory (cached per commit like Ansible bundles). Every object is
-checked before anything is applied: apiVersion, kind and metadata.name
-present; namespaced kinds get the environment's namespace; two objects with one
-identity are an error naming both files. Every applied object carries
-driftgate's ownership labels, which pruning relies on. Called through
-`driftgate.targets` (render) and `driftgate.kube` (`load_manifests`).
+to a bundle directory (kept, like Ansible bundles, while the path's tree is
+unchanged: `driftgate.render`). Every object is checked before anything is
+applied: apiVersion, kind and metadata.name present; namespaced kinds get the
+environment's namespace; two objects with one identity are an error naming
+both files. Every applied object carries driftgate's ownership labels, which
+pruning relies on. Called through `driftgate.targets` (render) and
+`driftgate.kube` (`load_manifests`).
 
 Secrets stay off disk. Files are read from the Git object store in memory
 (kustomize and helm, which need files, get a private directory on a memory

@@ -87,7 +87,7 @@ class Kubernetes(Target):
     # Every renderer reads the path's files only: plain YAML and Jinja2 from the object
     # store, kustomize and helm from the path exported alone (a `../base` outside it
     # does not resolve). A kustomize remote resource (a URL) is read when the tree is
-    # first rendered and kept with its bundle, as it was kept per commit before.
+    # first rendered and kept with its bundle (pin a remote resource's ref).
     render_reads = "path"
 
     def render(self, env: Environment, checkout: Checkout, staging: Path, final: Path,
