@@ -11,6 +11,7 @@ the tree a render cache key names).
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -48,6 +49,7 @@ def entries(git_dir: Path, tree_sha: str) -> list[Entry]:
     return found
 
 
+@functools.lru_cache(maxsize=4096)  # a commit never changes: a fleet's next sweep starts no process
 def tree_sha(git_dir: Path, commit: str, path: str) -> str:
     """The SHA of the tree at ``commit:path`` (``.``: the commit's root tree). Git
     names a tree by its content: two commits with one tree SHA there hold the same files."""
