@@ -21,6 +21,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from driftgate import git as driftgate_git
 from driftgate import targets
 from driftgate.cli import app
 from driftgate.config import ConfigError, TargetSettings, load_config
