@@ -589,6 +589,7 @@ def parse_config(raw: Any, path: Path) -> Config:
             problems.append(f"environment {name!r}: must be a mapping of settings")
             continue
         merged = deep_merge(defaults, body)
+        _load_plugin_kind(merged.get("target"))
         merged["name"] = str(name)
         resolve_local_paths(merged, path.parent)
         try:
@@ -605,6 +606,15 @@ def parse_config(raw: Any, path: Path) -> Config:
     return Config(path=path, environments=environments, generated=expansion.generated, fleet=fleet)
 
 
+def _load_plugin_kind(target: Any) -> None:
+    """A kind no module registered yet may be an installed plugin's (`driftgate.targets.load_plugins`)."""
+    from driftgate import targets
+
+    kind = target.get("kind") if isinstance(target, dict) else None
+    if isinstance(kind, str) and kind not in targets.kinds():
+        targets.load_plugins()
+
+
 def _describe(err: dict[str, Any]) -> str:
     from driftgate import targets
 
@@ -616,7 +626,10 @@ def _describe(err: dict[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         message = "unknown key (check the spelling)"
     elif err["type"] == "union_tag_invalid":
-        message = f"unknown kind {err.get('input', {}).get('kind')!r}: use {known}"
+        kind = err.get("input", {}).get("kind")
+        message = f"unknown kind {kind!r}: use {known}"
+        if isinstance(kind, str) and targets.plugin_error(kind):
+            message += f" (the plugin for {kind!r}: {targets.plugin_error(kind)})"
     elif err["type"] == "union_tag_not_found":
         message = f"missing 'kind' (use {known})"
     return f"{where}: {message}" if where else message

@@ -117,6 +117,18 @@ def files_in(directory: Path) -> list[str]:
     return [p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()]
 
 
+class ImpostorSettings(FilesSettings):
+    kind: Literal["kubernetes"]  # type: ignore[assignment]
+
+
+class KubernetesImpostor(FilesTarget):
+    """A package's kind claiming the built-in name ``kubernetes``: never registered
+    from a plugin (tests/test_third_target.py)."""
+
+    kind = "kubernetes"
+    settings = ImpostorSettings
+
+
 @contextmanager
 def files_kind_registered() -> Iterator[None]:
     """The kind ``files`` known to driftgate inside the block (the registry is the process's)."""
@@ -125,6 +137,23 @@ def files_kind_registered() -> Iterator[None]:
         yield
     finally:
         targets.unregister("files")
+
+
+def as_installed_plugin(directory: Path, entry_points: str = "files = tests.filestarget:FilesTarget\n") -> dict[str, str]:
+    """The kind ``files`` as a package installed for another process would declare
+    it (an entry point in group driftgate.targets, in a .dist-info folder under
+    ``directory``, where importlib.metadata finds installed packages); returns the
+    environment (PYTHONPATH) that puts it, and this checkout's tests, on that process's path."""
+    import os
+
+    from tests.conftest import ROOT
+
+    dist_info = directory / "driftgate_files_kind-1.0.dist-info"
+    dist_info.mkdir(parents=True, exist_ok=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: driftgate-files-kind\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(f"[driftgate.targets]\n{entry_points}")
+    path = [str(directory), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(path)}
 
 
 # The files of the world's first commit: a config line, a page, a third file.

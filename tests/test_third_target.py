@@ -108,6 +108,45 @@ def test_a_kind_that_may_read_the_whole_repository_gets_no_bundle_of_other_files
     assert not second.cached and second.directory != first.directory and second.commit != first.commit
 
 
+@pytest.mark.e2e  # the console script, in a process where only the installed plugin can register the kind
+def test_an_installed_plugin_adds_its_kind_to_every_driftgate_process(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+    from tests.filestarget import as_installed_plugin, create_files_world
+
+    world = create_files_world(tmp_path / "world")
+    bare = run_cli("plan", "demo", "--config", str(world.config))
+    assert bare.returncode == 1 and "unknown kind 'files': use 'ansible' or 'kubernetes'" in bare.stderr
+
+    plugin = as_installed_plugin(tmp_path / "site-packages")
+    planned = run_cli("plan", "demo", "--config", str(world.config), "--output", "json", env=plugin)
+    assert planned.returncode == 2, planned.stderr
+    assert [(c["action"], c["target"], c["target_kind"]) for c in json.loads(planned.stdout)["changes"]] == [
+        ("create", "app.conf", "files"), ("create", "index.html", "files"), ("create", "robots.txt", "files"),
+    ]  # fmt: skip
+
+    # A plugin that does not load is named where its kind is used.
+    broken = as_installed_plugin(tmp_path / "broken", "files = tests.no_such_module:FilesTarget\n")
+    failed = run_cli("plan", "demo", "--config", str(world.config), env=broken)
+    assert failed.returncode == 1
+    assert "unknown kind 'files': use 'ansible' or 'kubernetes' (the plugin for 'files': tests.no_such_module:FilesTarget " \
+           "did not load: ModuleNotFoundError: No module named 'tests.no_such_module')" in failed.stderr, failed.stderr
+
+
+def test_a_plugin_cannot_replace_a_built_in_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.filestarget import as_installed_plugin
+
+    builtin = targets.get("kubernetes")
+    as_installed_plugin(tmp_path, "kubernetes = tests.filestarget:KubernetesImpostor\nfiles = tests.filestarget:FilesTarget\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # where importlib.metadata finds it, as for an installed package
+    monkeypatch.setattr(targets, "_plugins_loaded", False)
+    try:
+        targets.load_plugins()
+        assert targets.get("kubernetes") is builtin
+        assert isinstance(targets.get("files"), FilesTarget)  # the same scan did load the other
+    finally:
+        targets.unregister("files")
+
+
 def test_plan_shows_the_kind_as_it_names_its_changes(site: dict[str, Path]) -> None:
     (site["live"] / "app.conf").write_text("workers = 1\n")
     text = cli("plan", "site", "--config", str(site["config"]))

@@ -9,6 +9,14 @@ built-in kinds are `driftgate.targets.ansible` and
 `driftgate.targets.kubernetes`; nothing outside the target modules branches
 on the kind.
 
+Another package adds a kind by declaring it as an entry point in the group
+``driftgate.targets`` (name: the kind; value: its `Target` subclass), e.g.
+``files = mypackage.files:FilesTarget`` in its pyproject.toml's
+``[project.entry-points."driftgate.targets"]``: every driftgate process that
+reads a configuration naming that kind (the CLI, `driftgate serve`, a Prefect
+worker's flow run) loads it (`load_plugins()`). A plugin cannot replace a
+built-in kind.
+
 The flow and the CLI call `render()`, `plan()` and `apply()` here; the config
 (`driftgate.config`) validates ``target:`` with the model registered for its
 ``kind``; `driftgate.policy` adds each target's rules to the generic ones;
@@ -139,6 +147,44 @@ def _settings_changed() -> None:
     from driftgate import config  # the models that embed `target:` validate against the registry
 
     config.rebuild_target_models()
+
+
+PLUGIN_GROUP = "driftgate.targets"
+_plugin_errors: dict[str, str] = {}  # kind -> why its plugin did not load
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Register the kinds installed packages declare as entry points in
+    `PLUGIN_GROUP`, once per process. Called by `driftgate.config` when a
+    configuration names a kind not registered yet, so a process that uses only
+    the built-in kinds never scans the installed packages (about 60 ms). A plugin
+    that fails to load is remembered (`plugin_error`) and skipped: the
+    configuration that names its kind says why, the others still load."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=PLUGIN_GROUP):
+        if entry.name in _REGISTRY:
+            continue  # a built-in (or one registered in this process) is never replaced by a package
+        try:
+            found = entry.load()
+            target = found() if isinstance(found, type) and issubclass(found, Target) else found
+            if not isinstance(target, Target):
+                raise TypeError(f"{entry.value} is not a driftgate.targets.Target subclass")
+            if target.kind != entry.name:
+                raise TypeError(f"{entry.value} is kind {target.kind!r}, not {entry.name!r}")
+            register(target)
+        except Exception as exc:  # noqa: BLE001 - any failure of someone else's code: said where the kind is used
+            _plugin_errors[entry.name] = f"{entry.value} did not load: {type(exc).__name__}: {exc}"
+
+
+def plugin_error(kind: str) -> str | None:
+    """Why the plugin declaring ``kind`` did not load, if one tried."""
+    return _plugin_errors.get(kind)
 
 
 def kinds() -> list[str]:
