@@ -13,6 +13,7 @@ from driftgate.demo_repo import DemoWorld
 from driftgate.prefect_yaml import prefect_yaml
 from driftgate.schedule import EPOCH, jitter_offset, planned
 from tests.conftest import ROOT, invoke_cli
+from tests.filestarget import FilesWorld, as_installed_plugin
 
 EXAMPLE = ROOT / "deployments" / "driftgate.example.yaml"
 
@@ -86,9 +87,11 @@ def test_deployments_render_command(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(600)  # a real server, `driftgate serve` and a run per process
 def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_the_gate(
-    world: DemoWorld, prefect_server: str, tmp_path: Path
+    files_world: FilesWorld, prefect_server: str, tmp_path: Path
 ) -> None:
-    """Against a real Prefect server (its scheduler) and `driftgate serve`, as an attacker with the UI would:
+    """Against a real Prefect server (its scheduler) and `driftgate serve`, as an attacker with the UI would
+    (on the test-only kind ``files``, installed as a plugin for serve's processes: the subject is who
+    runs what, not Ansible):
 
     - the Run form's parameters cannot pre-approve, name a requester or swap driftgate.yaml;
     - a run started from the API is `manual` by "unknown (Prefect UI/API)", never the serving OS user;
@@ -112,6 +115,7 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
     from driftgate.flows.requests import SCHEDULER, UNKNOWN_ACTOR
     from tests.conftest import DRIFTGATE
 
+    world = files_world
     data = yaml.safe_load(world.config.read_text())
     demo = data["environments"]["demo"]
     demo["approval"] = {"mode": "always", "timeout": "2s"}  # nobody answers: each sync ends rejected
@@ -121,17 +125,18 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
     # A scheduled sync (every 10 s) that must be skipped: the environment is suspended (below). (A
     # deny window takes the same path, `sync_guard.may_sync`: tests/test_freeze.py.)
     data["environments"]["frozen"] = {**demo, "drift": {}, "sync": {"schedule": {"interval": "10s", "jitter": "0s"}}}
-    # staging -> prod, each on a host folder of its own; prod takes what staging ran healthy.
+    # staging -> prod, each on a live folder of its own; prod takes what staging ran healthy.
     for name in ("stage", "prod"):
-        vars_ = {"demo_root": str(world.host_root / name), "environment_name": name}
-        data["environments"][name] = {**demo, "drift": {}, "target": {**demo["target"], "vars": vars_}, "approval": {"mode": "never"}}
+        target = {**demo["target"], "directory": str(world.root / name)}
+        data["environments"][name] = {**demo, "drift": {}, "target": target, "approval": {"mode": "never"}}
     data["environments"]["prod"]["promote_from"] = {"environment": "stage", "after": "1ms"}
     world.config.write_text(yaml.safe_dump(data))
     assert invoke_cli("suspend", "frozen", "--reason", "incident 42", "--config", str(world.config)).returncode == 0
     lax = tmp_path / "lax.yaml"  # what an attacker would like the run to use
     lax.write_text(yaml.safe_dump({"environments": {"demo": {**demo, "approval": {"mode": "never"}}}}))
 
-    env = {**os.environ, "PREFECT_API_URL": f"{prefect_server}/api", "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+    plugin = as_installed_plugin(tmp_path / "plugins")
+    env = {**os.environ, **plugin, "PREFECT_API_URL": f"{prefect_server}/api", "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
     log = world.root / "serve.log"
     with open(log, "wb") as out:
         server = subprocess.Popen([str(DRIFTGATE), "serve", "--config", str(world.config)], env=env, stdout=out, stderr=out)
@@ -167,7 +172,7 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
                 client.pause_deployment(client.read_deployment_by_name("reconcile/sync-frozen").id)
             assert (skipped.trigger, skipped.purpose, skipped.outcome.value) == ("schedule", RunPurpose.SYNC, "skipped")
             assert "is suspended by" in skipped.reason and "incident 42" in skipped.reason, skipped.reason
-            assert not (world.host_root / "app").exists()
+            assert not world.config_line.exists()
             # 1. The Run form's old pre-approval parameters are not parameters any more: refused.
             forged = subprocess.run(
                 [str(Path(DRIFTGATE).with_name("prefect")), "deployment", "run", "reconcile/sync-demo",
@@ -204,7 +209,7 @@ def test_serve_attributes_runs_from_prefect_data_and_no_parameter_walks_around_t
             assert (promoted.purpose, promoted.outcome.value, promoted.commit) == (RunPurpose.PROMOTE, "applied", applied[0].commit)
             assert promoted.promoted_from == f"stage run {applied[0].run_id}"
             assert promoted.requested_by == f"{UNKNOWN_ACTOR}, promotion run {promotion.id}"
-            assert (world.host_root / "prod/app/app.conf").read_text() == "max_connections = 100\n"
+            assert (world.root / "prod/app.conf").read_text() == "max_connections = 100\n"
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=60)
