@@ -9,11 +9,15 @@ rule), and so is changing a file that matches ``protected`` (this kind's own
 rule). A sync costs what Prefect and driftgate cost (about 1 CPU-s), where
 the demo's playbook costs ansible-playbook's 3-4 CPU-s for each check and
 apply. tests/test_third_target.py proves with it that a kind is one module.
+In this process a test registers it (`files_kind_registered`, the conftest's
+``files_world``); a driftgate process the test starts finds it as an installed
+plugin (`as_installed_plugin`).
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -144,8 +148,6 @@ def as_installed_plugin(directory: Path, entry_points: str = "files = tests.file
     it (an entry point in group driftgate.targets, in a .dist-info folder under
     ``directory``, where importlib.metadata finds installed packages); returns the
     environment (PYTHONPATH) that puts it, and this checkout's tests, on that process's path."""
-    import os
-
     from tests.conftest import ROOT
 
     dist_info = directory / "driftgate_files_kind-1.0.dist-info"
