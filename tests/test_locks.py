@@ -1,6 +1,7 @@
 """Nothing outlives its run: a `driftgate sync` killed with -9 mid-apply frees
 its environment (a real Prefect server, and the temporary one, which dies with
-the command); a sync that must wait says for whom and gives up in bounded time.
+the command); a sync that must wait says for whom and gives up in bounded time
+(on the test-only kind ``files``, tests/filestarget.py: there the slot is the subject).
 
 Each sync here is the real console script in its own process. "Mid-apply" is
 deterministic: the playbook's first apply-only task touches ``applying`` and
@@ -23,6 +24,7 @@ from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.models import Outcome
 from driftgate.store import Store
 from tests.conftest import DRIFTGATE, edit_config, run_cli
+from tests.filestarget import FilesWorld, as_installed_plugin
 
 # The condition is about check mode through a variable: a task skipped by a
 # `when` that names ansible_check_mode is a change of its own in driftgate's
@@ -94,7 +96,7 @@ def cmdline(pid: int) -> str:
 
 
 @contextmanager
-def sync_process(world: DemoWorld, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[str]]:
+def sync_process(world: DemoWorld | FilesWorld, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[str]]:
     """`driftgate sync demo --yes` in its own process; killed (its whole group) if the test fails."""
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -173,10 +175,12 @@ def test_killed_sync_frees_its_environment_on_the_temporary_server(world: DemoWo
 
 
 @pytest.mark.timeout(600)  # a sync process held mid-apply and a second one beside it
-def test_a_waiting_sync_says_for_whom_and_gives_up(world: DemoWorld, tmp_path: Path, prefect_server: str) -> None:
-    env = {"PREFECT_API_URL": f"{prefect_server}/api", "DRIFTGATE_USER": "alice"}
+def test_a_waiting_sync_says_for_whom_and_gives_up(files_world: FilesWorld, tmp_path: Path, prefect_server: str) -> None:
+    # The files kind (installed as a plugin for the two processes): the slot is the subject, not Ansible.
+    world = files_world
+    env = {"PREFECT_API_URL": f"{prefect_server}/api", "DRIFTGATE_USER": "alice", **as_installed_plugin(tmp_path / "plugins")}
     gate = tmp_path / "gate"
-    block_apply_on(world, gate)
+    world.hold_apply(gate)
     edit_config(world, sync={"wait": "4s"})
     log = tmp_path / "first-sync.log"
     with sync_process(world, env, log) as first:
