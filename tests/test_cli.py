@@ -13,6 +13,7 @@ import pytest
 from driftgate.demo_repo import DemoWorld
 from driftgate.models import Outcome, RunMode, RunPurpose
 from tests.conftest import edit_config, invoke_cli, run_cli
+from tests.filestarget import FilesWorld, as_installed_plugin
 
 
 @pytest.mark.e2e  # the console script's exit status
@@ -115,8 +116,9 @@ def test_history_in_start_order_drift_checks_named_cut_off_and_no_match() -> Non
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_sync_yes_approves_in_advance_and_exit_codes(world: DemoWorld, prefect_api: str) -> None:
-    env = {"PREFECT_API_URL": prefect_api, "DRIFTGATE_USER": "erin"}
+def test_sync_yes_approves_in_advance_and_exit_codes(files_world: FilesWorld, prefect_api: str, tmp_path: Path) -> None:
+    world = files_world  # the CLI's contract, not Ansible's: the files kind, installed as a plugin for the process
+    env = {"PREFECT_API_URL": prefect_api, "DRIFTGATE_USER": "erin", **as_installed_plugin(tmp_path / "plugins")}
     edit_config(world, approval={"mode": "always"})
     result = run_cli("sync", "demo", "--config", str(world.config), "--yes", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -149,9 +151,10 @@ def test_approve_without_a_paused_run_and_blocks_register(prefect_api: str) -> N
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_record_database_from_a_block(world: DemoWorld, prefect_api: str, tmp_path: Path, driftgate_home: Path) -> None:
+def test_record_database_from_a_block(files_world: FilesWorld, prefect_api: str, tmp_path: Path, driftgate_home: Path) -> None:
     from driftgate.blocks import DriftgateDatabase
 
+    world = files_world
     url = f"sqlite:///{tmp_path / 'team-record.db'}"
     DriftgateDatabase(url=url).save("team-record", overwrite=True)
     env = {"PREFECT_API_URL": prefect_api, "DRIFTGATE_DATABASE_BLOCK": "team-record"}
