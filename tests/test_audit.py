@@ -26,7 +26,8 @@ from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_ch
 from driftgate.models import RunPurpose
 from driftgate.runlog import RunLog
 from driftgate.store import Store
-from tests.conftest import DRIFTGATE, as_cli, edit_config, invoke_cli
+from tests.conftest import DRIFTGATE, as_cli, invoke_cli
+from tests.filestarget import FilesWorld
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 from tests.postgres import database_url, postgres_server  # noqa: F401  (fixtures)
 from tests.test_store import T0, _start, a_run
@@ -209,9 +210,10 @@ def test_no_secret_value_reaches_the_database(
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_the_flow_records_its_start_end_and_links(world: DemoWorld, driftgate_home: Path) -> None:
+def test_the_flow_records_its_start_end_and_links(files_world: FilesWorld, driftgate_home: Path) -> None:
     from driftgate.flows.reconcile import reconcile
 
+    world = files_world  # the record is the subject: the files kind, not Ansible
     with as_cli(yes=True):
         state = reconcile(environment="demo", config=str(world.config), return_state=True)
     flow_run_id = str(state.state_details.flow_run_id)
@@ -219,7 +221,7 @@ def test_the_flow_records_its_start_end_and_links(world: DemoWorld, driftgate_ho
     run = store.for_flow_run(flow_run_id)
     assert run is not None and run.outcome.value == "applied"
     assert run.flow_run_url and run.flow_run_url.endswith(f"/runs/flow-run/{flow_run_id}")  # the UI's run page
-    assert run.commit_author.endswith("<dev@example.com>")
+    assert run.commit_author == "Tess Ter <tess@example.com>"
     assert run.version and run.purpose.value == "sync" and all(c.result == "changed" for c in run.changes)
     entries = store.chain_entries()
     starts = [e for e in entries if e.table == "run_starts"]
