@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -34,6 +34,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 import ansible.inventory.manager  # noqa: E402,F401
 
 from driftgate.demo_repo import DemoWorld, create_demo_world  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.filestarget import FilesWorld  # which imports this module: imported where used
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIFTGATE = Path(sys.executable).with_name("driftgate")
@@ -96,7 +99,7 @@ def synced_world(tmp_path: Path, synced_world_template: DemoWorld) -> DemoWorld:
 
 
 @pytest.fixture
-def files_world(tmp_path: Path) -> Iterator[Any]:
+def files_world(tmp_path: Path) -> Iterator["FilesWorld"]:
     """The demo's story on the test-only kind ``files`` (tests/filestarget.py): for
     tests whose subject is the gate, the record or the flow, not Ansible. A sync
     costs about 1 CPU-s there, against 3-4 CPU-s per ansible-playbook run here."""

@@ -5,7 +5,8 @@ the command); a sync that must wait says for whom and gives up in bounded time
 
 Each sync here is the real console script in its own process. "Mid-apply" is
 deterministic: the playbook's first apply-only task touches ``applying`` and
-the next waits for ``release``, a file only the test creates.
+the next waits for ``release``, a file only the test creates (the files kind's
+apply does the same: ``target.hold``).
 """
 
 from __future__ import annotations
