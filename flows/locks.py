@@ -23,14 +23,14 @@ Used by the reconcile flow (the slot) and the drift check (who holds it).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 import httpx
 from prefect import get_run_logger
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 
@@ -47,6 +47,8 @@ from driftgate.tasks.stages import flow_run_ended
 
 LEASE_SECONDS = 60  # the server refuses shorter leases; renewed every 45 s
 POLL_SECONDS = 2
+QUICK_ATTEMPTS = 4  # the slot asked for again at once after a write collision (503)
+QUICK_PAUSE_SECONDS = 0.05  # times the attempt: 0.3 s in all before Prefect's own retries
 LEASE_LABEL = "driftgate.sync-slot.lease"
 SINCE_LABEL = "driftgate.sync-slot.since"
 
@@ -102,16 +104,45 @@ def one_sync_at_a_time(start: RunStart, *, wait: timedelta) -> Iterator[None]:
 def _try_to_take(name: str, holder: ConcurrencyLeaseHolder) -> UUID | None:
     """One attempt at the slot: its lease id, or None while another run has it.
     (Waiting is driftgate's own, so it can say for whom and give up.)"""
+    body = {"names": [name], "slots": 1, "mode": "concurrency", "lease_duration": LEASE_SECONDS,
+            "holder": holder.model_dump(mode="json")}  # fmt: skip
     with get_client(sync_client=True) as client:
-        try:
-            response = client.increment_concurrency_slots_with_lease(
-                names=[name], slots=1, mode="concurrency", lease_duration=LEASE_SECONDS, holder=holder
-            )
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code == 423:  # Locked: taken
-                return None
-            raise
+        response = _written(client, "POST", "/v2/concurrency_limits/increment-with-lease", body, lambda: client.increment_concurrency_slots_with_lease(
+            names=[name], slots=1, mode="concurrency", lease_duration=LEASE_SECONDS, holder=holder
+        ))  # fmt: skip
+    assert response is not None  # the increment's call answers its response
+    if response.status_code == 423:  # Locked: taken
+        return None
+    response.raise_for_status()
     return UUID(response.json()["lease_id"])
+
+
+def _written(client: SyncPrefectClient, method: str, path: str, body: dict[str, object],
+             call: Callable[[], httpx.Response | None]) -> httpx.Response | None:
+    """One of the slot's writes (``method`` ``path`` with ``body``), asked again at once after a 503.
+
+    Prefect's server on SQLite answers 503 when a write collided with one of
+    its own (SQLITE_BUSY_SNAPSHOT: a run's events were being stored); asked
+    again at once, it succeeds. Prefect's client sleeps 2 s or more first,
+    which about every other sync paid at its start on the test server (3.2 s
+    per sync of the files kind against 1.2 s). So the request is sent
+    `QUICK_ATTEMPTS` times without that loop, through the client's connection
+    and headers (its private ``_client``: its `send` retries, httpx's own does
+    not); a server that stays busy, or any other 5xx or a 403, gets ``call``,
+    the client's public call with its retries and its CSRF handling (its
+    answer is returned: None for a call that answers nothing)."""
+    http = client._client
+    for attempt in range(1, QUICK_ATTEMPTS + 1):
+        response = httpx.Client.send(http, http.build_request(method, path, json=body))
+        if response.status_code != 503:
+            break
+        time.sleep(QUICK_PAUSE_SECONDS * attempt)
+    if response.status_code < 500 and response.status_code != 403:
+        return response
+    try:
+        return call()
+    except httpx.HTTPStatusError as exc:
+        return exc.response
 
 
 def holding_run(candidates: list[OpenRun]) -> tuple[OpenRun, str] | None:
@@ -216,10 +247,12 @@ def _ensure_limit(name: str) -> None:
 
 def _note_lease(flow_run_id: str, lease_id: UUID) -> None:
     """Put the lease just taken on the holder's flow run, where the next run finds it."""
+    labels = {LEASE_LABEL: str(lease_id), SINCE_LABEL: _clock(datetime.now(timezone.utc))}
     with get_client(sync_client=True) as client:
-        client.update_flow_run_labels(
-            UUID(flow_run_id), {LEASE_LABEL: str(lease_id), SINCE_LABEL: _clock(datetime.now(timezone.utc))}
-        )
+        response = _written(client, "PATCH", f"/flow_runs/{flow_run_id}/labels", labels,
+                            lambda: client.update_flow_run_labels(UUID(flow_run_id), labels))  # fmt: skip
+    if response is not None:
+        response.raise_for_status()
 
 
 def _clock(when: datetime) -> str:

@@ -288,3 +288,47 @@ def test_a_failed_apply_is_a_failed_task_with_its_reason_in_the_logs(world: Demo
     errors = [message for level, message in messages if level >= 40]
     assert any("disk full on purpose" in m for m in errors) and any(m.startswith("failed at apply: ") for m in errors), errors
     assert "Traceback" not in text  # an expected failure: its reason, no traceback
+
+
+# ---------------------------------------------------------------- a Prefect server on SQLite, busy
+
+
+def test_a_slot_write_that_collides_is_asked_again_at_once_not_after_prefects_two_seconds() -> None:
+    """Faked (httpx.MockTransport): Prefect's server on SQLite answers 503 when a write
+    collides with one of its own (SQLITE_BUSY_SNAPSHOT), a timing no test can cause on
+    purpose. The slot's writes are asked again at once; a server that stays busy, or
+    fails otherwise, gets Prefect's own call and retries; a 423 is an answer."""
+    import httpx
+    from prefect.client.orchestration import SyncPrefectClient
+
+    from driftgate.flows import locks
+
+    def serving(*statuses: int) -> tuple[SyncPrefectClient, list[str]]:
+        answers, seen = list(statuses), []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(f"{request.method} {request.url.path} {json.loads(request.content)}")
+            return httpx.Response(answers.pop(0) if len(answers) > 1 else answers[0], json={"lease_id": "x"})
+
+        return SyncPrefectClient("http://prefect.test/api", httpx_settings={"transport": httpx.MockTransport(handler)}), seen
+
+    fallbacks: list[str] = []
+
+    def fallback() -> httpx.Response:
+        fallbacks.append("called")
+        return httpx.Response(200, json={"lease_id": "from the public call"})
+
+    client, seen = serving(503, 503, 200)
+    started = time.monotonic()
+    response = locks._written(client, "POST", "/v2/concurrency_limits/increment-with-lease", {"slots": 1}, fallback)
+    assert response.status_code == 200 and time.monotonic() - started < 1.0  # not Prefect's 2 s and more
+    assert seen == ["POST /api/v2/concurrency_limits/increment-with-lease {'slots': 1}"] * 3 and fallbacks == []
+
+    client, seen = serving(423)
+    assert locks._written(client, "POST", "/v2/x", {}, fallback).status_code == 423 and len(seen) == 1 and fallbacks == []
+
+    for statuses in ((503,), (500,), (403,)):  # still busy after the quick attempts; broken; CSRF
+        client, seen = serving(*statuses)
+        assert locks._written(client, "PATCH", "/flow_runs/r/labels", {}, fallback).json()["lease_id"] == "from the public call"
+        assert len(seen) == (locks.QUICK_ATTEMPTS if statuses == (503,) else 1)
+    assert fallbacks == ["called"] * 3
