@@ -12,7 +12,7 @@ DEBIAN_PACKAGES := git gnupg openssh-client openssh-server iproute2 postgresql c
 demo: setup
 	$(BIN)/driftgate demo --workdir $(DEMO_DIR)
 
-# Two pytest-xdist workers, one per core here: 13 minutes where one process took 26.
+# Two pytest-xdist workers, one per core here: 12 minutes where one process took 26.
 TEST_WORKERS ?= 2
 
 test: setup
