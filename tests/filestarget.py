@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 import git
+import pytest
 import yaml
 
 from driftgate import git as driftgate_git
@@ -229,3 +230,15 @@ def commit(repo_dir: Path, files: dict[str, str | None], message: str) -> str:
         (repo_dir / name).write_text(content)
         repo.index.add([name])
     return repo.index.commit(message).hexsha
+
+
+# For a test module whose every story runs on this kind: importing these two
+# makes its `world` and `synced_world` the files world (conftest's `files_world`).
+@pytest.fixture(name="world")
+def world_on_files(files_world: FilesWorld) -> FilesWorld:
+    return files_world
+
+
+@pytest.fixture(name="synced_world")
+def synced_world_on_files(files_world: FilesWorld) -> FilesWorld:
+    return files_world.synced()

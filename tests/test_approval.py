@@ -22,7 +22,7 @@ from driftgate.models import Action, Bundle, Change, Outcome, Plan
 from driftgate.store import Store, StoredRun
 from driftgate.targets import ansible as ansible_target
 from tests.conftest import answer, approver, as_cli, edit_config, invoke_cli
-from tests.filestarget import FilesWorld
+from tests.filestarget import FilesWorld, world_on_files  # noqa: F401  (fixtures: world on the files kind)
 
 # ---------------------------------------------------------------- the risk policy (engine only)
 
@@ -234,12 +234,6 @@ def test_the_approval_form_names_the_commits_and_the_deadline_as_a_clock_time() 
 
 # ---------------------------------------------------------------- the gate, through the Prefect API
 
-
-@pytest.fixture
-def world(files_world: FilesWorld) -> FilesWorld:
-    """The gate's world: the test-only kind ``files`` (its subject is the gate, not
-    Ansible, whose runs would cost most of these tests' time)."""
-    return files_world
 
 
 def sync(world: FilesWorld, *, requested_by: str | None = None, auto_approve: bool = False) -> tuple[Any, StoredRun]:

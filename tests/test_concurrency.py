@@ -21,15 +21,11 @@ import yaml
 
 from driftgate.store import Store
 from tests.conftest import edit_config
-from tests.filestarget import FilesWorld
+from tests.filestarget import FilesWorld, world_on_files  # noqa: F401  (fixtures: world on the files kind)
 from tests.test_locks import wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-
-@pytest.fixture
-def world(files_world: FilesWorld) -> FilesWorld:
-    return files_world
 
 
 def _in_thread(world: FilesWorld, environment: str, states: list[Any]) -> threading.Thread:

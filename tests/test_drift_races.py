@@ -16,15 +16,11 @@ import pytest
 from driftgate.models import Outcome, RunPurpose, Stage
 from driftgate.store import Store
 from tests.conftest import edit_config
-from tests.filestarget import FilesWorld
+from tests.filestarget import FilesWorld, world_on_files  # noqa: F401  (fixtures: world on the files kind)
 from tests.test_locks import wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-
-@pytest.fixture
-def world(files_world: FilesWorld) -> FilesWorld:
-    return files_world
 
 
 def check(world: FilesWorld) -> tuple[Any, Any]:

@@ -25,17 +25,9 @@ from driftgate.models import Outcome, RunPurpose, Trigger
 from driftgate.store import Store
 from driftgate.windows import closed
 from tests.conftest import answer, approver, edit_config, invoke_cli
-from tests.filestarget import FilesWorld
+from tests.filestarget import FilesWorld, synced_world_on_files, world_on_files  # noqa: F401  (fixtures: world and synced_world on the files kind)
 
 
-@pytest.fixture
-def world(files_world: FilesWorld) -> FilesWorld:
-    return files_world
-
-
-@pytest.fixture
-def synced_world(files_world: FilesWorld) -> FilesWorld:
-    return files_world.synced()
 
 
 def scheduled(world: FilesWorld) -> Any:

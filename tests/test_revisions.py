@@ -16,19 +16,11 @@ import yaml
 from driftgate.models import Outcome, RunPurpose
 from driftgate.store import Store
 from tests.conftest import answer, approver, as_cli, edit_config, invoke_cli
-from tests.filestarget import FilesWorld
+from tests.filestarget import FilesWorld, synced_world_on_files, world_on_files  # noqa: F401  (fixtures: world and synced_world on the files kind)
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-@pytest.fixture
-def world(files_world: FilesWorld) -> FilesWorld:
-    return files_world
-
-
-@pytest.fixture
-def synced_world(files_world: FilesWorld) -> FilesWorld:
-    return files_world.synced()
 
 
 def _cli(prefect_api: str, world: FilesWorld, *args: str) -> Any:

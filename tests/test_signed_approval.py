@@ -23,14 +23,10 @@ from driftgate.config import ConfigError, load_config
 from driftgate.models import Outcome
 from driftgate.store import Store, StoredRun
 from tests.conftest import SSHKey, approver, as_cli, edit_config, invoke_cli
-from tests.filestarget import FilesWorld
+from tests.filestarget import FilesWorld, world_on_files  # noqa: F401  (fixtures: world on the files kind)
 
 # A flow run with several answers and console-script calls, on a machine others share.
 pytestmark = pytest.mark.timeout(600)
-
-@pytest.fixture
-def world(files_world: FilesWorld) -> FilesWorld:
-    return files_world
 
 
 SIGNED = {"mode": "always", "timeout": "3m", "approvers": ["alice", "bob"], "require_signature": True}
