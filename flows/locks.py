@@ -23,7 +23,7 @@ Used by the reconcile flow (the slot) and the drift check (who holds it).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
@@ -107,18 +107,14 @@ def _try_to_take(name: str, holder: ConcurrencyLeaseHolder) -> UUID | None:
     body = {"names": [name], "slots": 1, "mode": "concurrency", "lease_duration": LEASE_SECONDS,
             "holder": holder.model_dump(mode="json")}  # fmt: skip
     with get_client(sync_client=True) as client:
-        response = _written(client, "POST", "/v2/concurrency_limits/increment-with-lease", body, lambda: client.increment_concurrency_slots_with_lease(
-            names=[name], slots=1, mode="concurrency", lease_duration=LEASE_SECONDS, holder=holder
-        ))  # fmt: skip
-    assert response is not None  # the increment's call answers its response
+        response = _written(client, "POST", "/v2/concurrency_limits/increment-with-lease", body)
     if response.status_code == 423:  # Locked: taken
         return None
     response.raise_for_status()
     return UUID(response.json()["lease_id"])
 
 
-def _written(client: SyncPrefectClient, method: str, path: str, body: dict[str, object],
-             call: Callable[[], httpx.Response | None]) -> httpx.Response | None:
+def _written(client: SyncPrefectClient, method: str, path: str, body: dict[str, object]) -> httpx.Response:
     """One of the slot's writes (``method`` ``path`` with ``body``), asked again at once after a 503.
 
     Prefect's server on SQLite answers 503 when a write collided with one of
@@ -128,9 +124,8 @@ def _written(client: SyncPrefectClient, method: str, path: str, body: dict[str, 
     per sync of the files kind against 1.2 s). So the request is sent
     `QUICK_ATTEMPTS` times without that loop, through the client's connection
     and headers (its private ``_client``: its `send` retries, httpx's own does
-    not); a server that stays busy, or any other 5xx or a 403, gets ``call``,
-    the client's public call with its retries and its CSRF handling (its
-    answer is returned: None for a call that answers nothing)."""
+    not); a server that stays busy, or any other 5xx or a 403, gets the same
+    request through the client's `request`, with its retries and CSRF handling."""
     http = client._client
     for attempt in range(1, QUICK_ATTEMPTS + 1):
         response = httpx.Client.send(http, http.build_request(method, path, json=body))
@@ -140,7 +135,7 @@ def _written(client: SyncPrefectClient, method: str, path: str, body: dict[str, 
     if response.status_code < 500 and response.status_code != 403:
         return response
     try:
-        return call()
+        return client.request(method, path, json=body)
     except httpx.HTTPStatusError as exc:
         return exc.response
 
@@ -249,10 +244,7 @@ def _note_lease(flow_run_id: str, lease_id: UUID) -> None:
     """Put the lease just taken on the holder's flow run, where the next run finds it."""
     labels = {LEASE_LABEL: str(lease_id), SINCE_LABEL: _clock(datetime.now(timezone.utc))}
     with get_client(sync_client=True) as client:
-        response = _written(client, "PATCH", f"/flow_runs/{flow_run_id}/labels", labels,
-                            lambda: client.update_flow_run_labels(UUID(flow_run_id), labels))  # fmt: skip
-    if response is not None:
-        response.raise_for_status()
+        _written(client, "PATCH", f"/flow_runs/{flow_run_id}/labels", labels).raise_for_status()
 
 
 def _clock(when: datetime) -> str:
