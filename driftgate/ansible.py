@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from driftgate import home
+from driftgate import home, playbook_guard
 from driftgate.config import Environment
 from driftgate.errors import PermanentError, TransientError
 from driftgate.models import Action, ApplyResult, Bundle, Change, HostResult, Plan, Stage, TaskResult
@@ -323,94 +323,33 @@ def _reveal_hidden_changes(events: list[_TaskEvent], changed_per_host: dict[str,
     return result
 
 
-# ansible-runner starts ansible-playbook ignoring SIGHUP, in a session of its own:
-# when the process running it is killed (kill -9 of `driftgate sync`), the
-# playbook, its workers and their modules would go on applying, beside the
-# next sync. This stand-in, first on the PATH ansible-runner searches, asks the
-# kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG, Linux), watches
-# driftgate's process when it is not the parent (ssh-agent in between), and then
-# kills every process below it. A process-group kill is not enough: each of
-# Ansible's workers starts a session of its own (setsid), so the stand-in is a
-# child subreaper (orphans below it stay below it) and kills the tree from /proc.
-# It does the same on the SIGTERM/SIGINT that ansible-runner's timeout sends.
+# Put first on the PATH ansible-runner searches: runs the real ansible-playbook
+# under driftgate.playbook_guard, so that nothing it starts outlives this process.
 _PLAYBOOK_STAND_IN = """\
 #!{python}
-import ctypes, os, signal, subprocess, sys, threading, time
-DRIFTGATE = {parent}
-libc = ctypes.CDLL(None)
-libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-def state_and_parent(pid):
-    with open("/proc/%d/stat" % pid) as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return fields[0], int(fields[1])
-def below():  # every live process under this one
-    children = {{}}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                state, parent = state_and_parent(int(name))
-            except (OSError, ValueError):
-                continue
-            if state != "Z":
-                children.setdefault(parent, []).append(int(name))
-    found, todo = [], [os.getpid()]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-def stop(*_):
-    kill_all_below()
-    os._exit(1)
-def kill_all_below():
-    while True:  # a killed parent's children come to us (subreaper): look again
-        pids = below()
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        try:
-            while os.waitpid(-1, os.WNOHANG)[0]:
-                pass
-        except ChildProcessError:
-            pass
-        time.sleep(0.05)
-def alive():  # a killed process stays a zombie until reaped: that is dead too
-    try:
-        return state_and_parent(DRIFTGATE)[0] != "Z"
-    except OSError:
-        return False
-def watch():
-    while alive():
-        time.sleep(1)
-    stop()
-for sig in (signal.SIGTERM, signal.SIGINT):
-    signal.signal(sig, stop)
-if os.getppid() == DRIFTGATE:
-    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-# With an SSH key, ansible-runner puts ssh-agent and a shell in between, so
-# driftgate may be a grandparent: watch it rather than only the parent.
-if not alive():
-    stop()
-threading.Thread(target=watch, daemon=True).start()
-code = subprocess.call([{playbook!r}, *sys.argv[1:]])
-# The playbook may end first (its runner gone, a broken pipe) while a worker it
-# detached (setsid) still runs a module: nothing outlives this stand-in.
-kill_all_below()
-sys.exit(code)
+import runpy, sys
+sys.argv = [{guard!r}, {parent!r}, {log!r}, {playbook!r}, *sys.argv[1:]]
+runpy.run_path({guard!r}, run_name="__main__")
 """
+
+GUARD_LOG = "playbook-guard.log"
 
 
 def _playbook_that_dies_with_this_process(directory: Path) -> Path:
-    """A bin directory holding the ansible-playbook stand-in above; returns it."""
+    """A bin directory holding the ansible-playbook stand-in above; returns it.
+    The guard's log goes to ``directory`` (see `driftgate.playbook_guard`)."""
     bin_dir = directory / "bin"
     bin_dir.mkdir()
     stand_in = bin_dir / "ansible-playbook"
-    playbook = str(Path(sys.executable).with_name("ansible-playbook"))
-    stand_in.write_text(_PLAYBOOK_STAND_IN.format(python=sys.executable, parent=os.getpid(), playbook=playbook))
+    stand_in.write_text(
+        _PLAYBOOK_STAND_IN.format(
+            python=sys.executable,
+            guard=playbook_guard.__file__,
+            parent=str(os.getpid()),
+            log=str(directory / GUARD_LOG),
+            playbook=str(Path(sys.executable).with_name("ansible-playbook")),
+        )
+    )
     stand_in.chmod(0o700)
     return bin_dir
 

@@ -17,7 +17,7 @@ from driftgate.models import Outcome, RunPurpose, Stage
 from driftgate.store import Store
 from tests.conftest import edit_config
 from tests.filestarget import FilesWorld, world_on_files  # noqa: F401  (fixtures: world on the files kind)
-from tests.test_locks import wait_for
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

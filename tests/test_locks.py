@@ -11,21 +11,25 @@ apply does the same: ``target.hold``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from driftgate.ansible import GUARD_LOG
 from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.models import Outcome
 from driftgate.store import Store
 from tests.conftest import DRIFTGATE, edit_config, run_cli
 from tests.filestarget import FilesWorld, as_installed_plugin
+from tests.processes import cmdline, marked, wait_for
 
 # The condition is about check mode through a variable: a task skipped by a
 # `when` that names ansible_check_mode is a change of its own in driftgate's
@@ -53,49 +57,6 @@ def block_apply_on(world: DemoWorld, gate: Path) -> None:
     commit_change(world.repo, "ansible/site.yml", playbook, "test: apply waits for the test's gate file")
 
 
-def wait_for(condition, what: str, *, timeout: float = 180, proc: subprocess.Popen[str] | None = None, log: Path | None = None) -> None:  # type: ignore[no-untyped-def]
-    """Poll ``condition`` (a cheap check of the thing itself) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"{what}: the process ended ({proc.returncode}): {log.read_text()[-3000:] if log else ''}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout} s" + (f": {log.read_text()[-3000:]}" if log else ""))
-        time.sleep(0.1)
-
-
-def marked(mark: str) -> set[int]:
-    """Every live process whose environment carries ``DRIFTGATE_TEST_MARK=mark``:
-    what one sync started, however it detached (Ansible's workers call setsid;
-    walking the process tree from the killed command would miss its orphans)."""
-    found = set()
-    needle = f"DRIFTGATE_TEST_MARK={mark}".encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if needle in environ.split(b"\0") and alive(int(entry.name)):
-                found.add(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 @contextmanager
 def sync_process(world: DemoWorld | FilesWorld, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[str]]:
     """`driftgate sync demo --yes` in its own process; killed (its whole group) if the test fails."""
@@ -112,18 +73,26 @@ def sync_process(world: DemoWorld | FilesWorld, env: dict[str, str], log: Path) 
             proc.wait(30)
 
 
+def guard_logs(pids: set[int]) -> list[Path]:
+    """The playbook guards' logs (driftgate.playbook_guard), found from their stand-ins' command lines."""
+    stand_ins = {cmdline(p).split()[1] for p in pids if "/dg-cp-" in cmdline(p)}
+    return [Path(s).parent.parent / GUARD_LOG for s in stand_ins]
+
+
 def kill_mid_apply_then_sync(world: DemoWorld, tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float, set[str]]:
     """Start a sync, kill -9 it while it applies, then sync again right away.
     Returns the second sync, how long it took, and the command lines of the
-    first sync's processes still alive after the kill."""
+    first sync's processes still alive after the kill (with the guard's log, if any)."""
     gate = tmp_path / "gate"
     block_apply_on(world, gate)
     log = tmp_path / "first-sync.log"
-    mark = tmp_path.name
+    # Unique across xdist workers: both tests' tmp_path names are cut to the same 30 characters.
+    mark = uuid.uuid4().hex
     with sync_process(world, {**env, "DRIFTGATE_TEST_MARK": mark}, log) as first:
         wait_for((gate / "demo.applying").exists, "the first sync reaches apply", proc=first, log=log)
         # Kill while the wait_for module runs, in the worker Ansible detached with setsid.
         wait_for(lambda: any("AnsiballZ_wait_for" in cmdline(p) for p in marked(mark)), "the wait_for task runs", proc=first, log=log)
+        logs = guard_logs(marked(mark))
         os.kill(first.pid, signal.SIGKILL)  # the command only, as `kill -9 PID` does
         first.wait(10)
     # What the kill leaves behind must go by itself (PR_SET_PDEATHSIG, hangup): wait for that, bounded.
@@ -132,8 +101,11 @@ def kill_mid_apply_then_sync(world: DemoWorld, tmp_path: Path, env: dict[str, st
         time.sleep(0.1)
     left = marked(mark)
     survivors = {cmdline(p) for p in left}
+    if survivors:  # what the guard did, to say why
+        survivors |= {f"guard log {log}: {log.read_text() if log.exists() else 'none'}" for log in logs}
     for pid in left:  # leave nothing running on the machine, whatever the result
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     (gate / "demo.release").touch()  # the second sync's apply passes the gate at once
     started = time.monotonic()
     # Bounded only so a hang fails the test: a temporary server alone has taken 90 s on this busy machine.

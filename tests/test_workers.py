@@ -13,7 +13,6 @@ deterministic, as in tests/test_locks.py: demo's apply touches
 from __future__ import annotations
 
 import os
-import socket
 import signal
 import subprocess
 import sys
@@ -27,11 +26,11 @@ import yaml
 
 from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.models import Outcome, RunPurpose
-from driftgate.runlog import RunLog
 from driftgate.store import Store
 from tests.conftest import ROOT, edit_config, invoke_cli, running_prefect_server
 from tests.postgres import PostgresServer, postgres_server  # noqa: F401  (fixture)
-from tests.test_locks import block_apply_on, marked
+from tests.processes import marked
+from tests.test_locks import block_apply_on
 
 PREFECT = Path(sys.executable).with_name("prefect")
 POOL = "fleet"
