@@ -6,9 +6,10 @@ on SQLite, and runs the real CLI step by step: plan, sync, a hand edit on the
 host, plan (the drift), sync (corrected); a bad commit deployed, then rolled
 back (and unpinned once fixed in Git); then a Kubernetes environment
 (plan, sync, a hand edit in the cluster corrected, then a signed approval);
-then history and the record's verification. Each
-step is a real `driftgate` process, printed as a person would type it. Called
-by the CLI's `demo` command (`make demo`).
+then history and the record's verification. Each step runs the real
+CLI (the same typer app as the console script, in this process: a process per
+step would import Prefect again each time), printed as a person would type it.
+Called by the CLI's `demo` command (`make demo`).
 """
 
 from __future__ import annotations
@@ -218,14 +219,20 @@ def _say(text: str) -> None:
 
 
 def _driftgate(env: dict[str, str], *args: str, expect: int) -> None:
+    """`driftgate ARGS` as typed, run in this process with ``env`` as its environment."""
+    from driftgate.cli import app
+
     console.print(f"[bold]$ driftgate {' '.join(args)}[/]")
-    executable = Path(sys.executable).with_name("driftgate")
-    command = [str(executable)] if executable.exists() else [sys.executable, "-m", "driftgate.cli"]
-    result = subprocess.run([*command, *args], env=env)
-    if result.returncode != expect:
-        console.print(f"[red]demo stopped: `driftgate {' '.join(args)}` exited {result.returncode}, expected {expect}[/]")
+    os.environ.update(env)  # the same for every step; set before Prefect is first imported
+    try:
+        app(list(args), prog_name="driftgate")
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    if code != expect:
+        console.print(f"[red]demo stopped: `driftgate {' '.join(args)}` exited {code}, expected {expect}[/]")
         raise SystemExit(1)
-    console.print(f"[dim]  (exit code {result.returncode})[/]")
+    console.print(f"[dim]  (exit code {code})[/]")
 
 
 def _show_file(world: DemoWorld) -> None:

@@ -11,14 +11,21 @@ back names the commit the run asked for. What a bundle holds is the target's:
 an Ansible project (`driftgate.targets.ansible`), rendered manifests
 (`driftgate.targets.kubernetes`). Called by `driftgate.targets.render` (the
 render task and the CLI).
+
+Bundles not used for `KEEP_UNUSED` are deleted, swept when a render writes a
+new one: a fleet with hundreds of commits a day would otherwise fill the disk.
+A reused bundle's marker is touched, so "used" is the last run's time, not
+the first render's.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from driftgate import gittree, home, targets
@@ -27,6 +34,9 @@ from driftgate.hashing import canonical_hash
 from driftgate.models import Bundle, Checkout
 
 MARKER = ".driftgate-bundle.json"
+# Long beyond any one run (a sync paused for approval renders again when answered),
+# short enough that a month of commits is not kept.
+KEEP_UNUSED = 7 * 24 * 3600  # seconds
 
 
 def render_bundle(env: Environment, checkout: Checkout, *, identities: tuple[str, ...] = ()) -> Bundle:
@@ -38,8 +48,12 @@ def render_bundle(env: Environment, checkout: Checkout, *, identities: tuple[str
     final = home.subdir("renders") / f"{tree[:12]}-{_cache_key(env, checkout, tree)}"
     marker = final / MARKER
     if marker.is_file():
-        return _kept(marker, checkout)
+        try:
+            return _kept(marker, checkout)
+        except OSError:  # swept by another process just now: render it again
+            pass
 
+    _delete_unused(final.parent)
     staging = Path(tempfile.mkdtemp(prefix="render-", dir=final.parent))
     try:
         bundle = target.render(env, checkout, staging, final, identities=identities)
@@ -67,7 +81,8 @@ def _kept(marker: Path, checkout: Checkout) -> Bundle:
     """A bundle rendered earlier from the same input, handed back for this run's
     commit: plans, the record, approvals and saved plans name the commit a run
     was asked for, not the one that first rendered these files. The marker on
-    disk keeps the first commit; it is never rewritten."""
+    disk keeps the first commit; it is never rewritten, only touched (in use)."""
+    os.utime(marker)  # first: a sweep that has not yet looked at it now keeps it
     bundle = Bundle.model_validate_json(marker.read_text())
     update: dict[str, object] = {"commit": checkout.commit, "cached": True}
     if bundle.checkout is not None:  # Kubernetes: where Secrets' values are rendered again from
@@ -94,6 +109,20 @@ def _forget_plaintext_caches() -> None:
             continue
         if old.get("target_kind") == "kubernetes" and not old.get("checkout"):
             shutil.rmtree(marker.parent, ignore_errors=True)
+
+
+def _delete_unused(renders: Path) -> None:
+    """Delete bundles not used for KEEP_UNUSED, and staging directories a killed
+    render left (as old): whatever another process deletes first is skipped."""
+    cutoff = time.time() - KEEP_UNUSED
+    for entry in renders.iterdir():
+        marker = entry / MARKER
+        try:
+            used = (marker if marker.exists() else entry).stat().st_mtime
+        except OSError:
+            continue
+        if used < cutoff and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _cache_key(env: Environment, checkout: Checkout, tree: str) -> str:

@@ -4,6 +4,8 @@ cache (kept while what render reads is unchanged, for Ansible and Kubernetes).""
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from driftgate.errors import PermanentError
 from driftgate.git import fetch
 from driftgate.models import Stage
 from driftgate.parsedfiles import ParsedFiles
-from driftgate.render import render_bundle
+from driftgate.render import KEEP_UNUSED, MARKER, render_bundle
 from driftgate.store import Store
 from tests.conftest import edit_config, invoke_cli
 from tests.kubeapi import KubeAPIDouble
@@ -53,6 +55,31 @@ def test_unchanged_commit_is_rendered_once(world: DemoWorld, driftgate_home: Pat
     commit_change(world.repo, "ansible/vars.yml", "max_connections: 3\n", "three")
     third = render(world)
     assert not third.cached and third.directory != first.directory
+
+
+def test_bundles_unused_for_a_week_are_deleted_when_a_new_one_is_written(world: DemoWorld, driftgate_home: Path) -> None:
+    week_and_a_day_ago = time.time() - KEEP_UNUSED - 24 * 3600
+
+    def age(path: Path) -> None:
+        os.utime(path, (week_and_a_day_ago, week_and_a_day_ago))
+
+    old = render(world)
+    commit_change(world.repo, "ansible/vars.yml", "max_connections: 3\n", "three")
+    used = render(world)
+    age(old.directory / MARKER)
+    age(used.directory / MARKER)
+    killed_render = driftgate_home / "renders" / "render-left-by-a-killed-run"
+    killed_render.mkdir()
+    age(killed_render)
+    assert render(world).cached  # reusing a bundle marks it used...
+    commit_change(world.repo, "ansible/vars.yml", "max_connections: 4\n", "four")
+    new = render(world)  # ...and writing a new one sweeps the unused
+    assert not new.cached
+    assert sorted(p.name for p in (driftgate_home / "renders").iterdir()) == sorted([used.directory.name, new.directory.name])
+    # The swept tree renders again when a commit has it again.
+    commit_change(world.repo, "ansible/vars.yml", "max_connections: 100\n", "back to the first tree")
+    again = render(world)
+    assert not again.cached and again.directory == old.directory and (again.directory / MARKER).is_file()
 
 
 def count_renders(monkeypatch: pytest.MonkeyPatch, kind: str) -> list[str]:
