@@ -47,10 +47,15 @@ class Guard:
     def __init__(self, driftgate: int, log_path: str) -> None:
         self.driftgate = driftgate
         self.token = f"{TOKEN}={os.getpid()}.{time.time_ns()}".encode()
-        self.log_file = open(log_path, "a", buffering=1)  # noqa: SIM115 (open for the process's life)
+        self.log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def log(self, message: str) -> None:
-        self.log_file.write(f"{time.strftime('%H:%M:%S')} guard {os.getpid()}: {message}\n")
+        # One write(2) per line, no Python buffer: the signal handler may log while
+        # the main thread is logging (a buffered file raises "reentrant call" then).
+        try:
+            os.write(self.log_fd, f"{time.strftime('%H:%M:%S')} guard {os.getpid()}: {message}\n".encode())
+        except OSError:
+            pass
 
     def run(self, playbook: str, args: list[str]) -> None:
         libc = ctypes.CDLL(None)
