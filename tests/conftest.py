@@ -130,6 +130,22 @@ FAILS_ON_APPLY = (
 )
 
 
+def count_renders(monkeypatch: pytest.MonkeyPatch, kind: str) -> list[str]:
+    """The commits the target kind renders from now on (a reused bundle adds none)."""
+    from driftgate import targets
+
+    target = targets.get(kind)
+    rendered: list[str] = []
+    original = type(target).render
+
+    def counted(self, env, checkout, *args, **kwargs):  # type: ignore[no-untyped-def]
+        rendered.append(checkout.commit)
+        return original(self, env, checkout, *args, **kwargs)
+
+    monkeypatch.setattr(type(target), "render", counted)
+    return rendered
+
+
 def add_tasks(world: DemoWorld, message: str, *tasks_yaml: str) -> str:
     """Append tasks (YAML lines, indented as in the play) to the demo playbook and commit."""
     from driftgate.demo_repo import commit_change

@@ -22,7 +22,7 @@ from driftgate.models import Stage
 from driftgate.parsedfiles import ParsedFiles
 from driftgate.render import KEEP_UNUSED, MARKER, render_bundle
 from driftgate.store import Store
-from tests.conftest import edit_config, invoke_cli
+from tests.conftest import count_renders, edit_config, invoke_cli
 from tests.kubeapi import KubeAPIDouble
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 
@@ -80,20 +80,6 @@ def test_bundles_unused_for_a_week_are_deleted_when_a_new_one_is_written(world: 
     commit_change(world.repo, "ansible/vars.yml", "max_connections: 100\n", "back to the first tree")
     again = render(world)
     assert not again.cached and again.directory == old.directory and (again.directory / MARKER).is_file()
-
-
-def count_renders(monkeypatch: pytest.MonkeyPatch, kind: str) -> list[str]:
-    """The commits the target kind renders from now on (a reused bundle adds none)."""
-    target = targets.get(kind)
-    rendered: list[str] = []
-    original = type(target).render
-
-    def counted(self, env, checkout, *args, **kwargs):  # type: ignore[no-untyped-def]
-        rendered.append(checkout.commit)
-        return original(self, env, checkout, *args, **kwargs)
-
-    monkeypatch.setattr(type(target), "render", counted)
-    return rendered
 
 
 def test_a_bundle_is_kept_while_what_render_reads_is_unchanged(world: DemoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
