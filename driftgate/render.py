@@ -20,6 +20,7 @@ the first render's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -82,7 +83,8 @@ def _kept(marker: Path, checkout: Checkout) -> Bundle:
     commit: plans, the record, approvals and saved plans name the commit a run
     was asked for, not the one that first rendered these files. The marker on
     disk keeps the first commit; it is never rewritten, only touched (in use)."""
-    os.utime(marker)  # first: a sweep that has not yet looked at it now keeps it
+    with contextlib.suppress(OSError):  # first: a sweep that has not yet looked at it now keeps it
+        os.utime(marker)
     bundle = Bundle.model_validate_json(marker.read_text())
     update: dict[str, object] = {"commit": checkout.commit, "cached": True}
     if bundle.checkout is not None:  # Kubernetes: where Secrets' values are rendered again from
