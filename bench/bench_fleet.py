@@ -301,13 +301,13 @@ def child_main(args: argparse.Namespace) -> int:
     if args.child == "fleet":
         from driftgate.flows.fleet import drift_fleet
         from driftgate.flows.requests import cli_request, requested
-        from driftgate.flows.temporary_server import _send_what_is_left
+        from driftgate.flows.temporary_server import send_what_is_left
 
         before = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         with requested(cli_request()):
             state = drift_fleet(environments=names, config=args.config, concurrency=args.concurrency, return_state=True)
-        _send_what_is_left()  # the logs and events of the sweep reach the server before we count
+        send_what_is_left()  # the logs and events of the sweep reach the server before we count
         wall = time.perf_counter() - t0
         outcomes = {"message": state.message or state.name}
     else:

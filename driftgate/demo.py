@@ -280,6 +280,11 @@ def _prefect_server(env: dict[str, str], port: int, log_path: Path) -> Iterator[
     try:
         yield wait_for_server
     finally:
+        # The steps ran in this process: what Prefect queued for the server goes now,
+        # else Prefect tries the stopped server at exit (for minutes, then an error).
+        from driftgate.cli.prefect_env import send_what_is_left
+
+        send_what_is_left()
         process.terminate()
         try:
             process.wait(timeout=20)

@@ -42,7 +42,7 @@ def temporary_server(startup_timeout: float) -> Iterator[str]:
     try:
         yield url
     finally:
-        _send_what_is_left()
+        send_what_is_left()
         os.environ.pop("PREFECT_API_URL", None)
         server.terminate()
         try:
@@ -88,7 +88,7 @@ def _start(startup_timeout: float) -> tuple[subprocess.Popen[bytes], str]:
             )
 
 
-def _send_what_is_left() -> None:
+def send_what_is_left() -> None:
     """Logs and events still queued go to the server before it stops; else
     Prefect tries a stopped server at exit (a minute here, then an error)."""
     if "prefect" not in sys.modules:

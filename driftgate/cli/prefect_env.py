@@ -50,6 +50,14 @@ def prefect_server() -> Iterator[None]:
         yield
 
 
+def send_what_is_left() -> None:
+    """Prefect's queued logs and events go to the server now, while it runs:
+    for a process that stops the server it ran flows against (the demo)."""
+    from driftgate.flows.temporary_server import send_what_is_left as send
+
+    send()
+
+
 def api_description() -> str:
     url = os.environ.get("PREFECT_API_URL")
     return f"the Prefect server at {url}" if url else "a temporary Prefect server (set PREFECT_API_URL to use yours)"
