@@ -52,15 +52,16 @@ NO_KUBERNETES = (
 
 
 def run_demo(workdir: Path, *, port: int = 4200) -> int:
-    """Run the demo in ``workdir`` (recreated); returns the exit code."""
+    """Run the demo in ``workdir`` (recreated); returns the exit code. Sets this
+    process's environment for its steps (they run here, see `_driftgate`)."""
     started = time.monotonic()
     if workdir.exists():
         shutil.rmtree(workdir)
     world = create_demo_world(workdir / "world", environment=ENVIRONMENT)
     prefect_home = workdir / "prefect"
     port = _free_port(port)
-    env = {
-        **os.environ,
+    # Before any step: Prefect reads its settings once, when the first sync imports it.
+    os.environ.update({
         "DRIFTGATE_HOME": str(workdir / "home"),
         "DRIFTGATE_CONFIG": str(world.config),
         "PREFECT_HOME": str(prefect_home),
@@ -68,7 +69,7 @@ def run_demo(workdir: Path, *, port: int = 4200) -> int:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "COLUMNS": "120",
-    }
+    })  # fmt: skip
     console.print(
         Panel.fit(
             "[bold]driftgate demo[/]: Git is the truth for a host; driftgate makes the host match it.\n"
@@ -77,13 +78,13 @@ def run_demo(workdir: Path, *, port: int = 4200) -> int:
             f"Config:         {world.config}",
         )
     )
-    with _prefect_server(env, port, workdir / "prefect-server.log") as wait_for_server:
+    with _prefect_server(port, workdir / "prefect-server.log") as wait_for_server:
         _say("1. What would a sync change? The host is empty, so: everything.")
-        _driftgate(env, "plan", ENVIRONMENT, expect=2)
+        _driftgate("plan", ENVIRONMENT, expect=2)
 
         _say("2. Sync: the reconcile flow runs fetch → render → diff → gate → apply → record in Prefect.")
         wait_for_server()
-        _driftgate(env, "sync", ENVIRONMENT, expect=0)
+        _driftgate("sync", ENVIRONMENT, expect=0)
         _show_file(world)
 
         _say("3. Someone edits the host by hand (a config line), behind Git's back.")
@@ -91,18 +92,18 @@ def run_demo(workdir: Path, *, port: int = 4200) -> int:
         _show_file(world)
 
         _say("4. plan detects exactly that drift:")
-        _driftgate(env, "plan", ENVIRONMENT, expect=2)
+        _driftgate("plan", ENVIRONMENT, expect=2)
 
         _say("5. sync corrects it:")
-        _driftgate(env, "sync", ENVIRONMENT, expect=0)
+        _driftgate("sync", ENVIRONMENT, expect=0)
         _show_file(world)
 
-        _rollback_steps(env, world)
-        _kubernetes_steps(env, world, workdir)
+        _rollback_steps(world)
+        _kubernetes_steps(world, workdir)
 
         _say("11. The record: every run, with its commit, outcome and approval; its hash chain and signatures verified.")
-        _driftgate(env, "history", expect=0)
-        _driftgate(env, "audit", "verify", expect=0)
+        _driftgate("history", expect=0)
+        _driftgate("audit", "verify", expect=0)
     elapsed = time.monotonic() - started
     console.print(
         Panel.fit(
@@ -117,23 +118,23 @@ def run_demo(workdir: Path, *, port: int = 4200) -> int:
     return 0
 
 
-def _rollback_steps(env: dict[str, str], world: DemoWorld) -> None:
+def _rollback_steps(world: DemoWorld) -> None:
     """Steps 6-7: a bad commit deployed, then rolled back (and the environment pinned until the fix)."""
     _say("6. A bad commit reaches Git: no connections allowed. Ansible applies it happily; the app is down.")
     commit_change(world.repo, "ansible/vars.yml", yaml.safe_dump({"max_connections": 0}), "tune: no connections (oops)")
-    _driftgate(env, "sync", ENVIRONMENT, expect=0)
+    _driftgate("sync", ENVIRONMENT, expect=0)
     _show_file(world)
 
     _say("7. Roll back to the last commit that applied and ended healthy. A rollback always waits for approval\n"
          "   (approved in advance here with --yes, recorded); the environment stays pinned there, whatever Git's\n"
          "   head says, until the fix is in Git and someone unpins it.")
-    _driftgate(env, "rollback", ENVIRONMENT, "--yes", "--reason", "max_connections 0 took the app down", expect=0)
+    _driftgate("rollback", ENVIRONMENT, "--yes", "--reason", "max_connections 0 took the app down", expect=0)
     _show_file(world)
     commit_change(world.repo, "ansible/vars.yml", yaml.safe_dump({"max_connections": 100}), "tune: back to 100")
-    _driftgate(env, "unpin", ENVIRONMENT, "--reason", "fixed in Git", expect=0)
+    _driftgate("unpin", ENVIRONMENT, "--reason", "fixed in Git", expect=0)
 
 
-def _kubernetes_steps(env: dict[str, str], world: DemoWorld, workdir: Path) -> None:
+def _kubernetes_steps(world: DemoWorld, workdir: Path) -> None:
     """Steps 8-10: a Kubernetes environment, through a cluster that answers or the API double."""
     with _kubernetes_cluster(workdir) as (kubeconfig, description):
         if description is None:
@@ -144,13 +145,13 @@ def _kubernetes_steps(env: dict[str, str], world: DemoWorld, workdir: Path) -> N
             world, kubeconfig=kubeconfig, environment=KUBE_ENVIRONMENT, namespace=KUBE_NAMESPACE,
             force_conflicts=True,  # Git wins over hand edits in the cluster
         )
-        _driftgate(env, "plan", KUBE_ENVIRONMENT, expect=2)
+        _driftgate("plan", KUBE_ENVIRONMENT, expect=2)
         _say("   Creating a Namespace and a Secret counts as risky: approve in advance with --yes (recorded).")
-        _driftgate(env, "sync", KUBE_ENVIRONMENT, "--yes", expect=0)
+        _driftgate("sync", KUBE_ENVIRONMENT, "--yes", expect=0)
 
         _say("9. Someone edits the ConfigMap in the cluster by hand; the next sync puts Git's value back.")
         _edit_configmap(kubeconfig)
-        _driftgate(env, "sync", KUBE_ENVIRONMENT, "--yes", expect=0)
+        _driftgate("sync", KUBE_ENVIRONMENT, "--yes", expect=0)
 
         _say("10. Approvals proven by signature: who may approve is a file in Git, changed by an SSH-signed commit;\n"
              "   every sync of 'shop' now needs an approval signed with a listed key (ssh-keygen -Y sign).")
@@ -159,7 +160,7 @@ def _kubernetes_steps(env: dict[str, str], world: DemoWorld, workdir: Path) -> N
             world, environment=KUBE_ENVIRONMENT, approver=current_user(),
             change=("k8s/config.yaml", greeting.replace("NAMESPACE", KUBE_NAMESPACE)),
         )  # fmt: skip
-        _driftgate(env, "sync", KUBE_ENVIRONMENT, "--yes", "--key", str(key), expect=0)
+        _driftgate("sync", KUBE_ENVIRONMENT, "--yes", "--key", str(key), expect=0)
 
 
 @contextmanager
@@ -218,12 +219,11 @@ def _say(text: str) -> None:
     console.print(f"\n[bold blue]{text}[/]")
 
 
-def _driftgate(env: dict[str, str], *args: str, expect: int) -> None:
-    """`driftgate ARGS` as typed, run in this process with ``env`` as its environment."""
+def _driftgate(*args: str, expect: int) -> None:
+    """`driftgate ARGS` as typed, run in this process (its environment set by `run_demo`)."""
     from driftgate.cli import app
 
     console.print(f"[bold]$ driftgate {' '.join(args)}[/]")
-    os.environ.update(env)  # the same for every step; set before Prefect is first imported
     try:
         app(list(args), prog_name="driftgate")
         code = 0
@@ -252,13 +252,13 @@ def _free_port(preferred: int) -> int:
 
 
 @contextmanager
-def _prefect_server(env: dict[str, str], port: int, log_path: Path) -> Iterator[callable]:
+def _prefect_server(port: int, log_path: Path) -> Iterator[callable]:
     """A local Prefect server (SQLite under PREFECT_HOME) for the demo's flow runs.
 
     It starts in the background while the first (read-only) plan runs; the
     caller waits for it only when a step needs it.
     """
-    server_env = {**env, "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
+    server_env = {**os.environ, "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
     server_env.pop("PREFECT_API_URL")
     prefect = Path(sys.executable).with_name("prefect")
     with open(log_path, "wb") as log:

@@ -17,7 +17,7 @@ def test_the_demo_says_its_kubernetes_steps_need_a_cluster_or_the_checkout(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))  # and no cluster answers
     with demo._kubernetes_cluster(tmp_path) as (kubeconfig, description):
         assert (kubeconfig, description) == (None, None)
-    demo._kubernetes_steps({}, None, tmp_path)  # type: ignore[arg-type]  # returns before it needs the world
+    demo._kubernetes_steps(None, tmp_path)  # type: ignore[arg-type]  # returns before it needs the world
     out = " ".join(capsys.readouterr().out.split())
     assert "8-10. Skipped: the Kubernetes steps need a cluster" in out
     assert "make demo` in a clone of the driftgate repository" in out
