@@ -19,7 +19,8 @@ descendant (the guard is a child subreaper, so orphans stay below it; a
 process-group kill is not enough, since each of Ansible's workers calls setsid),
 and by a token in its environment (set for the playbook, inherited by all it
 starts). The guard ends only when the kernel says it has no child left (ECHILD),
-not on a /proc walk alone, which can miss a process reparented while it reads.
+not on a /proc walk alone, which can miss a process reparented while it reads;
+a process it may not signal (another user's) it names in its log and leaves.
 
 What it did goes to a log beside the stand-in (process ids and names only: a
 command line can hold extra vars), left behind only when driftgate was killed,
@@ -92,20 +93,36 @@ class Guard:
             return False
 
     def kill_everything(self) -> None:
-        """SIGKILL every process this guard started, until none is left."""
-        rounds = 0
+        """SIGKILL every process this guard started, until none is left.
+
+        A process it may not signal (EPERM: another user's, such as a ``become``
+        module running as root when driftgate is not) is named in the log once and
+        left running: waiting for it could take as long as the task, with this
+        loop walking /proc every 50 ms meanwhile."""
+        rounds, not_ours, quiet_rounds = 0, set[int](), 0
         while True:
-            found = self.below() | self.carrying_token()
+            found = (self.below() | self.carrying_token()) - not_ours
             for pid in found:
                 try:
                     os.kill(pid, signal.SIGKILL)
+                except PermissionError:
+                    not_ours.add(pid)
+                    self.log(f"may not kill {pid} ({_name(pid)}): another user's; left running")
                 except OSError:
                     pass
-            if found:
+            killed = found - not_ours
+            if killed:
                 rounds += 1
-                self.log("killed " + ", ".join(f"{pid} ({_name(pid)})" for pid in sorted(found)))
-            if _reap() and not found:
-                self.log(f"no process left ({rounds} rounds of kills)")
+                self.log("killed " + ", ".join(f"{pid} ({_name(pid)})" for pid in sorted(killed)))
+            # Done when the kernel says no child is left; with processes it may not kill
+            # still below, when two walks in a row found nothing else (a walk can miss a
+            # process reparented while it reads; the next walk finds it below the guard).
+            quiet_rounds = quiet_rounds + 1 if not killed else 0
+            if (_reap() and not killed) or (not_ours and quiet_rounds >= 2):
+                if not_ours:
+                    self.log(f"nothing left it may kill ({rounds} rounds of kills); left running: {sorted(not_ours)}")
+                else:
+                    self.log(f"no process left ({rounds} rounds of kills)")
                 return
             time.sleep(0.05)
 

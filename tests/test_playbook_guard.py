@@ -41,6 +41,28 @@ while not os.path.exists(sys.argv[2]):  # until the test says: end first, the wo
 sys.exit(3)
 """
 
+# The playbook above, starting first a process of another user (see NOT_OURS).
+PLAYBOOK_WITH_ANOTHER_USERS = PLAYBOOK.replace("for _ in range(3):", 'subprocess.Popen(["sleep", "301"])\nfor _ in range(3):', 1)
+
+# A mock, for a fault these tests cannot cause: a process of another user, which the
+# guard may not signal (a `become` module running as root when driftgate is not).
+# The tests run as root, for whom no process is another's; so this runs the guard
+# with an os.kill that refuses (EPERM) the processes started as `sleep 301`.
+NOT_OURS = """\
+import os, runpy, sys
+real_kill = os.kill
+def kill(pid, sig):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if cmdline.read() == b"sleep\\x00301\\x00":
+                raise PermissionError(1, "Operation not permitted")
+    except FileNotFoundError:
+        pass
+    real_kill(pid, sig)
+os.kill = kill
+runpy.run_path(os.environ["DRIFTGATE_TEST_GUARD"], run_name="__main__")
+"""
+
 DRIFTGATE = """\
 import os, subprocess, sys
 guard, log, *playbook = sys.argv[1:]
@@ -60,16 +82,17 @@ class GuardedRun:
 
 
 @contextmanager
-def guarded_playbook(tmp_path: Path) -> Iterator[GuardedRun]:
-    """driftgate running the playbook above under the guard, once the playbook's
-    workers run; kills whatever is left at the end, whatever the test found.
-    The playbook ends (3) when the run's ``end`` file exists."""
+def guarded_playbook(tmp_path: Path, *, source: str = PLAYBOOK, guard: str = playbook_guard.__file__) -> Iterator[GuardedRun]:
+    """driftgate running the playbook ``source`` under ``guard`` (the guard, or NOT_OURS
+    running it), once the playbook's workers run; kills whatever is left at the end,
+    whatever the test found. The playbook ends (3) when the run's ``end`` file exists."""
     playbook, started, log = tmp_path / "playbook.py", tmp_path / "started", tmp_path / "guard.log"
-    playbook.write_text(PLAYBOOK)
+    playbook.write_text(source)
     mark = uuid.uuid4().hex
     driftgate = subprocess.Popen(
-        [sys.executable, "-c", DRIFTGATE, playbook_guard.__file__, str(log), sys.executable, str(playbook), str(started), str(tmp_path / "end")],
-        env={**os.environ, "DRIFTGATE_TEST_MARK": mark}, stdout=subprocess.PIPE, text=True, start_new_session=True,
+        [sys.executable, "-c", DRIFTGATE, guard, str(log), sys.executable, str(playbook), str(started), str(tmp_path / "end")],
+        env={**os.environ, "DRIFTGATE_TEST_MARK": mark, "DRIFTGATE_TEST_GUARD": playbook_guard.__file__},
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
         assert driftgate.stdout is not None
@@ -117,6 +140,21 @@ def test_a_playbook_that_ends_first_leaves_no_detached_worker(tmp_path: Path) ->
         assert run.driftgate.wait(15) == 3  # the playbook's own exit code, passed on
         assert left_after(run) == set(), run.log.read_text()
     assert "the playbook ended (3)" in run.log.read_text()
+
+
+def test_a_process_it_may_not_kill_is_named_and_left_not_waited_for(tmp_path: Path) -> None:
+    # Before, the guard tried it again every 50 ms until it ended by itself: the
+    # sync waited as long as the other user's task ran (here, 301 s).
+    not_ours = tmp_path / "not_ours.py"
+    not_ours.write_text(NOT_OURS)
+    with guarded_playbook(tmp_path, source=PLAYBOOK_WITH_ANOTHER_USERS, guard=str(not_ours)) as run:
+        run.end.touch()
+        assert run.driftgate.wait(15) == 3  # the run ends, with the playbook's own exit code
+        assert {c.strip() for c in left_after(run, seconds=2)} == {"sleep 301"}, run.log.read_text()  # the rest is gone
+        log = run.log.read_text()
+    (stranger,) = [line for line in log.splitlines() if "may not kill" in line]  # named once, not every round
+    assert "(sleep): another user's; left running" in stranger
+    assert "nothing left it may kill" in log and "no process left" not in log
 
 
 def test_a_process_that_left_the_tree_is_found_by_its_token(tmp_path: Path) -> None:
