@@ -155,32 +155,16 @@ def add_tasks(world: DemoWorld, message: str, *tasks_yaml: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def prefect_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One Prefect server for the session's in-process flows, with its own
-    PREFECT_HOME so cached results cannot leak in from elsewhere. Yields the API URL.
-
-    On the worker that ran the real server's tests (`prefect_server`, first in
-    each run), that server: one server less to start (about 20 CPU-s) and to keep
-    running; elsewhere Prefect's test server."""
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Prefect test server for the session, with its own PREFECT_HOME so
+    cached results cannot leak in from elsewhere. Yields the API URL."""
     home = tmp_path_factory.mktemp("prefect-home")
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
     with temporary_settings({PREFECT_HOME: home, PREFECT_LOCAL_STORAGE_PATH: home / "storage"}):
-        if _real_server is None:
-            with prefect_test_harness(server_startup_timeout=240):  # three workers start theirs at once
-                yield str(PREFECT_API_URL.value())
-            return
-        request.getfixturevalue("prefect_server")  # stops after this fixture's end
-        from prefect.context import _temporary_global_settings_context, get_settings_context
-
-        from driftgate.flows.temporary_server import send_what_is_left
-
-        with temporary_settings({PREFECT_API_URL: f"{_real_server}/api"}):
-            # As the test harness does: threads the tests start (approvers) read the global settings.
-            with _temporary_global_settings_context(get_settings_context()):
-                yield str(PREFECT_API_URL.value())
-                send_what_is_left()
+        with prefect_test_harness(server_startup_timeout=240):  # three workers start theirs at once
+            yield str(PREFECT_API_URL.value())
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -281,19 +265,11 @@ def running_prefect_server(home: Path, extra_env: dict[str, str] | None = None) 
         log.close()
 
 
-_real_server: str | None = None  # the base URL of `prefect_server`, while it runs
-
-
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `prefect server start` on SQLite (`running_prefect_server`); yields its base URL."""
-    global _real_server
     with running_prefect_server(tmp_path_factory.mktemp("prefect-server-home")) as base:
-        _real_server = base
-        try:
-            yield base
-        finally:
-            _real_server = None
+        yield base
 
 
 @contextmanager
