@@ -1,6 +1,7 @@
 """driftgate.playbook_guard, on its own: nothing a playbook starts outlives
 driftgate's process, however it detached, and however the run ends (driftgate
-killed with -9, ansible-runner's timeout, the playbook ending first).
+killed with -9, ansible-runner's timeout, the playbook ending first), except
+a process it may not signal (another user's), which it names and leaves.
 
 The playbook here is a stand-in shaped like ansible-playbook where it matters:
 it forks workers that call setsid, each running a shell that runs a shell that
@@ -49,7 +50,7 @@ PLAYBOOK_WITH_ANOTHER_USERS = PLAYBOOK.replace("for _ in range(3):", 'subprocess
 # The tests run as root, for whom no process is another's; so this runs the guard
 # with an os.kill that refuses (EPERM) the processes started as `sleep 301`.
 NOT_OURS = """\
-import os, runpy, sys
+import os, runpy
 real_kill = os.kill
 def kill(pid, sig):
     try:
