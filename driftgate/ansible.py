@@ -15,7 +15,8 @@ change the plan did not list. Tasks are told apart by where they are defined
 
 ansible-runner is used defensively: a fresh private data
 directory per run under ``$DRIFTGATE_HOME/runs``, removed afterwards so no
-artifact (its ``command`` file stores the environment) or key stays on disk;
+artifact (its ``command`` file stores the environment) or key stays on disk,
+and removed by the next run if this process was killed (driftgate.rundirs);
 ``suppress_env_files``; host-key checking on; the venv's ``bin`` first on
 PATH. Called by the Ansible target (`driftgate.targets.ansible`).
 """
@@ -37,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from driftgate import home, playbook_guard
+from driftgate import playbook_guard, rundirs
 from driftgate.config import Environment
 from driftgate.errors import PermanentError, TransientError
 from driftgate.models import Action, ApplyResult, Bundle, Change, HostResult, Plan, Stage, TaskResult
@@ -381,13 +382,11 @@ def _ansible_env(
 
 @contextmanager
 def _private_data_dir(bundle: Bundle) -> Iterator[Path]:
-    """A fresh copy of the bundle per run; deleted afterwards, whatever happens."""
-    pdd = Path(tempfile.mkdtemp(prefix="run-", dir=home.subdir("runs")))
-    try:
+    """A fresh copy of the bundle per run (driftgate.rundirs: deleted afterwards,
+    or by the next run if this process is killed)."""
+    with rundirs.run_directory() as pdd:
         shutil.copytree(bundle.directory, pdd, symlinks=True, dirs_exist_ok=True)
         yield pdd
-    finally:
-        shutil.rmtree(pdd, ignore_errors=True)
 
 
 def _read_stdout(runner: Any) -> str:

@@ -30,6 +30,7 @@ from driftgate.store import Store
 from tests.conftest import DRIFTGATE, edit_config, run_cli
 from tests.filestarget import FilesWorld, as_installed_plugin
 from tests.processes import cmdline, marked, wait_for
+from tests.test_secrets_on_disk import files_holding
 
 # The condition is about check mode through a variable: a task skipped by a
 # `when` that names ansible_check_mode is a change of its own in driftgate's
@@ -88,7 +89,9 @@ def kill_mid_apply_then_sync(world: DemoWorld, tmp_path: Path, env: dict[str, st
     log = tmp_path / "first-sync.log"
     # Unique across xdist workers: both tests' tmp_path names are cut to the same 30 characters.
     mark = uuid.uuid4().hex
-    with sync_process(world, {**env, "DRIFTGATE_TEST_MARK": mark}, log) as first:
+    # A secret in the killed command's environment, as a team's record URL with its password would be.
+    secret = f"postgresql://driftgate:pw-{mark}@db.internal/record"
+    with sync_process(world, {**env, "DRIFTGATE_TEST_MARK": mark, "DRIFTGATE_TEST_SECRET": secret}, log) as first:
         wait_for((gate / "demo.applying").exists, "the first sync reaches apply", proc=first, log=log)
         # Kill while the wait_for module runs, in the worker Ansible detached with setsid.
         wait_for(lambda: any("AnsiballZ_wait_for" in cmdline(p) for p in marked(mark)), "the wait_for task runs", proc=first, log=log)
@@ -106,11 +109,19 @@ def kill_mid_apply_then_sync(world: DemoWorld, tmp_path: Path, env: dict[str, st
     for pid in left:  # leave nothing running on the machine, whatever the result
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    home = Path(os.environ["DRIFTGATE_HOME"])
+    # The killed run's Ansible directory is left with it (ansible-runner writes the command's
+    # environment into it), so the secret is on disk now: the premise of the check below.
+    assert files_holding(home, [secret]), "the killed run left nothing holding its environment"
     (gate / "demo.release").touch()  # the second sync's apply passes the gate at once
     started = time.monotonic()
     # Bounded only so a hang fails the test: a temporary server alone has taken 90 s on this busy machine.
     second = run_cli("sync", "demo", "--config", str(world.config), "--yes", env=env, timeout=420)
-    return second, time.monotonic() - started, survivors
+    took = time.monotonic() - started
+    # The next Ansible run deletes what a dead run left; nothing under the home holds the secret.
+    assert files_holding(home, [secret]) == [], "a killed run's directory outlived it"
+    assert list((home / "runs").iterdir()) == []
+    return second, took, survivors
 
 
 def assert_second_sync_took_over(second: subprocess.CompletedProcess[str], world: DemoWorld) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from driftgate import audit
+from driftgate import audit, pids
 from driftgate.models import Outcome, RunPurpose, RunRecord, RunStart
 from driftgate.store import queries
 from driftgate.store.engine import db_time
@@ -177,10 +177,4 @@ def still_running(host: str, pid: int, *, elsewhere: bool = False) -> bool:
     machine can be checked; one elsewhere counts as ``elsewhere``."""
     if host != socket.gethostname():
         return elsewhere
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
+    return pids.alive(pid)
