@@ -355,6 +355,16 @@ def _playbook_that_dies_with_this_process(directory: Path) -> Path:
     return bin_dir
 
 
+# Not a boundary (a playbook runs code on this machine); it keeps them out by accident.
+_DRIFTGATES_CREDENTIALS = (
+    "DRIFTGATE_DATABASE_URL",  # the record's, with its password
+    "PREFECT_API_KEY",
+    "PREFECT_API_AUTH_STRING",
+    "PREFECT_API_DATABASE_CONNECTION_URL",
+    "PREFECT_SERVER_DATABASE_CONNECTION_URL",
+)
+
+
 def _ansible_env(
     pdd: Path, known_hosts: Path, ssh: SSHAccess | None, control_dir: Path, bin_dir: Path | None = None
 ) -> dict[str, str]:
@@ -374,6 +384,10 @@ def _ansible_env(
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_LOCAL_TEMP": str(pdd / "tmp"),
         "ANSIBLE_CONFIG": "",  # never pick up an ansible.cfg from the cwd
+        # driftgate's own credentials, emptied: ansible-runner passes the whole
+        # environment on (and writes it into the run's directory), where a
+        # `lookup('env')` or `debug: var=ansible_env` would put them in the plan.
+        **dict.fromkeys(_DRIFTGATES_CREDENTIALS, ""),
     }
     if ssh and ssh.user:
         env["ANSIBLE_REMOTE_USER"] = ssh.user

@@ -238,6 +238,28 @@ def test_secrets_are_masked_in_diffs(world: DemoWorld) -> None:
     assert "tok-Zq81-secret" not in plan.model_dump_json()
 
 
+def test_the_playbook_does_not_get_driftgates_own_credentials(world: DemoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    # driftgate's record URL (its password) and Prefect's API key are driftgate's, not the
+    # playbook's: a `lookup('env')` or a `debug: var=ansible_env` would show them in the
+    # plan, and ansible-runner writes the environment into the run's directory. (Not a
+    # boundary: a playbook runs code on this machine. It keeps them out by accident.)
+    monkeypatch.setenv("DRIFTGATE_DATABASE_URL", f"sqlite:///{world.root}/record-pw-9q1x.db")
+    monkeypatch.setenv("PREFECT_API_KEY", "pnu_key-9q1x")
+    monkeypatch.setenv("DRIFTGATE_OTHER", "kept-9q1x")  # anything else still reaches the playbook
+    add_tasks(
+        world,
+        "what the playbook sees",
+        "    - name: what the playbook sees\n"
+        "      ansible.builtin.copy:\n"
+        "        dest: \"{{ demo_root }}/seen\"\n"
+        "        content: \"{{ lookup('env', 'DRIFTGATE_DATABASE_URL') }}|{{ lookup('env', 'PREFECT_API_KEY') }}|"
+        "{{ lookup('env', 'DRIFTGATE_OTHER') }}\"\n",
+    )
+    env, bundle = stages(world)
+    assert ansible.apply(env, bundle).succeeded
+    assert (world.host_root / "seen").read_text() == "||kept-9q1x"
+
+
 def test_runner_environment_is_safe(tmp_path: Path) -> None:
     env = ansible._ansible_env(tmp_path, tmp_path / "known_hosts", ansible.SSHAccess(user="deploy"), tmp_path / "cp")
     assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
