@@ -12,7 +12,10 @@ environments and read-only drift checks run beside them.
 - Sooner: the holder notes its lease on its flow run (label
   `LEASE_LABEL`), and a run that finds the holder's process gone (the same
   check that records it as interrupted, `free_dead_runs`) revokes that lease
-  at once and marks the dead flow run Crashed.
+  at once and marks the dead flow run Crashed. Only a process on this
+  machine can be asked; a holder elsewhere that Prefect shows Crashed keeps
+  the slot until its lease runs out (`flow_run_ended`), since a live run can
+  be marked Crashed too and would go on applying.
 - A sync that must wait says for whom (the run, who started it, since when),
   looks again every `POLL_SECONDS` (freeing holders that died meanwhile), and
   gives up after the environment's ``sync.wait`` with `SlotTimeout`.
@@ -26,6 +29,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from uuid import UUID
 
 import httpx
@@ -43,7 +47,6 @@ from prefect.states import Crashed
 from driftgate.errors import DriftgateError
 from driftgate.models import RunStart, Stage
 from driftgate.store import OpenRun, Store
-from driftgate.tasks.stages import flow_run_ended
 
 LEASE_SECONDS = 60  # the server refuses shorter leases; renewed every 45 s
 POLL_SECONDS = 2
@@ -78,7 +81,8 @@ def one_sync_at_a_time(start: RunStart, *, wait: timedelta) -> Iterator[None]:
     deadline = time.monotonic() + wait.total_seconds()
     announced = ""
     while (lease_id := _try_to_take(name, holder)) is None:
-        free_dead_runs(store.mark_interrupted(start, ended_elsewhere=flow_run_ended), noticed_by=start)
+        ended = partial(flow_run_ended, environment=environment)
+        free_dead_runs(store.mark_interrupted(start, ended_elsewhere=ended), noticed_by=start)
         whom = describe_holder(environment, store.runs_in_progress(environment), exclude=flow_run_id)
         if whom != announced:
             get_run_logger().warning("%s: waiting for %s; giving up after %s (sync.wait)", environment, whom, _duration(wait))
@@ -92,6 +96,9 @@ def one_sync_at_a_time(start: RunStart, *, wait: timedelta) -> Iterator[None]:
         time.sleep(POLL_SECONDS)
     try:
         _note_lease(flow_run_id, lease_id)
+        # A Crashed holder before this run, judged alive while its lease might be, has ended.
+        ended = partial(flow_run_ended, environment=environment, holding_the_slot=True)
+        free_dead_runs(store.mark_interrupted(start, ended_elsewhere=ended), noticed_by=start)
         # Prefect's renewal thread: renews every 45 s; if the server cannot be
         # reached for a renewal, the run is stopped rather than go on without the slot.
         with maintain_concurrency_lease(lease_id, LEASE_SECONDS, raise_on_lease_renewal_failure=True):
@@ -154,6 +161,32 @@ def holding_run(candidates: list[OpenRun]) -> tuple[OpenRun, str] | None:
             if LEASE_LABEL in labels:
                 return run, str(labels.get(SINCE_LABEL, ""))
     return None
+
+
+def flow_run_ended(flow_run_id: str | None, *, environment: str, holding_the_slot: bool = False) -> bool:
+    """Whether the Prefect run of a run of ``environment`` recorded on another
+    machine has ended, so its process is gone (that process cannot be asked):
+    a flow run this server does not know, or one in a final state that holds
+    no sync slot. A run still Running, Paused or waiting is alive, whatever
+    the record says.
+
+    A final state alone is not proof: deployments/dead-runs.yaml marks a run
+    Crashed when its heartbeats stop, for a dead worker, but also for a live
+    run whose heartbeats were lost or late while it renews its lease. So a
+    sync that noted a lease has ended only once the environment's slot is
+    free: revoked, or run out (`LEASE_SECONDS`, then the server's repossessor);
+    or once the caller is ``holding_the_slot`` itself (one slot: no other
+    lease is alive). Used by the record (`Store.start_run`, `Store.mark_interrupted`)."""
+    if not flow_run_id:
+        return True  # no Prefect run to ask (a `driftgate plan`): it ended with its command
+    with get_client(sync_client=True) as client:
+        try:
+            flow_run = client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            return True
+    if flow_run.state is None or not flow_run.state.is_final():
+        return False
+    return LEASE_LABEL not in flow_run.labels or holding_the_slot or not slot_taken(environment)
 
 
 def slot_taken(environment: str) -> bool:

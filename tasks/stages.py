@@ -7,6 +7,7 @@ flows run them through.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -20,6 +21,7 @@ from driftgate.access import Access
 from driftgate.config import Environment
 from driftgate.errors import ApplyFailed, PermanentError, TransientError
 from driftgate.models import Aim, ApplyResult, Bundle, Checkout, Plan, RunRecord, RunStart, Stage
+from driftgate.flows.locks import flow_run_ended
 from driftgate.flows.requests import DRIFT_FLOWS
 from driftgate.store import Store
 from driftgate.tasks import logs
@@ -135,27 +137,7 @@ def record_start(start: RunStart) -> list[int]:
     environment that died mid-way as interrupted (returns their record ids)."""
     from driftgate.blocks import record_database_url
 
-    return Store(record_database_url()).start_run(start, ended_elsewhere=flow_run_ended)
-
-
-def flow_run_ended(flow_run_id: str | None) -> bool:
-    """Whether the Prefect run of a run recorded on another machine has ended, so
-    its process is gone: a final state (Crashed, for one whose worker died, by
-    deployments/dead-runs.yaml), or a flow run this server does not know. A
-    run still Running, Paused or waiting here is alive, whatever the record says."""
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    if not flow_run_id:
-        return True  # no Prefect run to ask (a `driftgate plan`): it ended with its command
-    with get_client(sync_client=True) as client:
-        try:
-            state = client.read_flow_run(UUID(flow_run_id)).state
-        except ObjectNotFound:
-            return True
-    return state is not None and state.is_final()
+    return Store(record_database_url()).start_run(start, ended_elsewhere=partial(flow_run_ended, environment=start.environment))
 
 
 @task(name="record", **TASK_SETTINGS)

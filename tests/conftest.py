@@ -233,6 +233,8 @@ def running_prefect_server(home: Path, extra_env: dict[str, str] | None = None) 
         "DO_NOT_TRACK": "1",
         # Schedule new runs within seconds, not the default minute.
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        # Expired slot leases taken back within seconds, not the default 15.
+        "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "2",
         **(extra_env or {}),
     }
     env.pop("PREFECT_API_URL", None)

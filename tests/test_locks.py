@@ -59,11 +59,16 @@ def block_apply_on(world: DemoWorld, gate: Path) -> None:
 
 
 @contextmanager
-def sync_process(world: DemoWorld | FilesWorld, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[str]]:
-    """`driftgate sync demo --yes` in its own process; killed (its whole group) if the test fails."""
+def sync_process(
+    world: DemoWorld | FilesWorld, env: dict[str, str], log: Path, *, host: str = ""
+) -> Iterator[subprocess.Popen[str]]:
+    """`driftgate sync demo --yes` in its own process; killed (its whole group) if the test fails.
+    With ``host``, the process has that host name (a UTS namespace of its own): to
+    driftgate, a run on another machine, whose process it cannot ask about."""
+    on_host = ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "sh"] if host else []
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [str(DRIFTGATE), "sync", "demo", "--config", str(world.config), "--yes"],
+            [*on_host, str(DRIFTGATE), "sync", "demo", "--config", str(world.config), "--yes"],
             env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )  # fmt: skip
         try:
@@ -186,3 +191,58 @@ def test_a_waiting_sync_says_for_whom_and_gives_up(files_world: FilesWorld, tmp_
     waited = (waiter.finished_at - waiter.started_at).total_seconds()  # the run's own time, not the process start-up
     assert 4 <= waited < 60, waited
     assert first_run.flow_run_id and first_run.flow_run_id in waiter.reason
+
+
+@pytest.mark.timeout(600)  # a run's lease must run out: 60 s at least
+def test_a_live_sync_elsewhere_marked_crashed_keeps_its_slot_until_its_lease_runs_out(
+    files_world: FilesWorld, tmp_path: Path, prefect_server: str
+) -> None:
+    """deployments/dead-runs.yaml marks a run Crashed when its heartbeats stop. A live
+    run's can stop too (its events lost or late) while it still renews its slot's lease:
+    a Crashed state alone must not let a second sync of its environment apply beside it.
+    The first sync runs "on another machine" (its own host name), so driftgate cannot
+    ask its process; the automation's action is taken by the test, with the same API
+    call (a forced Crashed state), since heartbeats cannot be stopped in a live run."""
+    world = files_world
+    env = {"PREFECT_API_URL": f"{prefect_server}/api", "DRIFTGATE_USER": "alice", **as_installed_plugin(tmp_path / "plugins")}
+    gate = tmp_path / "gate"
+    world.hold_apply(gate)
+    edit_config(world, sync={"wait": "5s"})
+    log = tmp_path / "first-sync.log"
+    with sync_process(world, env, log, host="worker-elsewhere") as first:
+        wait_for((gate / "demo.applying").exists, "the first sync reaches apply", proc=first, log=log)
+        [held] = Store().runs_in_progress("demo")
+        assert held.host == "worker-elsewhere"
+        crash(prefect_server, held.flow_run_id)
+
+        # Alive and renewing its lease: the next sync waits for it, and gives up.
+        waiter = run_cli("sync", "demo", "--config", str(world.config), "--yes", env={**env, "DRIFTGATE_USER": "bob"}, timeout=300)
+        out = waiter.stdout + waiter.stderr
+        assert waiter.returncode == 1 and "gave up after 5s" in out, out
+        assert "started by alice" in out, out
+        assert not any(r.outcome == Outcome.INTERRUPTED for r in Store().history("demo")), "a live run recorded interrupted"
+
+        # Now it dies: its lease runs out (60 s, taken back by the server within 15 s
+        # more), and the next sync takes the slot and records it interrupted.
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(30)
+    (gate / "demo.release").touch()
+    edit_config(world, sync={"wait": "3m"})
+    started = time.monotonic()
+    taker = run_cli("sync", "demo", "--config", str(world.config), "--yes", env={**env, "DRIFTGATE_USER": "carol"}, timeout=420)
+    took = time.monotonic() - started
+    assert taker.returncode == 0, taker.stdout + taker.stderr
+    outcomes = {r.requested_by: r.outcome for r in Store().history("demo")}
+    assert outcomes == {"carol": Outcome.APPLIED, "alice": Outcome.INTERRUPTED, "bob": Outcome.FAILED}, outcomes
+    assert took < 150, f"the dead run's lease took {took:.0f} s to run out"
+
+
+def crash(prefect_server: str, flow_run_id: str | None) -> None:
+    """What the dead-runs automation's action does: the flow run's state set Crashed, forced."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Crashed
+
+    assert flow_run_id
+    with temporary_settings({PREFECT_API_URL: f"{prefect_server}/api"}), get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id, Crashed(message="its heartbeats stopped (the test)"), force=True)
