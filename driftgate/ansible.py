@@ -60,6 +60,14 @@ _CALLBACK_DIR = Path(__file__).with_name("ansible_callbacks")
 _CALLBACK = "driftgate_tasks"
 _FACTS_FILE = "driftgate-tasks.jsonl"
 
+# Where a local host's modules are written, each with its task's arguments (a
+# secret in a copy's content): the run's directory, which the next run deletes
+# if this one is killed (driftgate.rundirs), not ~/.ansible/tmp, where a kill
+# leaves them. Set for local hosts by the Ansible target's inventory overlay;
+# read from the run's environment, since one bundle serves many runs.
+RUN_TMP_ENV = "DRIFTGATE_RUN_TMP"
+LOCAL_MODULE_TMP = "{{ lookup('env', '%s') | default('~/.ansible/tmp', true) }}" % RUN_TMP_ENV
+
 # An unreachable host is usually transient, but not when SSH itself refuses, or
 # when its name does not exist (a typo; a DNS server that is down says
 # "Temporary failure in name resolution" instead, and that is retried).
@@ -383,6 +391,7 @@ def _ansible_env(
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_LOCAL_TEMP": str(pdd / "tmp"),
+        RUN_TMP_ENV: str(pdd / "module-tmp"),  # local hosts' modules (driftgate.targets.ansible)
         "ANSIBLE_CONFIG": "",  # never pick up an ansible.cfg from the cwd
         # driftgate's own credentials, emptied: ansible-runner passes the whole
         # environment on (and writes it into the run's directory), where a

@@ -38,6 +38,9 @@ MARKER = ".driftgate-bundle.json"
 # Long beyond any one run (a sync paused for approval renders again when answered),
 # short enough that a month of commits is not kept.
 KEEP_UNUSED = 7 * 24 * 3600  # seconds
+# Raised when what a render writes changes for the same inputs, so bundles written
+# before are rendered again (2: the inventory overlay names where local hosts' modules go).
+BUNDLE_LAYOUT = 2
 
 
 def render_bundle(env: Environment, checkout: Checkout, *, identities: tuple[str, ...] = ()) -> Bundle:
@@ -139,5 +142,6 @@ def _cache_key(env: Environment, checkout: Checkout, tree: str) -> str:
         "render": env.render.model_dump(mode="json", exclude={"timeout"}),
         "target": env.target.model_dump(mode="json", exclude={"timeout", "ssh"}),
         "python": sys.executable,
+        "layout": BUNDLE_LAYOUT,
     }
     return canonical_hash(inputs)[:20]

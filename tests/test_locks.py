@@ -92,6 +92,7 @@ def kill_mid_apply_then_sync(world: DemoWorld, tmp_path: Path, env: dict[str, st
     gate = tmp_path / "gate"
     block_apply_on(world, gate)
     log = tmp_path / "first-sync.log"
+    home = Path(os.environ["DRIFTGATE_HOME"])
     # Unique across xdist workers: both tests' tmp_path names are cut to the same 30 characters.
     mark = uuid.uuid4().hex
     # A secret in the killed command's environment, as a team's record URL with its password would be.
@@ -100,6 +101,9 @@ def kill_mid_apply_then_sync(world: DemoWorld, tmp_path: Path, env: dict[str, st
         wait_for((gate / "demo.applying").exists, "the first sync reaches apply", proc=first, log=log)
         # Kill while the wait_for module runs, in the worker Ansible detached with setsid.
         wait_for(lambda: any("AnsiballZ_wait_for" in cmdline(p) for p in marked(mark)), "the wait_for task runs", proc=first, log=log)
+        # The module's file (it holds the task's arguments) is in the run's directory, not in ~/.ansible/tmp.
+        modules = [cmdline(p) for p in marked(mark) if "AnsiballZ_wait_for" in cmdline(p)]
+        assert modules and all(f"{home}/runs/" in c for c in modules), modules
         logs = guard_logs(marked(mark))
         os.kill(first.pid, signal.SIGKILL)  # the command only, as `kill -9 PID` does
         first.wait(10)
@@ -114,7 +118,6 @@ def kill_mid_apply_then_sync(world: DemoWorld, tmp_path: Path, env: dict[str, st
     for pid in left:  # leave nothing running on the machine, whatever the result
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    home = Path(os.environ["DRIFTGATE_HOME"])
     # The killed run's Ansible directory is left with it (ansible-runner writes the command's
     # environment into it), so the secret is on disk now: the premise of the check below.
     assert files_holding(home, [secret]), "the killed run left nothing holding its environment"

@@ -327,11 +327,12 @@ def _check_ansible_yaml(project: Path, *, inventory: Path, playbook: Path, where
 def _read_inventory(
     path: Path, extra_vars: dict[str, Any], where: str
 ) -> tuple[list[str], dict[str, dict[str, str]]]:
-    """Hosts named by the inventory, and interpreter settings for local hosts.
+    """Hosts named by the inventory, and settings for local hosts.
 
     Ansible's interpreter discovery picks a broken pyenv shim on some machines;
     a local-connection host runs modules with the interpreter driftgate runs
-    on unless the inventory or the extra vars choose one.
+    on, and writes them (each with its task's arguments) into the run's own
+    directory (`driftgate.ansible.LOCAL_MODULE_TMP`), unless the inventory or the extra vars choose.
     """
     # Imported here: loading ansible costs ~0.3 s and only render needs it.
     from ansible.errors import AnsibleError
@@ -350,12 +351,15 @@ def _read_inventory(
             stage=Stage.RENDER,
         )
     overlay: dict[str, dict[str, str]] = {}
-    if "ansible_python_interpreter" not in extra_vars:
-        for host in hosts:
-            hostvars = host.get_vars()
-            local = hostvars.get("ansible_connection") == "local"
-            if local and "ansible_python_interpreter" not in hostvars:
-                overlay[str(host.name)] = {"ansible_python_interpreter": sys.executable}
+    for host in hosts:
+        hostvars = host.get_vars()
+        if hostvars.get("ansible_connection") != "local":
+            continue
+        chosen = {**hostvars, **extra_vars}
+        settings = {"ansible_python_interpreter": sys.executable, "ansible_remote_tmp": engine.LOCAL_MODULE_TMP}
+        settings = {name: value for name, value in settings.items() if name not in chosen}
+        if settings:
+            overlay[str(host.name)] = settings
     return sorted(str(h.name) for h in hosts), overlay
 
 
