@@ -79,6 +79,24 @@ def sync_process(
             proc.wait(30)
 
 
+@contextmanager
+def files_sync_held_in_apply(
+    world: FilesWorld, tmp_path: Path, prefect_server: str, *, wait: str, host: str = ""
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, str], Path]]:
+    """alice's sync of the files kind (installed as a plugin for the processes: the
+    slot is the subject, not Ansible), held mid-apply, with ``sync.wait`` ``wait``
+    (and on ``host``, see `sync_process`). Yields its process, the environment for
+    more syncs, and the hold directory (``demo.release`` there lets it go on)."""
+    env = {"PREFECT_API_URL": f"{prefect_server}/api", "DRIFTGATE_USER": "alice", **as_installed_plugin(tmp_path / "plugins")}
+    gate = tmp_path / "gate"
+    world.hold_apply(gate)
+    edit_config(world, sync={"wait": wait})
+    log = tmp_path / "first-sync.log"
+    with sync_process(world, env, log, host=host) as first:
+        wait_for((gate / "demo.applying").exists, "the first sync reaches apply", proc=first, log=log)
+        yield first, env, gate
+
+
 def guard_logs(pids: set[int]) -> list[Path]:
     """The playbook guards' logs (driftgate.playbook_guard), found from their stand-ins' command lines."""
     stand_ins = {cmdline(p).split()[1] for p in pids if "/dg-cp-" in cmdline(p)}
@@ -168,15 +186,8 @@ def test_killed_sync_frees_its_environment_on_the_temporary_server(world: DemoWo
 
 @pytest.mark.timeout(600)  # a sync process held mid-apply and a second one beside it
 def test_a_waiting_sync_says_for_whom_and_gives_up(files_world: FilesWorld, tmp_path: Path, prefect_server: str) -> None:
-    # The files kind (installed as a plugin for the two processes): the slot is the subject, not Ansible.
     world = files_world
-    env = {"PREFECT_API_URL": f"{prefect_server}/api", "DRIFTGATE_USER": "alice", **as_installed_plugin(tmp_path / "plugins")}
-    gate = tmp_path / "gate"
-    world.hold_apply(gate)
-    edit_config(world, sync={"wait": "4s"})
-    log = tmp_path / "first-sync.log"
-    with sync_process(world, env, log) as first:
-        wait_for((gate / "demo.applying").exists, "the first sync reaches apply", proc=first, log=log)
+    with files_sync_held_in_apply(world, tmp_path, prefect_server, wait="4s") as (first, env, gate):
         holder = Store().history("demo")  # nothing ended yet
         assert holder == []
         # Bounded only so a hang fails the test; how long it waited is read from its record below.
@@ -207,13 +218,7 @@ def test_a_live_sync_elsewhere_marked_crashed_keeps_its_slot_until_its_lease_run
     ask its process; the automation's action is taken by the test, with the same API
     call (a forced Crashed state), since heartbeats cannot be stopped in a live run."""
     world = files_world
-    env = {"PREFECT_API_URL": f"{prefect_server}/api", "DRIFTGATE_USER": "alice", **as_installed_plugin(tmp_path / "plugins")}
-    gate = tmp_path / "gate"
-    world.hold_apply(gate)
-    edit_config(world, sync={"wait": "5s"})
-    log = tmp_path / "first-sync.log"
-    with sync_process(world, env, log, host="worker-elsewhere") as first:
-        wait_for((gate / "demo.applying").exists, "the first sync reaches apply", proc=first, log=log)
+    with files_sync_held_in_apply(world, tmp_path, prefect_server, wait="5s", host="worker-elsewhere") as (first, env, gate):
         [held] = Store().runs_in_progress("demo")
         assert held.host == "worker-elsewhere"
         crash(prefect_server, held.flow_run_id)
