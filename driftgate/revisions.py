@@ -81,7 +81,12 @@ def rollback(store: Store, env: Environment, *, to: str | None, reason: str = ""
     if to:
         run = store.get(to)
         if run is not None and run.environment != env.name:
-            raise PermanentError(f"{where}: run {to} is a run of {run.environment!r}, not of {env.name!r}", stage=Stage.FETCH)
+            commit_hint = " (if you meant a commit, give more of its characters)" if _could_be_a_commit(to) else ""
+            raise PermanentError(
+                f"{where}: run {to} is a run of {run.environment!r}, not of {env.name!r}{commit_hint}", stage=Stage.FETCH
+            )
+        if run is not None:
+            _refuse_if_a_commit_too(store, env.name, to, run)
         if run is not None and not run.commit:
             raise PermanentError(f"{where}: run {to} recorded no commit to roll back to ({run.outcome.value})", stage=Stage.FETCH)
         target = run.commit if run is not None else to
@@ -97,6 +102,28 @@ def rollback(store: Store, env: Environment, *, to: str | None, reason: str = ""
         target = found.commit
     said = reason or (f"rollback from {current[:12]}" if current else "rollback")
     return Destination(Aim(revision=target, asked=True), revision=to or target, rolled_back_from=current, pin_reason=said)
+
+
+def _could_be_a_commit(name: str) -> bool:
+    """Git names a commit by 4 or more of its hex characters."""
+    return len(name) >= 4 and all(c in "0123456789abcdef" for c in name.lower())
+
+
+def _refuse_if_a_commit_too(store: Store, environment: str, to: str, run: StoredRun) -> None:
+    """``to`` names ``run`` (a record id, a run id prefix): refuse it when it also
+    starts another commit that ``environment`` has run. Digits are a record id
+    first, and about one short commit SHA in 27 is digits only."""
+    if not _could_be_a_commit(to):
+        return
+    named = to.lower()
+    commits = sorted({r.commit for r in store.history(environment, limit=_LOOKBACK) if r.commit.startswith(named)} - {run.commit})
+    if commits:
+        raise PermanentError(
+            f"environment {environment!r}: --to {to} names both run #{run.id} ({run.commit[:12] or 'no commit'}) "
+            f"and commit {commits[0][:12]}, which {environment!r} ran: say which, the run by its run id "
+            f"({run.run_id}) or the commit with more of its characters",
+            stage=Stage.FETCH,
+        )
 
 
 def last_healthy(store: Store, environment: str, *, other_than: str = "") -> StoredRun | None:
