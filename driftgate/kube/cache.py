@@ -11,6 +11,9 @@ one file per environment under the driftgate home's ``kube-cache``.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from pathlib import Path
 
 from driftgate import home
 from driftgate.config import Environment
@@ -47,8 +50,18 @@ class ComparisonCache:
 
     def save(self, *, keep_loaded: bool = False) -> None:
         """A plan keeps only what it used: the file stays the size of the
-        environment. Apply (``keep_loaded``) adds its entries to those there."""
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**self.entries, **self.used} if keep_loaded else self.used))
-        tmp.replace(self.path)
+        environment. Apply (``keep_loaded``) adds its entries to those there.
+
+        Written to a file of its own, then renamed over the cache: two plans of
+        one environment (a `driftgate plan` beside its drift check) may save at
+        once, and each rename moves a whole file; the last one wins."""
+        entries = {**self.entries, **self.used} if keep_loaded else self.used
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(entries, out)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
