@@ -195,7 +195,11 @@ def _clone_or_fetch(path: Path, source: Source, env: dict[str, str], masker: Mas
     try:
         if not (path / "HEAD").exists():
             # Clone beside the cache and rename, so a crash never leaves half a mirror.
-            staging = Path(tempfile.mkdtemp(prefix="clone-", dir=path.parent))
+            # Named for the mirror: one a killed process left (it could not clean up)
+            # is deleted here, under the mirror's lock, where no live clone of it can be.
+            for left in path.parent.glob(f"clone-{path.name}-*"):
+                shutil.rmtree(left, ignore_errors=True)
+            staging = Path(tempfile.mkdtemp(prefix=f"clone-{path.name}-", dir=path.parent))
             try:
                 git.Git.check_unsafe_protocols(source.repo)  # as Repo.clone_from does (no ext::)
                 git.Git().clone("--mirror", "--", source.repo, str(staging / "m"), env=env, kill_after_timeout=deadline)

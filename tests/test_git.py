@@ -44,6 +44,24 @@ def test_clones_once_then_fetches_incrementally(world: DemoWorld, driftgate_home
     assert list((driftgate_home / "repos").iterdir()) == mirrors
 
 
+def test_a_clone_a_killed_process_left_is_deleted_by_the_next_clone_of_that_repository(world: DemoWorld, driftgate_home: Path) -> None:
+    # What a process killed with -9 mid-clone leaves (it cannot clean up): its staging
+    # directory beside the mirrors, as big as the repository got. Another repository's
+    # clone, which another process may be making right now, is left alone.
+    from driftgate.git import mirror_dir
+
+    mirror = mirror_dir(str(world.repo))
+    killed = mirror.parent / f"clone-{mirror.name}-k1ll3d"
+    (killed / "m" / "objects").mkdir(parents=True)
+    (killed / "m" / "objects" / "pack").write_bytes(b"\0" * 4096)
+    theirs = mirror.parent / "clone-0123456789abcdef0123-b1s1y0"
+    theirs.mkdir()
+    fetch(source(world), environment="demo")
+    assert not killed.exists()
+    assert theirs.exists()
+    assert sorted(p.name for p in mirror.parent.iterdir()) == sorted([mirror.name, theirs.name])
+
+
 def test_checks_sharing_a_repository_clone_and_fetch_it_one_at_a_time(world: DemoWorld) -> None:
     """A fleet's checks run in threads (and deployment runs in processes) that share one
     repository's mirror: the first fetches of a fresh home must not clone over, or delete,
