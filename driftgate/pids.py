@@ -16,7 +16,7 @@ def alive(pid: int) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # none, or beyond any PID
         return False
     except PermissionError:  # alive, another user's
         return True

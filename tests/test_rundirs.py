@@ -51,3 +51,6 @@ def test_a_host_name_with_dots_and_dashes_is_read_whole(driftgate_home: Path, mo
     for directory in (dead, same_pid_other_host):
         directory.mkdir(parents=True)
     assert rundirs.delete_left_by_dead_runs(runs) == [dead]
+    no_such_pid = runs / "run.worker-3.dc-1.example.org.99999999999999999999.abc_14"  # beyond any PID: no process
+    no_such_pid.mkdir()
+    assert rundirs.delete_left_by_dead_runs(runs) == [no_such_pid]
