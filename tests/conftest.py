@@ -167,6 +167,20 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield str(PREFECT_API_URL.value())
 
 
+def artifacts_of(flow_run_id: object) -> list[Any]:
+    """The artifacts of one flow run, filtered by the Prefect server. (Reading them
+    all and filtering here sees the server's first page only, 200 artifacts, which
+    a worker's shared test server outgrows: seen failing on a fresh clone.)"""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    runs = ArtifactFilterFlowRunId(any_=[UUID(str(flow_run_id))])
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=runs))
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     """The real console script, in its own process: for tests of what only a
     process shows (its start-up, its own logging, being killed); `invoke_cli` otherwise.

@@ -26,7 +26,7 @@ from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_ch
 from driftgate.models import RunPurpose
 from driftgate.runlog import RunLog
 from driftgate.store import Store
-from tests.conftest import DRIFTGATE, as_cli, invoke_cli
+from tests.conftest import DRIFTGATE, artifacts_of, as_cli, invoke_cli
 from tests.filestarget import FilesWorld
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 from tests.postgres import database_url, postgres_server  # noqa: F401  (fixtures)
@@ -228,11 +228,7 @@ def test_the_flow_records_its_start_end_and_links(files_world: FilesWorld, drift
     assert [e.content["run_id"] for e in starts] == [run.run_id] and starts[0].seq < run.seq
     assert store.status("demo").last_applied_revision == run.commit
 
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts()
-    markdown = "\n".join(a.data for a in artifacts if a.key == "record-demo" and isinstance(a.data, str))
+    markdown = "\n".join(a.data for a in artifacts_of(run.flow_run_id) if a.key == "record-demo" and isinstance(a.data, str))
     assert f"driftgate show {run.id}" in markdown and run.row_hash[:16] in markdown  # the link back
     assert invoke_cli("audit", "verify", env={"DRIFTGATE_HOME": os.environ["DRIFTGATE_HOME"]}).returncode == 0
 

@@ -16,7 +16,7 @@ import pytest
 from driftgate.demo_repo import DemoWorld, add_kubernetes_environment
 from driftgate.models import Outcome, RunPurpose
 from driftgate.store import Store
-from tests.conftest import as_cli, edit_config, invoke_cli
+from tests.conftest import artifacts_of, as_cli, edit_config, invoke_cli
 from tests.filestarget import FilesWorld
 from tests.kubeapi import KubeAPIDouble
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
@@ -57,7 +57,7 @@ def test_ansible_drift_is_reported_not_touched(world: DemoWorld) -> None:
 
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(state.state_details.flow_run_id)
-        keys = {a.key for a in client.read_artifacts() if a.flow_run_id == flow_run.id}
+    keys = {a.key for a in artifacts_of(flow_run.id)}
     assert flow_run.name == f"drift demo@{record.commit[:7]}"
     assert {"drift-plan-demo", "drift-plan-table-demo"} <= keys and "plan-demo" not in keys
 

@@ -21,7 +21,7 @@ from driftgate.errors import ConfigError
 from driftgate.models import Outcome, RunPurpose
 from driftgate.schedule import deployments, fleet_environments
 from driftgate.store import Store
-from tests.conftest import as_cli, invoke_cli
+from tests.conftest import artifacts_of, as_cli, invoke_cli
 from tests.kubeapi import KubeAPIDouble
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 
@@ -219,10 +219,7 @@ def test_one_fleet_run_checks_every_environment_and_a_broken_one_does_not_stop_t
     # Prefect server 500 task runs, not 4,000), and the notify of the drifted one.
     one_each = ["drift clinic-crash", "drift clinic-gone", "drift clinic-north", "drift clinic-south", "notify"]
     assert _task_run_names(report["flow_run_id"], one_each) == one_each
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:  # a drift check's plan never buries a paused sync's
-        keys = {a.key for a in client.read_artifacts() if str(a.flow_run_id) == report["flow_run_id"]}
+    keys = {a.key for a in artifacts_of(report["flow_run_id"])}  # a drift check's plan never buries a paused sync's
     assert "drift-plan-clinic-north" in keys and not any(k.startswith("plan-") for k in keys), keys
 
     store = Store()

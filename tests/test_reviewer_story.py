@@ -15,7 +15,7 @@ import pytest
 
 from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_change
 from driftgate.store import Store
-from tests.conftest import answer, approver, as_cli, edit_config, invoke_cli
+from tests.conftest import answer, approver, artifacts_of, as_cli, edit_config, invoke_cli
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -55,7 +55,7 @@ def test_a_paused_plan_tells_the_whole_story_and_never_a_secret(world: DemoWorld
         with get_client(sync_client=True) as client:
             flow_run = client.read_flow_run(uuid.UUID(run.id))
             seen["name"] = flow_run.name
-            seen["artifacts"] = {a.key: a.data for a in client.read_artifacts() if a.flow_run_id == flow_run.id}
+        seen["artifacts"] = {a.key: a.data for a in artifacts_of(flow_run.id)}
         seen["approvals"] = invoke_cli("approvals", env={"PREFECT_API_URL": prefect_api})
         seen["json"] = invoke_cli("approvals", "--output", "json", env={"PREFECT_API_URL": prefect_api})
         seen["paused"] = run

@@ -29,7 +29,7 @@ from driftgate.demo_repo import DemoWorld, add_kubernetes_environment, commit_ch
 from driftgate.errors import PermanentError
 from driftgate.parsedfiles import PARSED
 from driftgate.store import Store
-from tests.conftest import as_cli, edit_config, invoke_cli
+from tests.conftest import artifacts_of, as_cli, edit_config, invoke_cli
 from tests.kubeapi import KubeAPIDouble
 from tests.kubeapi.fixtures import kube_double_factory  # noqa: F401  (fixture)
 from tests.test_audit import VAULT_PASSWORD, VAULTED_TOKEN, _add_vaulted_variable
@@ -101,8 +101,6 @@ def engine_sync(world: DemoWorld, environment: str = "shop") -> Any:
 def test_no_secret_in_driftgate_home_after_plan_sync_and_drift_check(
     world: DemoWorld, api: KubeAPIDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, driftgate_home: Path
 ) -> None:
-    from prefect.client.orchestration import get_client
-
     from driftgate.cli import app
     from driftgate.flows.drift import drift_check
     from driftgate.flows.reconcile import reconcile
@@ -112,11 +110,13 @@ def test_no_secret_in_driftgate_home_after_plan_sync_and_drift_check(
     config = str(world.config)
 
     runner = CliRunner()
+    synced = {}
     for environment in ("shop", "demo"):
         planned = runner.invoke(app, ["plan", environment, "--config", config, "--output", "json"])
         assert planned.exit_code == 2, planned.output
         with as_cli(yes=True):
-            assert reconcile(environment=environment, config=config, return_state=True).is_completed()
+            synced[environment] = reconcile(environment=environment, config=config, return_state=True)
+            assert synced[environment].is_completed()
         assert drift_check(environment=environment, config=config, return_state=True).is_completed()
     assert (world.host_root / "app/token").read_text() == VAULTED_TOKEN  # the vaulted variable was used
     live = api.get_object("v1", "Secret", "web-secret", NAMESPACE)
@@ -128,8 +128,8 @@ def test_no_secret_in_driftgate_home_after_plan_sync_and_drift_check(
         f"Secret/{NAMESPACE}/web-secret from config.yaml (document 1) is in plain text in Git: "
         "encrypt it with age (config.yaml.age) so Git never holds its value"
     ]
-    with get_client(sync_client=True) as client:
-        markdown = "\n".join(a.data for a in client.read_artifacts() if a.key == "plan-shop" and isinstance(a.data, str))
+    artifacts = artifacts_of(synced["shop"].state_details.flow_run_id)
+    markdown = "\n".join(a.data for a in artifacts if a.key == "plan-shop" and isinstance(a.data, str))
     assert f"Secret/{NAMESPACE}/web-secret from config.yaml (document 1) is in plain text in Git" in markdown
 
     checkpoint_sqlite()
