@@ -29,6 +29,8 @@ from driftgate.runlog import now
 from driftgate.signing import SigningUnavailable, Statement
 from driftgate.flows.approval_input import INFO_PREFIX, VERDICT_PREFIX, ApprovalInput, SignedApprovalInput
 
+PAGE = 200  # flow runs per request: the most a Prefect server answers (its PREFECT_API_DEFAULT_LIMIT)
+
 
 class UnknownRun(LookupError):
     """No flow run by that id, or no paused run of that environment."""
@@ -88,12 +90,22 @@ def paused_runs(client: Any = None) -> list[PausedRun]:
     if client is None:
         with get_client(sync_client=True) as client:
             return paused_runs(client)
-    runs = client.read_flow_runs(
-        flow_filter=FlowFilter(name=FlowFilterName(any_=["reconcile"])),
-        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
-        sort=FlowRunSort.START_TIME_ASC,
-    )
-    return [_paused_run(client, run) for run in runs]
+    # Prefect answers a page at a time (200): a change to a base every tenant shares
+    # pauses hundreds. Paged by id, the one order no two runs share, then oldest first.
+    runs: dict[uuid.UUID, Any] = {}
+    while True:
+        page = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["reconcile"])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
+            sort=FlowRunSort.ID_DESC,
+            limit=PAGE,
+            offset=len(runs),
+        )
+        runs.update((run.id, run) for run in page)
+        if len(page) < PAGE:
+            break
+    oldest_first = sorted(runs.values(), key=lambda run: (run.start_time or run.created, str(run.id)))
+    return [_paused_run(client, run) for run in oldest_first]
 
 
 def _run_input(client: Any, run_id: uuid.UUID, key: str) -> Any:

@@ -440,3 +440,28 @@ def test_cli_approve_env_name_and_reject_flag(world: FilesWorld, prefect_api: st
     assert results["reject"].returncode == 0, results["reject"].stderr
     assert record.outcome == Outcome.REJECTED and record.approval.approver == "erin"
     assert record.approval.reason == "not today"
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_every_paused_run_is_listed_past_the_servers_page_of_200() -> None:
+    # A change to a base every tenant shares pauses a sync in each of hundreds of
+    # environments; Prefect answers 200 flow runs a page. The paused runs are made
+    # through the API (a paused reconcile run each), then deleted: this server is the worker's.
+    from prefect.client.orchestration import get_client
+    from prefect.states import Paused
+
+    from driftgate.flows.approvals_api import find_paused_run, paused_runs
+    from driftgate.flows.reconcile import reconcile
+
+    with get_client(sync_client=True) as client:
+        made = [
+            client.create_flow_run(reconcile, parameters={"environment": f"tenant-{i:03d}"}, state=Paused()).id
+            for i in range(205)
+        ]
+        try:
+            listed = [run.id for run in paused_runs(client)]
+            assert len(listed) == len(set(listed)) and {str(i) for i in made} <= set(listed)
+            assert find_paused_run("tenant-204").id == str(made[-1])  # `driftgate approve tenant-204`
+        finally:
+            for flow_run_id in made:
+                client.delete_flow_run(flow_run_id)
