@@ -29,7 +29,7 @@ from driftgate.runlog import now
 from driftgate.signing import SigningUnavailable, Statement
 from driftgate.flows.approval_input import INFO_PREFIX, VERDICT_PREFIX, ApprovalInput, SignedApprovalInput
 
-PAGE = 200  # flow runs per request: the most a Prefect server answers (its PREFECT_API_DEFAULT_LIMIT)
+PAGE = 200  # flow runs asked for per request: what a Prefect server answers at most by default
 
 
 class UnknownRun(LookupError):
@@ -92,18 +92,20 @@ def paused_runs(client: Any = None) -> list[PausedRun]:
             return paused_runs(client)
     # Prefect answers a page at a time (200): a change to a base every tenant shares
     # pauses hundreds. Paged by id, the one order no two runs share, then oldest first.
-    runs: dict[uuid.UUID, Any] = {}
+    runs: dict[uuid.UUID, Any] = {}  # by id: a run paused meanwhile may show on two pages
+    offset = 0
     while True:
         page = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["reconcile"])),
             flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
             sort=FlowRunSort.ID_DESC,
             limit=PAGE,
-            offset=len(runs),
+            offset=offset,
         )
-        runs.update((run.id, run) for run in page)
-        if len(page) < PAGE:
+        if not page:  # not a short page: a server may answer fewer than asked
             break
+        runs.update((run.id, run) for run in page)
+        offset += len(page)
     oldest_first = sorted(runs.values(), key=lambda run: (run.start_time or run.created, str(run.id)))
     return [_paused_run(client, run) for run in oldest_first]
 
