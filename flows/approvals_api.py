@@ -29,8 +29,6 @@ from driftgate.runlog import now
 from driftgate.signing import SigningUnavailable, Statement
 from driftgate.flows.approval_input import INFO_PREFIX, VERDICT_PREFIX, ApprovalInput, SignedApprovalInput
 
-PAGE = 200  # flow runs asked for per request: what a Prefect server answers at most by default
-
 
 class UnknownRun(LookupError):
     """No flow run by that id, or no paused run of that environment."""
@@ -90,8 +88,9 @@ def paused_runs(client: Any = None) -> list[PausedRun]:
     if client is None:
         with get_client(sync_client=True) as client:
             return paused_runs(client)
-    # Prefect answers a page at a time (200): a change to a base every tenant shares
-    # pauses hundreds. Paged by id, the one order no two runs share, then oldest first.
+    # Prefect answers a page at a time, of the server's own size (200 by default, and
+    # it refuses more): a change to a base every tenant shares pauses hundreds. Paged
+    # by id, the one order no two runs share, until a page comes back empty; then oldest first.
     runs: dict[uuid.UUID, Any] = {}  # by id: a run paused meanwhile may show on two pages
     offset = 0
     while True:
@@ -99,10 +98,9 @@ def paused_runs(client: Any = None) -> list[PausedRun]:
             flow_filter=FlowFilter(name=FlowFilterName(any_=["reconcile"])),
             flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
             sort=FlowRunSort.ID_DESC,
-            limit=PAGE,
             offset=offset,
         )
-        if not page:  # not a short page: a server may answer fewer than asked
+        if not page:
             break
         runs.update((run.id, run) for run in page)
         offset += len(page)

@@ -79,9 +79,9 @@ def one_sync_at_a_time(start: RunStart, *, wait: timedelta) -> Iterator[None]:
     _ensure_limit(name)
     holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(flow_run_id))
     deadline = time.monotonic() + wait.total_seconds()
-    announced = ""
+    announced = ""  # whom it waits for, once it has had to wait
+    ended = partial(flow_run_ended, environment=environment)
     while (lease_id := _try_to_take(name, holder)) is None:
-        ended = partial(flow_run_ended, environment=environment)
         free_dead_runs(store.mark_interrupted(start, ended_elsewhere=ended), noticed_by=start)
         whom = describe_holder(environment, store.runs_in_progress(environment), exclude=flow_run_id)
         if whom != announced:
@@ -96,9 +96,10 @@ def one_sync_at_a_time(start: RunStart, *, wait: timedelta) -> Iterator[None]:
         time.sleep(POLL_SECONDS)
     try:
         _note_lease(flow_run_id, lease_id)
-        # A Crashed holder before this run, judged alive while its lease might be, has ended.
-        ended = partial(flow_run_ended, environment=environment, holding_the_slot=True)
-        free_dead_runs(store.mark_interrupted(start, ended_elsewhere=ended), noticed_by=start)
+        if announced:
+            # The Crashed holder it waited for, judged alive while its lease might be, has ended.
+            ended = partial(flow_run_ended, environment=environment, holding_the_slot=True)
+            free_dead_runs(store.mark_interrupted(start, ended_elsewhere=ended), noticed_by=start)
         # Prefect's renewal thread: renews every 45 s; if the server cannot be
         # reached for a renewal, the run is stopped rather than go on without the slot.
         with maintain_concurrency_lease(lease_id, LEASE_SECONDS, raise_on_lease_renewal_failure=True):

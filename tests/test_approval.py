@@ -21,7 +21,7 @@ from driftgate.kinds import BUILTIN_GROUP
 from driftgate.models import Action, Bundle, Change, Outcome, Plan
 from driftgate.store import Store, StoredRun
 from driftgate.targets import ansible as ansible_target
-from tests.conftest import answer, approver, as_cli, edit_config, invoke_cli
+from tests.conftest import answer, approver, artifacts_of, as_cli, edit_config, invoke_cli
 from tests.filestarget import FilesWorld, world_on_files  # noqa: F401  (fixtures: world on the files kind)
 
 # ---------------------------------------------------------------- the risk policy (engine only)
@@ -372,16 +372,11 @@ def test_plan_changed_between_approval_and_apply_asks_again(world: FilesWorld) -
 
 @pytest.mark.usefixtures("prefect_api")
 def test_plan_artifacts_are_published_before_the_pause(world: FilesWorld) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
     edit_config(world, approval={"mode": "always", "timeout": "2m"})
     artifacts: dict[str, Any] = {}
 
     def act(run: Any) -> None:
-        with get_client(sync_client=True) as client:
-            found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[uuid.UUID(run.id)])))
-        artifacts.update({a.type: a for a in found})
+        artifacts.update({a.type: a for a in artifacts_of(run.id)})
         answer("reject", "alice")(run)
 
     with approver(act):
