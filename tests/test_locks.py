@@ -117,10 +117,14 @@ def kill_mid_apply_then_sync(world: DemoWorld, tmp_path: Path, env: dict[str, st
     secret = f"postgresql://driftgate:pw-{mark}@db.internal/record"
     with sync_process(world, {**env, "DRIFTGATE_TEST_MARK": mark, "DRIFTGATE_TEST_SECRET": secret}, log) as first:
         wait_for((gate / "demo.applying").exists, "the first sync reaches apply", proc=first, log=log)
-        # Kill while the wait_for module runs, in the worker Ansible detached with setsid.
-        wait_for(lambda: any("AnsiballZ_wait_for" in cmdline(p) for p in marked(mark)), "the wait_for task runs", proc=first, log=log)
+        # Kill while the wait_for module runs, in the worker Ansible detached with setsid
+        # (not while Ansible's shell makes its file executable: that one ends at once).
+        def running_module() -> list[str]:
+            return [c for c in map(cmdline, marked(mark)) if "AnsiballZ_wait_for" in c and "chmod" not in c]
+
+        wait_for(running_module, "the wait_for task runs", proc=first, log=log)
         # The module's file (it holds the task's arguments) is in the run's directory, not in ~/.ansible/tmp.
-        modules = [cmdline(p) for p in marked(mark) if "AnsiballZ_wait_for" in cmdline(p)]
+        modules = running_module()
         assert modules and all(f"{home}/runs/" in c for c in modules), modules
         logs = guard_logs(marked(mark))
         os.kill(first.pid, signal.SIGKILL)  # the command only, as `kill -9 PID` does
