@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -34,6 +35,8 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 import ansible.inventory.manager  # noqa: E402,F401
 
 from driftgate.demo_repo import DemoWorld, create_demo_world  # noqa: E402
+from tests.prefect_database import publish as publish_prefect_database  # noqa: E402
+from tests.prefect_database import seed as seed_prefect_database  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.filestarget import FilesWorld  # which imports this module: imported where used
@@ -155,16 +158,41 @@ def add_tasks(world: DemoWorld, message: str, *tasks_yaml: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prefect_templates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory, shared by all workers of the run, where the first Prefect server
+    to migrate its database leaves a copy for the later ones (tests/prefect_database.py)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory, prefect_templates: Path) -> Iterator[str]:
     """One Prefect test server for the session, with its own PREFECT_HOME so
     cached results cannot leak in from elsewhere. Yields the API URL."""
     home = tmp_path_factory.mktemp("prefect-home")
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    import prefect.testing.utilities
+    from prefect.settings import (
+        PREFECT_API_URL, PREFECT_HOME, PREFECT_LOCAL_STORAGE_PATH, PREFECT_SERVER_DATABASE_CONNECTION_URL, temporary_settings,
+    )  # fmt: skip
     from prefect.testing.utilities import prefect_test_harness
 
+    database = tmp_path_factory.mktemp("prefect-test-server") / "prefect-test.db"
+
+    def directory_with_a_migrated_database() -> str:
+        # The harness puts its server's database, prefect-test.db, in a directory of
+        # its own making: made here, with the run's migrated copy in it when there is one.
+        seed_prefect_database(prefect_templates, database)
+        return str(database.parent)
+
     with temporary_settings({PREFECT_HOME: home, PREFECT_LOCAL_STORAGE_PATH: home / "storage"}):
-        with prefect_test_harness(server_startup_timeout=240):  # three workers start theirs at once
-            yield str(PREFECT_API_URL.value())
+        with mock.patch.object(prefect.testing.utilities, "mkdtemp", directory_with_a_migrated_database):
+            with prefect_test_harness(server_startup_timeout=240):  # three workers start theirs at once
+                # Said here, should a new Prefect name its database otherwise: each server would
+                # then migrate an empty one, 10-15 s of start-up, and nothing else tell.
+                url = PREFECT_SERVER_DATABASE_CONNECTION_URL.value()
+                assert url.endswith(str(database)), f"the test server's database is {url}, not {database}"
+                publish_prefect_database(database, prefect_templates)
+                yield str(PREFECT_API_URL.value())
 
 
 def artifacts_of(flow_run_id: object) -> list[Any]:
@@ -232,10 +260,14 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_prefect_server(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+def running_prefect_server(home: Path, extra_env: dict[str, str] | None = None, *, templates: Path | None = None) -> Iterator[str]:
     """A real `prefect server start` (API, UI and background services such as the
     scheduler, which the test harness lacks) on a free loopback port, in its own
-    session, with ``home`` as PREFECT_HOME; yields its base URL and stops it."""
+    session, with ``home`` as PREFECT_HOME; yields its base URL and stops it.
+    ``templates`` (`prefect_templates`): where its SQLite database is copied from, or to."""
+    database = home / "prefect.db"  # where PREFECT_HOME puts it unless extra_env says otherwise
+    if templates is not None:
+        seed_prefect_database(templates, database)
     port = _free_port()
     env = {
         **os.environ,
@@ -270,6 +302,8 @@ def running_prefect_server(home: Path, extra_env: dict[str, str] | None = None) 
             time.sleep(0.3)
         else:
             pytest.fail(f"prefect server did not answer within 120 s: {(home / 'server.log').read_text()[-2000:]}")
+        if templates is not None:
+            publish_prefect_database(database, templates)
         yield base
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # its own session: the server and nothing else
@@ -282,9 +316,9 @@ def running_prefect_server(home: Path, extra_env: dict[str, str] | None = None) 
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prefect_server(tmp_path_factory: pytest.TempPathFactory, prefect_templates: Path) -> Iterator[str]:
     """A real `prefect server start` on SQLite (`running_prefect_server`); yields its base URL."""
-    with running_prefect_server(tmp_path_factory.mktemp("prefect-server-home")) as base:
+    with running_prefect_server(tmp_path_factory.mktemp("prefect-server-home"), templates=prefect_templates) as base:
         yield base
 
 

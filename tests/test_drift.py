@@ -91,11 +91,16 @@ def test_sync_if_safe_leaves_risky_drift_alone(files_world: FilesWorld) -> None:
     assert world.config_line.read_text() == "max_connections = 5\n"
 
 
-def test_unreachable_target_is_unknown_not_a_crash(world: DemoWorld) -> None:
+def test_unreachable_target_is_unknown_not_a_crash(world: DemoWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftgate import retry
+
+    waits: list[float] = []
+    monkeypatch.setattr(retry, "_sleep", waits.append)  # the retry budget's waits, recorded instead of slept
     edit_config(world, target={"hosts": {"web1": {"ansible_host": "127.0.0.1", "ansible_port": 9}}})
     state, record = check(world)
     assert state.is_completed() and state.name == "Unknown"
     assert record.outcome == Outcome.FAILED and "host unreachable" in record.reason
+    assert waits == list(retry.BACKOFF), waits  # tried again within the budget, then given up
     shown = invoke_cli("status", "demo", "--config", str(world.config), "--output", "json")
     status = json.loads(shown.stdout)
     assert status[0]["state"] == "unknown" and "host unreachable" in status[0]["reason"]

@@ -29,6 +29,7 @@ from driftgate.models import Outcome
 from driftgate.store import Store
 from tests.conftest import DRIFTGATE, edit_config, run_cli
 from tests.filestarget import FilesWorld, as_installed_plugin
+from tests.prefect_database import seed as seed_prefect_database
 from tests.processes import cmdline, marked, wait_for
 from tests.test_secrets_on_disk import files_holding
 
@@ -181,8 +182,10 @@ def test_killed_sync_frees_its_environment_on_a_prefect_server(world: DemoWorld,
 
 
 @pytest.mark.timeout(600)  # two temporary servers start, one per sync process
-def test_killed_sync_frees_its_environment_on_the_temporary_server(world: DemoWorld, tmp_path: Path) -> None:
-    env = {"PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": ""}
+def test_killed_sync_frees_its_environment_on_the_temporary_server(world: DemoWorld, tmp_path: Path, prefect_templates: Path) -> None:
+    home = tmp_path / "prefect-home"
+    seed_prefect_database(prefect_templates, home / "prefect.db")  # the temporary servers', where PREFECT_HOME puts it
+    env = {"PREFECT_HOME": str(home), "PREFECT_API_URL": ""}
     second, _took, survivors = kill_mid_apply_then_sync(world, tmp_path, env)
     assert survivors == set(), f"still running after the sync was killed: {survivors}"
     assert_second_sync_took_over(second, world)
