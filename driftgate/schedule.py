@@ -83,7 +83,12 @@ class Deployment:
 def run_tags(environment: str, purpose: str) -> list[str]:
     """The tags of every run of ``environment`` for ``purpose`` (sync, drift), from a
     deployment or from the CLI alike: filter the Prefect UI's runs by environment or kind."""
-    return ["driftgate", f"env:{environment}", purpose]
+    return ["driftgate", env_tag(environment), purpose]
+
+
+def env_tag(environment: str) -> str:
+    """The tag that names a run's environment (also what `driftgate approve ENV` looks for first)."""
+    return f"env:{environment}"
 
 
 def deployments(config: Config) -> list[Deployment]:

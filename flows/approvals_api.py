@@ -72,22 +72,29 @@ class PausedRun:
         )  # fmt: skip
 
 
-def paused_runs(client: Any = None) -> list[PausedRun]:
+def paused_runs(client: Any = None, *, tagged: str | None = None) -> list[PausedRun]:
     """Every paused reconcile run, oldest first. ``client``: a sync Prefect client to
-    reuse (a caller that polls, such as a watching thread); else one for this call."""
+    reuse (a caller that polls, such as a watching thread); else one for this call.
+    ``tagged``: only the runs the Prefect server finds with this environment's tag
+    (`driftgate.schedule.run_tags`), a narrowing only: tags can be edited, and a run
+    whose tagging failed has none."""
     from prefect.client.schemas.filters import (
         FlowFilter,
         FlowFilterName,
         FlowRunFilter,
         FlowRunFilterState,
         FlowRunFilterStateType,
+        FlowRunFilterTags,
     )
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
+    from driftgate.schedule import env_tag
+
     if client is None:
         with get_client(sync_client=True) as client:
-            return paused_runs(client)
+            return paused_runs(client, tagged=tagged)
+    tags = FlowRunFilterTags(all_=[env_tag(tagged)]) if tagged is not None else None
     # Prefect answers a page at a time, of the server's own size (200 by default, and
     # it refuses more): a change to a base every tenant shares pauses hundreds. Paged
     # by id, the one order no two runs share, until a page comes back empty; then oldest first.
@@ -96,7 +103,9 @@ def paused_runs(client: Any = None) -> list[PausedRun]:
     while True:
         page = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["reconcile"])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])), tags=tags
+            ),
             sort=FlowRunSort.ID_DESC,
             offset=offset,
         )
@@ -140,8 +149,15 @@ def find_paused_run(ref: str) -> PausedRun:
         run_id = None
     if run_id is not None:
         return _paused_run_by_id(run_id)
-    paused = paused_runs()
-    matches = [r for r in paused if r.environment == ref] or [r for r in paused if len(ref) >= 6 and r.id.startswith(ref)]
+    # The environment's tagged runs first: with hundreds paused (a change to a base
+    # every tenant shares), reading each one's pause costs a request per run. Every
+    # paused run when none tagged matches: an untagged run, or an id prefix.
+    matches = [r for r in paused_runs(tagged=ref) if r.environment == ref]
+    if matches:
+        paused = matches
+    else:
+        paused = paused_runs()
+        matches = [r for r in paused if r.environment == ref] or [r for r in paused if len(ref) >= 6 and r.id.startswith(ref)]
     if not matches:
         raise UnknownRun(
             f"no reconcile run of {ref!r} is waiting for approval"

@@ -438,25 +438,36 @@ def test_cli_approve_env_name_and_reject_flag(world: FilesWorld, prefect_api: st
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_every_paused_run_is_listed_past_the_servers_page_of_200() -> None:
+def test_every_paused_run_is_listed_past_the_servers_page_of_200(monkeypatch: pytest.MonkeyPatch) -> None:
     # A change to a base every tenant shares pauses a sync in each of hundreds of
     # environments; Prefect answers 200 flow runs a page. The paused runs are made
-    # through the API (a paused reconcile run each), then deleted: this server is the worker's.
-    from prefect.client.orchestration import get_client
+    # through the API (a paused reconcile run each, tagged as the flow tags its run),
+    # then deleted: this server is the worker's.
+    from prefect.client.orchestration import SyncPrefectClient, get_client
     from prefect.states import Paused
 
     from driftgate.flows.approvals_api import find_paused_run, paused_runs
     from driftgate.flows.reconcile import reconcile
+    from driftgate.schedule import run_tags
+
+    def paused(environment: str, tags: list[str]) -> Any:
+        return client.create_flow_run(reconcile, parameters={"environment": environment}, tags=tags, state=Paused(pause_key="approval-1"))
 
     with get_client(sync_client=True) as client:
-        made = [
-            client.create_flow_run(reconcile, parameters={"environment": f"tenant-{i:03d}"}, state=Paused()).id
-            for i in range(205)
-        ]
+        made = [paused(f"tenant-{i:03d}", run_tags(f"tenant-{i:03d}", "sync")).id for i in range(205)]
+        made.append(paused("tenant-untagged", []).id)  # its tagging failed: tags are best effort
         try:
             listed = [run.id for run in paused_runs(client)]
             assert len(listed) == len(set(listed)) and {str(i) for i in made} <= set(listed)
-            assert find_paused_run("tenant-204").id == str(made[-1])  # `driftgate approve tenant-204`
+
+            # `driftgate approve tenant-204` reads that environment's pause, not all 206.
+            reads: list[object] = []
+            read_input = SyncPrefectClient.read_flow_run_input
+            monkeypatch.setattr(SyncPrefectClient, "read_flow_run_input", lambda self, **kw: reads.append(kw) or read_input(self, **kw))
+            assert find_paused_run("tenant-204").id == str(made[-2])
+            assert len(reads) == 1, f"{len(reads)} pauses read to find one environment's"
+            # A run without its environment's tag is still found, by reading every pause.
+            assert find_paused_run("tenant-untagged").id == str(made[-1])
         finally:
             for flow_run_id in made:
                 client.delete_flow_run(flow_run_id)
