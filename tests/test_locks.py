@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -261,3 +262,33 @@ def crash(prefect_server: str, flow_run_id: str | None) -> None:
     assert flow_run_id
     with temporary_settings({PREFECT_API_URL: f"{prefect_server}/api"}), get_client(sync_client=True) as client:
         client.set_flow_run_state(flow_run_id, Crashed(message="its heartbeats stopped (the test)"), force=True)
+
+
+
+@pytest.mark.timeout(300)  # a sync process held mid-apply
+def test_a_live_sync_marked_crashed_that_finishes_is_applied_and_completed(
+    files_world: FilesWorld, tmp_path: Path, prefect_server: str
+) -> None:
+    """The dead-runs automation's Crashed state on a run that is in fact alive (its
+    heartbeats late) is not its end: it applies, records applied, exits 0, and
+    Prefect shows it Completed, as the record says, not Crashed."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    def state_of(flow_run_id: str) -> Any:
+        with temporary_settings({PREFECT_API_URL: f"{prefect_server}/api"}), get_client(sync_client=True) as client:
+            return client.read_flow_run(flow_run_id).state
+
+    world = files_world
+    with files_sync_held_in_apply(world, tmp_path, prefect_server, wait="5s") as (first, env, gate):
+        [held] = Store().runs_in_progress("demo")
+        assert held.flow_run_id
+        crash(prefect_server, held.flow_run_id)
+        assert state_of(held.flow_run_id).type.value == "CRASHED"  # as the automation leaves it
+        (gate / "demo.release").touch()
+        first.wait(120)
+    assert first.returncode == 0, (tmp_path / "first-sync.log").read_text()[-3000:]
+    [record] = Store().history("demo")
+    assert record.outcome == Outcome.APPLIED and record.flow_run_id == held.flow_run_id
+    final = state_of(held.flow_run_id)
+    assert final is not None and final.is_completed(), final
