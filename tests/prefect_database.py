@@ -9,9 +9,9 @@ database copied, just after its start-up, as the run's template (`publish`),
 and the servers that start later begin on a copy (`seed`): the test server
 of a worker that reaches its first server test later, the real `prefect server
 start`, the temporary server of a `driftgate sync` with no API URL. No server
-waits for another: servers starting at once each migrate their own, as
-before. A copy is what a restarted server finds: Prefect checks its
-migrations at start-up, as always.
+waits for another: servers that start at the same time each migrate their
+own. A copy is what a restarted server finds: Prefect checks its migrations
+at start-up, as always.
 
 Used by the fixtures in tests/conftest.py and by tests that start a server
 themselves, with a directory all pytest-xdist workers of the run share.
@@ -41,8 +41,9 @@ def seed(shared: Path, database: Path) -> bool:
 
 def publish(database: Path, shared: Path) -> None:
     """``database``, which a server has just migrated and started on, kept as the
-    run's template in ``shared`` unless another server's is there already."""
-    if (shared / TEMPLATE).exists():
+    run's template in ``shared`` unless another server's is there already (or the
+    server keeps its database elsewhere: nothing to copy)."""
+    if (shared / TEMPLATE).exists() or not database.exists():
         return
     fd, staging = tempfile.mkstemp(dir=shared, prefix=f"{TEMPLATE}.")
     os.close(fd)

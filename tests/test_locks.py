@@ -264,7 +264,6 @@ def crash(prefect_server: str, flow_run_id: str | None) -> None:
         client.set_flow_run_state(flow_run_id, Crashed(message="its heartbeats stopped (the test)"), force=True)
 
 
-
 @pytest.mark.timeout(300)  # a sync process held mid-apply
 def test_a_live_sync_marked_crashed_that_finishes_is_applied_and_completed(
     files_world: FilesWorld, tmp_path: Path, prefect_server: str
