@@ -322,6 +322,26 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory, prefect_templates: 
         yield base
 
 
+@pytest.fixture(autouse=True)
+def _no_sync_slot_outlives_a_test_on_the_real_server(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The real server's tests share it, and most sync the environment demo: a
+    test that ended with demo's sync slot still held (a leaked lease, or a sync
+    it failed to stop) would leave the next ones waiting for that slot and fail
+    them too, hiding where it started. So each ends with every driftgate sync slot
+    free, deleted, and an error here names the test that left one held."""
+    yield
+    if "prefect_server" not in request.fixturenames:
+        return
+    base = request.getfixturevalue("prefect_server")
+    with httpx.Client(base_url=f"{base}/api", timeout=30) as client:
+        limits = client.post("/v2/concurrency_limits/filter", json={}).raise_for_status().json()
+        slots = [limit for limit in limits if limit["name"].startswith("driftgate-sync-")]
+        for limit in slots:
+            client.delete(f"/v2/concurrency_limits/{limit['id']}").raise_for_status()
+    held = sorted(limit["name"] for limit in slots if limit["active_slots"])
+    assert not held, f"{request.node.nodeid} ended with sync slots held: {held} (freed for the next test)"
+
+
 @contextmanager
 def as_cli(user: str | None = None, *, yes: bool = False, key: Path | None = None) -> Iterator[None]:
     """Flows started in this block run as `driftgate sync [--yes [--key KEY]]` by ``user`` would
