@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import git
@@ -148,16 +149,20 @@ def _gpg(home: Path, *args: str, input: bytes | None = None) -> str:
 
 
 @pytest.fixture
-def signer(tmp_path: Path) -> tuple[Path, str, str]:
-    """A real keyring with two keys: (GNUPGHOME, allowed fingerprint, other fingerprint)."""
+def signer(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
+    """A real keyring with two keys: (GNUPGHOME, allowed fingerprint, other fingerprint).
+    Making and signing with keys starts a gpg-agent for the keyring, a daemon: ended after."""
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     fingerprints = []
-    for uid in ("Release Bot <release@example.com>", "Mallory <mallory@example.com>"):
-        _gpg(home, "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never")
-        listing = _gpg(home, "--with-colons", "--list-keys", uid)
-        fingerprints.append(next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr")))
-    return home, fingerprints[0], fingerprints[1]
+    try:
+        for uid in ("Release Bot <release@example.com>", "Mallory <mallory@example.com>"):
+            _gpg(home, "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never")
+            listing = _gpg(home, "--with-colons", "--list-keys", uid)
+            fingerprints.append(next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr")))
+        yield home, fingerprints[0], fingerprints[1]
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, check=False)
 
 
 def _signed_commit(world: DemoWorld, home: Path, fingerprint: str | None, message: str) -> str:
