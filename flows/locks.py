@@ -52,6 +52,7 @@ LEASE_SECONDS = 60  # the server refuses shorter leases; renewed every 45 s
 POLL_SECONDS = 2
 QUICK_ATTEMPTS = 4  # the slot asked for again at once after a write collision (503)
 QUICK_PAUSE_SECONDS = 0.05  # times the attempt: 0.3 s in all before Prefect's own retries
+LIMIT_PREFIX = "driftgate-sync-"  # an environment's slot is the limit named this and the environment
 LEASE_LABEL = "driftgate.sync-slot.lease"
 SINCE_LABEL = "driftgate.sync-slot.since"
 
@@ -64,7 +65,7 @@ class SlotTimeout(DriftgateError):
 
 
 def limit_name(environment: str) -> str:
-    return f"driftgate-sync-{environment}"
+    return f"{LIMIT_PREFIX}{environment}"
 
 
 @contextmanager

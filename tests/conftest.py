@@ -332,10 +332,12 @@ def _no_sync_slot_outlives_a_test_on_the_real_server(request: pytest.FixtureRequ
     yield
     if "prefect_server" not in request.fixturenames:
         return
+    from driftgate.flows.locks import LIMIT_PREFIX
+
     base = request.getfixturevalue("prefect_server")
     with httpx.Client(base_url=f"{base}/api", timeout=30) as client:
         limits = client.post("/v2/concurrency_limits/filter", json={}).raise_for_status().json()
-        slots = [limit for limit in limits if limit["name"].startswith("driftgate-sync-")]
+        slots = [limit for limit in limits if limit["name"].startswith(LIMIT_PREFIX)]
         for limit in slots:
             client.delete(f"/v2/concurrency_limits/{limit['id']}").raise_for_status()
     held = sorted(limit["name"] for limit in slots if limit["active_slots"])
