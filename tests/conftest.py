@@ -332,15 +332,18 @@ def _no_sync_slot_outlives_a_test_on_the_real_server(request: pytest.FixtureRequ
     yield
     if "prefect_server" not in request.fixturenames:
         return
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from driftgate.flows.locks import LIMIT_PREFIX
 
     base = request.getfixturevalue("prefect_server")
-    with httpx.Client(base_url=f"{base}/api", timeout=30) as client:
-        limits = client.post("/v2/concurrency_limits/filter", json={}).raise_for_status().json()
-        slots = [limit for limit in limits if limit["name"].startswith(LIMIT_PREFIX)]
+    # Prefect's client: it asks again when the SQLite server answers 503 for a write collision (seen here).
+    with temporary_settings({PREFECT_API_URL: f"{base}/api"}), get_client(sync_client=True) as client:
+        slots = [limit for limit in client.read_global_concurrency_limits(limit=200) if limit.name.startswith(LIMIT_PREFIX)]
         for limit in slots:
-            client.delete(f"/v2/concurrency_limits/{limit['id']}").raise_for_status()
-    held = sorted(limit["name"] for limit in slots if limit["active_slots"])
+            client.delete_global_concurrency_limit_by_name(limit.name)
+    held = sorted(limit.name for limit in slots if limit.active_slots)
     assert not held, f"{request.node.nodeid} ended with sync slots held: {held} (freed for the next test)"
 
 
