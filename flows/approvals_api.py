@@ -29,6 +29,10 @@ from driftgate.runlog import now
 from driftgate.signing import SigningUnavailable, Statement
 from driftgate.flows.approval_input import INFO_PREFIX, VERDICT_PREFIX, ApprovalInput, SignedApprovalInput
 
+# Flow runs asked for a page at a time: Prefect's default page, and the most its server
+# gives in one answer (PREFECT_API_DEFAULT_LIMIT).
+PAGE = 200
+
 
 class UnknownRun(LookupError):
     """No flow run by that id, or no paused run of that environment."""
@@ -95,9 +99,9 @@ def paused_runs(client: Any = None, *, tagged: str | None = None) -> list[Paused
         with get_client(sync_client=True) as client:
             return paused_runs(client, tagged=tagged)
     tags = FlowRunFilterTags(all_=[env_tag(tagged)]) if tagged is not None else None
-    # Prefect answers a page at a time, of the server's own size (200 by default, and
-    # it refuses more): a change to a base every tenant shares pauses hundreds. Paged
-    # by id, the one order no two runs share, until a page comes back empty; then oldest first.
+    # Prefect answers a page at a time (PAGE): a change to a base every tenant shares
+    # pauses hundreds. Paged by id, the one order no two runs share, until a page comes
+    # back empty; then oldest first.
     runs: dict[uuid.UUID, Any] = {}  # by id: a run paused meanwhile may show on two pages
     offset = 0
     while True:
@@ -108,6 +112,7 @@ def paused_runs(client: Any = None, *, tagged: str | None = None) -> list[Paused
             ),
             sort=FlowRunSort.ID_DESC,
             offset=offset,
+            limit=PAGE,
         )
         if not page:
             break
