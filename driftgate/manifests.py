@@ -31,6 +31,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +61,9 @@ _YAML_SUFFIXES = (".yaml", ".yml", ".json")
 # Rendered manifests with their Secret values, per bundle directory, for this process only.
 _RENDERED: OrderedDict[Path, list[Manifest]] = OrderedDict()
 _RENDERED_MAX = 8
+# The fleet check plans environments in threads: without it, one thread's move_to_end
+# met a key another had just evicted (KeyError).
+_RENDERED_LOCK = threading.Lock()
 
 
 class _Document(NamedTuple):
@@ -80,10 +84,11 @@ def render_manifests(env: Environment, checkout: Checkout, out: Path, *, identit
 
 def remember(directory: Path, manifests: list[Manifest]) -> None:
     """Keep a bundle's manifests (with Secret values) in this process's memory."""
-    _RENDERED[directory] = manifests
-    _RENDERED.move_to_end(directory)
-    while len(_RENDERED) > _RENDERED_MAX:
-        _RENDERED.popitem(last=False)
+    with _RENDERED_LOCK:
+        _RENDERED[directory] = manifests
+        _RENDERED.move_to_end(directory)
+        while len(_RENDERED) > _RENDERED_MAX:
+            _RENDERED.popitem(last=False)
 
 
 def load_manifests(bundle: Bundle, *, env: Environment, identities: tuple[str, ...] = ()) -> list[Manifest]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -262,3 +264,32 @@ def test_parsed_files_are_bounded_by_their_size() -> None:
     assert kept.holds("a") and not kept.holds("b") and kept.holds("c") and kept.size == 8
     kept.put("huge", 11, ((0, {}),))
     assert not kept.holds("huge") and kept.size == 8
+
+
+def test_rendered_manifests_are_kept_safely_by_threads_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fleet check plans environments in threads, each keeping its bundle's
+    manifests in this process's memory (at most 8): four threads on 12 bundles,
+    switching as often as the interpreter can, lose no update to a race."""
+    monkeypatch.setattr(manifests, "_RENDERED", type(manifests._RENDERED)())
+    bundles = [Path(f"/bundles/{i}") for i in range(12)]
+    errors: list[BaseException] = []
+
+    def keep(k: int) -> None:
+        try:
+            for n in range(5000):
+                manifests.remember(bundles[(n * (k + 1)) % len(bundles)], [])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=keep, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:3]
+    assert len(manifests._RENDERED) == manifests._RENDERED_MAX
