@@ -61,8 +61,8 @@ _YAML_SUFFIXES = (".yaml", ".yml", ".json")
 # Rendered manifests with their Secret values, per bundle directory, for this process only.
 _RENDERED: OrderedDict[Path, list[Manifest]] = OrderedDict()
 _RENDERED_MAX = 8
-# The fleet check plans environments in threads: without it, one thread's move_to_end
-# met a key another had just evicted (KeyError).
+# Held while that memory changes: the fleet check plans environments in threads, and
+# without the lock one thread's move_to_end met a key another had just evicted (KeyError).
 _RENDERED_LOCK = threading.Lock()
 
 

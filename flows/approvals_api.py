@@ -29,9 +29,9 @@ from driftgate.runlog import now
 from driftgate.signing import SigningUnavailable, Statement
 from driftgate.flows.approval_input import INFO_PREFIX, VERDICT_PREFIX, ApprovalInput, SignedApprovalInput
 
-# Flow runs asked for a page at a time: Prefect's default page, and the most its server
-# gives in one answer (PREFECT_API_DEFAULT_LIMIT).
-PAGE = 200
+# Flow runs are read a page at a time, of this many (None: the server's own page,
+# PREFECT_SERVER_API_DEFAULT_LIMIT, 200 by default; it refuses to give more).
+PAGE: int | None = None
 
 
 class UnknownRun(LookupError):
@@ -99,7 +99,7 @@ def paused_runs(client: Any = None, *, tagged: str | None = None) -> list[Paused
         with get_client(sync_client=True) as client:
             return paused_runs(client, tagged=tagged)
     tags = FlowRunFilterTags(all_=[env_tag(tagged)]) if tagged is not None else None
-    # Prefect answers a page at a time (PAGE): a change to a base every tenant shares
+    # Prefect answers a page at a time: a change to a base every tenant shares
     # pauses hundreds. Paged by id, the one order no two runs share, until a page comes
     # back empty; then oldest first.
     runs: dict[uuid.UUID, Any] = {}  # by id: a run paused meanwhile may show on two pages
