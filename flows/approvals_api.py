@@ -86,6 +86,7 @@ def paused_runs(client: Any = None, *, tagged: str | None = None) -> list[Paused
         FlowFilter,
         FlowFilterName,
         FlowRunFilter,
+        FlowRunFilterId,
         FlowRunFilterState,
         FlowRunFilterStateType,
         FlowRunFilterTags,
@@ -100,24 +101,24 @@ def paused_runs(client: Any = None, *, tagged: str | None = None) -> list[Paused
             return paused_runs(client, tagged=tagged)
     tags = FlowRunFilterTags(all_=[env_tag(tagged)]) if tagged is not None else None
     # Prefect answers a page at a time: a change to a base every tenant shares
-    # pauses hundreds. Paged by id, the one order no two runs share, until a page comes
-    # back empty; then oldest first.
-    runs: dict[uuid.UUID, Any] = {}  # by id: a run paused meanwhile may show on two pages
-    offset = 0
+    # pauses hundreds. Each next page leaves out the runs already read, until one
+    # comes back empty: by offset, a run answered meanwhile moved the rest up and hid one.
+    runs: dict[uuid.UUID, Any] = {}
     while True:
         page = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["reconcile"])),
             flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])), tags=tags
+                id=FlowRunFilterId(not_any_=list(runs)) if runs else None,
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
+                tags=tags,
             ),
             sort=FlowRunSort.ID_DESC,
-            offset=offset,
             limit=PAGE,
         )
-        if not page:
+        fresh = {run.id: run for run in page if run.id not in runs}
+        if not fresh:  # the end (or a server that ignores the filter: no endless loop)
             break
-        runs.update((run.id, run) for run in page)
-        offset += len(page)
+        runs.update(fresh)
     oldest_first = sorted(runs.values(), key=lambda run: (run.start_time or run.created, str(run.id)))
     return [_paused_run(client, run) for run in oldest_first]
 

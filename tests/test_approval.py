@@ -437,35 +437,43 @@ def test_cli_approve_env_name_and_reject_flag(world: FilesWorld, prefect_api: st
     assert record.approval.reason == "not today"
 
 
+def make_paused_run(client: Any, flow_id: Any, environment: str, tags: list[str]) -> str:
+    """A paused reconcile run made through the API with one POST, tagged as the flow tags
+    its run; its id. (The client's create_flow_run posts the flow first, every time.)"""
+    from prefect.client.schemas.actions import FlowRunCreate
+    from prefect.states import Paused, to_state_create
+
+    run = FlowRunCreate(flow_id=flow_id, parameters={"environment": environment}, tags=tags, state=to_state_create(Paused(pause_key="approval-1")))
+    response = client.request("POST", "/flow_runs/", json=run.model_dump(mode="json", exclude_unset=True))
+    response.raise_for_status()
+    return response.json()["id"]
+
+
+def delete_runs(client: Any, ids: list[str]) -> None:
+    for at in range(0, len(ids), 50):  # the server deletes at most 50 a request
+        client.request("POST", "/flow_runs/bulk_delete", json={"flow_runs": {"id": {"any_": ids[at : at + 50]}}, "limit": 50}).raise_for_status()
+
+
 @pytest.mark.usefixtures("prefect_api")
 def test_every_paused_run_is_listed_past_a_page(monkeypatch: pytest.MonkeyPatch) -> None:
     # A change to a base every tenant shares pauses a sync in each of hundreds of
     # environments; Prefect answers a page of flow runs at a time (200 by default).
-    # The page is made 10 here, with 25 runs: the same paging for a tenth of the runs, each of
-    # which costs the server about 0.1 s to make. The paused runs are made through
-    # the API (a paused reconcile run each, tagged as the flow tags its run), then
-    # deleted: this server is the worker's.
+    # The page is made 10 here, with 25 runs: the same paging for a tenth of the
+    # runs, each of which costs the server about 0.1 s to make. They are made
+    # through the API, then deleted: this server is the worker's.
     from prefect.client.orchestration import SyncPrefectClient, get_client
-    from prefect.client.schemas.actions import FlowRunCreate
-    from prefect.states import Paused, to_state_create
 
     from driftgate.flows import approvals_api
     from driftgate.flows.approvals_api import find_paused_run, paused_runs
     from driftgate.flows.reconcile import reconcile
     from driftgate.schedule import run_tags
 
-    def paused(environment: str, tags: list[str]) -> str:
-        run = FlowRunCreate(flow_id=flow_id, parameters={"environment": environment}, tags=tags, state=to_state_create(Paused(pause_key="approval-1")))
-        response = client.request("POST", "/flow_runs/", json=run.model_dump(mode="json", exclude_unset=True))
-        response.raise_for_status()
-        return response.json()["id"]
-
     assert approvals_api.PAGE is None  # the server's own page: it refuses a larger one
     monkeypatch.setattr(approvals_api, "PAGE", 10)
     with get_client(sync_client=True) as client:
         flow_id = client.create_flow(reconcile)
-        made = [paused(f"tenant-{i:03d}", run_tags(f"tenant-{i:03d}", "sync")) for i in range(25)]
-        made.append(paused("tenant-untagged", []))  # its tagging failed: tags are best effort
+        made = [make_paused_run(client, flow_id, f"tenant-{i:03d}", run_tags(f"tenant-{i:03d}", "sync")) for i in range(25)]
+        made.append(make_paused_run(client, flow_id, "tenant-untagged", []))  # its tagging failed: tags are best effort
         try:
             listed = [run.id for run in paused_runs(client)]
             assert len(listed) == len(set(listed)) and set(made) <= set(listed), f"{len(listed)} listed"
@@ -479,4 +487,43 @@ def test_every_paused_run_is_listed_past_a_page(monkeypatch: pytest.MonkeyPatch)
             # A run without its environment's tag is still found, by reading every pause.
             assert find_paused_run("tenant-untagged").id == made[-1]
         finally:
-            client.request("POST", "/flow_runs/bulk_delete", json={"flow_runs": {"id": {"any_": made}}, "limit": 50}).raise_for_status()
+            delete_runs(client, made)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_run_answered_while_the_listing_pages_hides_no_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Approvers answer while `driftgate approvals` reads page after page: a run of
+    # the first page that stops being paused must not shift another run out of the
+    # next page. The answer is a real state change through the API, made between
+    # the first and the second page (the hook only times it).
+    from prefect.client.orchestration import SyncPrefectClient, get_client
+    from prefect.states import Running
+
+    from driftgate.flows import approvals_api
+    from driftgate.flows.approvals_api import paused_runs
+    from driftgate.flows.reconcile import reconcile
+    from driftgate.schedule import run_tags
+
+    monkeypatch.setattr(approvals_api, "PAGE", 5)
+    pages: list[list[str]] = []
+    read_flow_runs = SyncPrefectClient.read_flow_runs
+
+    def read_and_answer_one(self: Any, **kwargs: Any) -> Any:
+        page = read_flow_runs(self, **kwargs)
+        pages.append([str(run.id) for run in page])
+        if len(pages) == 1:  # the first run of the first page is answered: it runs on
+            client.set_flow_run_state(page[0].id, Running(), force=True)
+        return page
+
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow(reconcile)
+        made = [make_paused_run(client, flow_id, f"tenant-{i:02d}", run_tags(f"tenant-{i:02d}", "sync")) for i in range(12)]
+        try:
+            monkeypatch.setattr(SyncPrefectClient, "read_flow_runs", read_and_answer_one)
+            listed = {run.id for run in paused_runs(client)}
+            monkeypatch.setattr(SyncPrefectClient, "read_flow_runs", read_flow_runs)
+            assert len(pages) >= 3, pages  # 11 runs still paused, 5 a page: it paged
+            answered = pages[0][0]
+            assert set(made) - {answered} <= listed, f"{sorted(set(made) - {answered} - listed)} not listed"
+        finally:
+            delete_runs(client, made)
