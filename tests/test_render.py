@@ -269,7 +269,7 @@ def test_parsed_files_are_bounded_by_their_size() -> None:
 def test_rendered_manifests_are_kept_safely_by_threads_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fleet check plans environments in threads, each keeping its bundle's
     manifests in this process's memory (at most 8): four threads on 12 bundles,
-    switching as often as the interpreter can, lose no update to a race."""
+    switching as often as the interpreter can, none fails on a race."""
     monkeypatch.setattr(manifests, "_RENDERED", type(manifests._RENDERED)())
     bundles = [Path(f"/bundles/{i}") for i in range(12)]
     errors: list[BaseException] = []
