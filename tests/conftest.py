@@ -322,6 +322,17 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory, prefect_templates: 
         yield base
 
 
+@contextmanager
+def client_of(base: str) -> Iterator[Any]:
+    """A sync Prefect client of the server at ``base`` (a `running_prefect_server`);
+    it asks again when a SQLite server answers 503 for a write collision."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: f"{base}/api"}), get_client(sync_client=True) as client:
+        yield client
+
+
 @pytest.fixture(autouse=True)
 def _no_sync_slot_outlives_a_test_on_the_real_server(request: pytest.FixtureRequest) -> Iterator[None]:
     """The real server's tests share it, and most sync the environment demo: a
@@ -332,14 +343,10 @@ def _no_sync_slot_outlives_a_test_on_the_real_server(request: pytest.FixtureRequ
     yield
     if "prefect_server" not in request.fixturenames:
         return
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     from driftgate.flows.locks import LIMIT_PREFIX
 
-    base = request.getfixturevalue("prefect_server")
     # Prefect's client: it asks again when the SQLite server answers 503 for a write collision (seen here).
-    with temporary_settings({PREFECT_API_URL: f"{base}/api"}), get_client(sync_client=True) as client:
+    with client_of(request.getfixturevalue("prefect_server")) as client:
         slots = [limit for limit in client.read_global_concurrency_limits(limit=200) if limit.name.startswith(LIMIT_PREFIX)]
         for limit in slots:
             client.delete_global_concurrency_limit_by_name(limit.name)

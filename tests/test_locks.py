@@ -28,7 +28,7 @@ from driftgate.ansible import GUARD_LOG
 from driftgate.demo_repo import DemoWorld, commit_change
 from driftgate.models import Outcome
 from driftgate.store import Store
-from tests.conftest import DRIFTGATE, edit_config, run_cli
+from tests.conftest import DRIFTGATE, client_of, edit_config, run_cli
 from tests.filestarget import FilesWorld, as_installed_plugin
 from tests.prefect_database import seed as seed_prefect_database
 from tests.processes import cmdline, marked, wait_for
@@ -173,11 +173,8 @@ def test_killed_sync_frees_its_environment_on_a_prefect_server(world: DemoWorld,
     # The dead run's slot was freed: the second sync never waited for it (it says so when it does).
     assert "waiting for" not in second.stdout + second.stderr, f"the second sync waited ({took:.0f} s): {second.stdout}"
     # The dead run is not left "Running" in Prefect either.
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     interrupted = Store().history("demo")[1]
-    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as client:
+    with client_of(prefect_server) as client:
         state = client.read_flow_run(interrupted.flow_run_id).state
     assert state is not None and state.type.value == "CRASHED", state
 
@@ -255,12 +252,10 @@ def test_a_live_sync_elsewhere_marked_crashed_keeps_its_slot_until_its_lease_run
 
 def crash(prefect_server: str, flow_run_id: str | None) -> None:
     """What the dead-runs automation's action does: the flow run's state set Crashed, forced."""
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import Crashed
 
     assert flow_run_id
-    with temporary_settings({PREFECT_API_URL: f"{prefect_server}/api"}), get_client(sync_client=True) as client:
+    with client_of(prefect_server) as client:
         client.set_flow_run_state(flow_run_id, Crashed(message="its heartbeats stopped (the test)"), force=True)
 
 
@@ -271,11 +266,8 @@ def test_a_live_sync_marked_crashed_that_finishes_is_applied_and_completed(
     """The dead-runs automation's Crashed state on a run that is in fact alive (its
     heartbeats late) is not its end: it applies, records applied, exits 0, and
     Prefect shows it Completed, as the record says, not Crashed."""
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     def state_of(flow_run_id: str) -> Any:
-        with temporary_settings({PREFECT_API_URL: f"{prefect_server}/api"}), get_client(sync_client=True) as client:
+        with client_of(prefect_server) as client:
             return client.read_flow_run(flow_run_id).state
 
     world = files_world
