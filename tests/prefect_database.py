@@ -29,14 +29,12 @@ from pathlib import Path
 TEMPLATE = "prefect-template.db"
 
 
-def seed(shared: Path, database: Path) -> bool:
+def seed(shared: Path, database: Path) -> None:
     """``database`` made a copy of the run's template, if one was published in
-    ``shared``; whether it was (if not, the server migrates an empty one)."""
+    ``shared`` (if not, the server migrates an empty one)."""
     template = shared / TEMPLATE
-    if not template.exists():
-        return False
-    _copy(template, database)
-    return True
+    if template.exists():
+        _copy(template, database)
 
 
 def publish(database: Path, shared: Path) -> None:
