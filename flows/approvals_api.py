@@ -159,9 +159,7 @@ def find_paused_run(ref: str) -> PausedRun:
     # every tenant shares), reading each one's pause costs a request per run. Every
     # paused run when none tagged matches: an untagged run, or an id prefix.
     matches = [r for r in paused_runs(tagged=ref) if r.environment == ref]
-    if matches:
-        paused = matches
-    else:
+    if not matches:
         paused = paused_runs()
         matches = [r for r in paused if r.environment == ref] or [r for r in paused if len(ref) >= 6 and r.id.startswith(ref)]
     if not matches:
